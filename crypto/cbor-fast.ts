@@ -190,8 +190,9 @@ function encodeValue(w: Writer, v: unknown, depth: number): void {
   if (depth > MAX_DEPTH) throw new CborFormatError(`nesting deeper than ${MAX_DEPTH}`);
   switch (typeof v) {
     case 'number':
-      if (Number.isInteger(v) && !Object.is(v, -0)) {
-        if (!Number.isSafeInteger(v)) throw new CborFormatError(`integer ${v} is beyond 2^53`);
+      // Safe integers (and -0, as 0) are integers; every other finite number,
+      // integral values beyond 2^53 included, is a float in its shortest form.
+      if (Number.isSafeInteger(v)) {
         if (v >= 0) w.head(0, v);
         else w.head(1, -1 - v);
       } else {
@@ -242,7 +243,7 @@ function encodeValue(w: Writer, v: unknown, depth: number): void {
         return;
       }
       const proto = Object.getPrototypeOf(v) as unknown;
-      if (proto !== Object.prototype && proto !== null) throw new CborFormatError(`cannot encode ${(v as object).constructor?.name ?? 'object'}`);
+      if (proto !== Object.prototype && proto !== null) throw new CborFormatError(`cannot encode ${(v).constructor?.name ?? 'object'}`);
       const rec = v as Record<string, unknown>;
       const entries = sortedKeys(Object.keys(rec));
       let count = 0;
