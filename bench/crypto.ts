@@ -1,0 +1,187 @@
+/**
+ * `npm run bench -- crypto [--json]`: the crypto pipeline on one core, with
+ * baselines measured in the same run, and verification over all cores.
+ */
+import { availableParallelism } from 'node:os';
+import { createRequire } from 'node:module';
+import { createBLAKE3 } from 'hash-wasm';
+import { blake3 as nobleBlake3 } from '@noble/hashes/blake3.js';
+import { blake3, blake3LargeImplementation, domain } from '../crypto/blake3.js';
+import { ed25519, nobleEd25519, nodeEd25519 } from '../crypto/ed25519.js';
+import type { Ed25519 } from '../crypto/ed25519.js';
+import { createEnvelope, decodeEnvelope, openEnvelope } from '../crypto/envelope.js';
+import { identityFromSeed } from '../crypto/keys.js';
+import { VerifiedCache } from '../crypto/verify-cache.js';
+import { VerifyPool } from '../crypto/verify-pool.js';
+import type { BenchOptions } from './main.js';
+
+/** Run `fn` in rounds of `batch` until `ms` elapse; returns calls per second. */
+function rate(fn: (i: number) => void, ms: number, batch = 64): number {
+  for (let i = 0; i < batch * 4; i++) fn(i); // warm-up (JIT)
+  let n = 0;
+  const t0 = performance.now();
+  let t = 0;
+  do {
+    for (let i = 0; i < batch; i++) fn(n + i);
+    n += batch;
+    t = performance.now() - t0;
+  } while (t < ms);
+  return n / (t / 1000);
+}
+
+/** Best of `reps` runs: the machine is shared, the best run is the least disturbed. */
+function best(fn: (i: number) => void, ms: number, reps = 3, batch = 64): number {
+  let b = 0;
+  for (let r = 0; r < reps; r++) b = Math.max(b, rate(fn, ms, batch));
+  return b;
+}
+
+/** Interleaved best-of: A and B alternate, so a load swing on the shared
+ * machine hits both; the ratio of the two bests is what the targets compare. */
+function pair(a: (i: number) => void, b: (i: number) => void, ms: number, reps = 5): [number, number] {
+  let ba = 0;
+  let bb = 0;
+  for (let r = 0; r < reps; r++) {
+    ba = Math.max(ba, rate(a, ms / 2));
+    bb = Math.max(bb, rate(b, ms / 2));
+  }
+  return [ba, bb];
+}
+
+export async function run(opts: BenchOptions): Promise<unknown> {
+  const quick = opts.args.includes('--quick');
+  const ms = quick ? 150 : 700;
+  const id = identityFromSeed(new Uint8Array(32).fill(3));
+  const digest = new Uint8Array(32).fill(7);
+  const fields = { kind: 'vote', cluster: 'lab-1', seq: 1, time: 1_763_000_000_000, body: { height: 1234, round: 0, type: 'prevote', value: new Uint8Array(32).fill(9) } };
+  await domain('fednode/v1/vote').ready;
+
+  const raw = (impl: Ed25519): { sign: number; verify: number } => {
+    const sig = impl.sign(id.secretKey, digest);
+    return {
+      sign: best(() => impl.sign(id.secretKey, digest), ms),
+      verify: best(() => impl.verify(id.publicKey, digest, sig), ms),
+    };
+  };
+  const chosen = raw(ed25519);
+  const nodeRaw = ed25519.name === 'node:crypto' ? chosen : raw(nodeEd25519);
+  const nobleRaw = { sign: best(() => nobleEd25519.sign(id.secretKey, digest), ms, 1, 8), verify: best(() => nobleEd25519.verify(id.publicKey, digest, nobleEd25519.sign(id.secretKey, digest)), ms, 1, 4) };
+
+  // BLAKE3
+  const small = new Uint8Array(64).fill(1);
+  const big = new Uint8Array(1 << 20).fill(2);
+  const b3small = best(() => blake3(small), ms);
+  const b3big = best(() => blake3(big), ms, 3, 2) * big.byteLength;
+  const hw = await createBLAKE3(256);
+  const hashWasmBig = best(() => { hw.init(); hw.update(big); hw.digest('binary'); }, ms, 2, 2) * big.byteLength;
+  let blake3WasmBig: number | null = null;
+  try {
+    // blake3-wasm 3.0 (devDependency, baseline only): its load() hooks process-wide
+    // handlers, so it is loaded only here, in the benchmark process.
+    const b3w = createRequire(import.meta.url)('blake3-wasm') as { load(): Promise<void>; hash(x: Uint8Array): Uint8Array };
+    await b3w.load();
+    blake3WasmBig = best(() => b3w.hash(big), ms, 2, 2) * big.byteLength;
+  } catch {
+    blake3WasmBig = null;
+  }
+  const nobleBig = best(() => nobleBlake3(big), ms, 1, 1) * big.byteLength;
+
+  // envelopes
+  const signSig = ed25519.sign(id.secretKey, digest);
+  const [rawSignPaired, create] = pair(() => ed25519.sign(id.secretKey, digest), () => createEnvelope(id, fields), ms);
+  // cold verify: a distinct envelope each call (no cache), built beforehand
+  const pregen = Array.from({ length: 4096 }, (_, i) => createEnvelope(id, { ...fields, seq: i }));
+  const openOpts = { kinds: ['vote'], cluster: 'lab-1' };
+  const [rawVerifyPaired, verifyCold] = pair(
+    () => ed25519.verify(id.publicKey, digest, signSig),
+    (i) => {
+      const r = openEnvelope(pregen[i % pregen.length]!, openOpts);
+      if (!r.ok) throw new RangeError('bench envelope did not verify');
+    },
+    ms,
+  );
+  const cache = new VerifiedCache(8192);
+  const wire = pregen[0]!;
+  const verifyCached = best(() => openEnvelope(wire, { ...openOpts, cache }), ms);
+
+  // aggregate: decode on this thread, signatures on one worker per core
+  const cores = availableParallelism();
+  const pool = new VerifyPool(cores);
+  const many = Array.from({ length: quick ? 4096 : 16384 }, (_, i) => pregen[i % pregen.length]!);
+  const runAggregate = async (): Promise<number> => {
+    const t0 = performance.now();
+    const items = [];
+    for (const w of many) {
+      const d = decodeEnvelope(w, openOpts);
+      if (d.ok) items.push({ publicKey: d.envelope.signer, message: d.digest, signature: d.signature });
+    }
+    const out = await pool.verifyAll(items, 512);
+    if (out.some((x) => x !== 1)) throw new RangeError('aggregate verify failed');
+    return many.length / ((performance.now() - t0) / 1000);
+  };
+  await runAggregate();
+  let aggregate = 0;
+  for (let r = 0; r < 3; r++) aggregate = Math.max(aggregate, await runAggregate());
+  await pool.close();
+
+  const result = {
+    suite: 'crypto',
+    node: process.version,
+    ed25519: ed25519.name,
+    blake3Large: blake3LargeImplementation,
+    cores,
+    perSecondOneCore: {
+      rawSign: Math.round(chosen.sign),
+      rawVerify: Math.round(chosen.verify),
+      nodeCryptoSign: Math.round(nodeRaw.sign),
+      nodeCryptoVerify: Math.round(nodeRaw.verify),
+      nobleSign: Math.round(nobleRaw.sign),
+      nobleVerify: Math.round(nobleRaw.verify),
+      blake3_64B: Math.round(b3small),
+      envelopeCreate: Math.round(create),
+      envelopeVerifyCold: Math.round(verifyCold),
+      envelopeVerifyCached: Math.round(verifyCached),
+    },
+    blake3_1MiB_GBps: { chosen: +(b3big / 1e9).toFixed(2), hashWasm: +(hashWasmBig / 1e9).toFixed(2), blake3Wasm: blake3WasmBig === null ? null : +(blake3WasmBig / 1e9).toFixed(2), noble: +(nobleBig / 1e9).toFixed(3) },
+    aggregateVerifyPerSec: Math.round(aggregate),
+    ratios: {
+      createVsRawSign: +(create / rawSignPaired).toFixed(3),
+      verifyVsRawVerify: +(verifyCold / rawVerifyPaired).toFixed(3),
+      rawSignVsNodeCrypto: +(chosen.sign / nodeRaw.sign).toFixed(2),
+      rawVerifyVsNodeCrypto: +(chosen.verify / nodeRaw.verify).toFixed(2),
+      rawVerifyVsNoble: +(chosen.verify / nobleRaw.verify).toFixed(1),
+      aggregateVsOneCore: +(aggregate / verifyCold).toFixed(2),
+    },
+    targets: {
+      envelopeCreate47k: create >= 47_000,
+      envelopeVerify17k: verifyCold >= 17_000,
+      aggregate28k: aggregate >= 28_000,
+      createRatio0_8: create / rawSignPaired >= 0.8,
+      verifyRatio0_9: verifyCold / rawVerifyPaired >= 0.9,
+      blake3_1_5GBps: b3big / 1e9 >= 1.5,
+    },
+  };
+  if (!opts.json) {
+    const p = result.perSecondOneCore;
+    const rows: [string, string][] = [
+      [`Ed25519 sign (${ed25519.name})`, `${p.rawSign}/s`],
+      [`Ed25519 verify (${ed25519.name})`, `${p.rawVerify}/s`],
+      ['Ed25519 sign (node:crypto, baseline)', `${p.nodeCryptoSign}/s`],
+      ['Ed25519 verify (node:crypto, baseline)', `${p.nodeCryptoVerify}/s`],
+      ['Ed25519 sign (@noble/curves, baseline)', `${p.nobleSign}/s`],
+      ['Ed25519 verify (@noble/curves, baseline)', `${p.nobleVerify}/s`],
+      ['BLAKE3 64 B', `${p.blake3_64B}/s`],
+      [`BLAKE3 1 MiB (${result.blake3Large})`, `${result.blake3_1MiB_GBps.chosen} GB/s`],
+      ['BLAKE3 1 MiB (hash-wasm, baseline)', `${result.blake3_1MiB_GBps.hashWasm} GB/s`],
+      ['BLAKE3 1 MiB (blake3-wasm 3.0, baseline)', `${result.blake3_1MiB_GBps.blake3Wasm ?? 'n/a'} GB/s`],
+      ['envelope create', `${p.envelopeCreate}/s  (${result.ratios.createVsRawSign}x raw sign)`],
+      ['envelope verify, cold', `${p.envelopeVerifyCold}/s  (${result.ratios.verifyVsRawVerify}x raw verify)`],
+      ['envelope verify, cached', `${p.envelopeVerifyCached}/s`],
+      [`aggregate verify (${cores} cores)`, `${result.aggregateVerifyPerSec}/s  (${result.ratios.aggregateVsOneCore}x one core)`],
+    ];
+    console.log(`crypto benchmark — Node ${process.version}, one core unless noted`);
+    for (const [k, v] of rows) console.log(`  ${k.padEnd(44)} ${v}`);
+    console.log('targets:', Object.entries(result.targets).map(([k, v]) => `${k}=${v ? 'met' : 'MISSED'}`).join(' '));
+  }
+  return result;
+}
