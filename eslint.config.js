@@ -4,26 +4,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-const impureModules = [
-  { group: ['node:*', 'fs', 'net', 'dgram', 'http', 'https', 'child_process', 'os', 'worker_threads', 'timers'], message: 'pure core: no Node I/O modules (inputs in, effects out)' },
-  { group: ['libp2p', '@libp2p/*', '@chainsafe/*', 'level', 'classic-level'], message: 'pure core: no networking or storage libraries' },
-  { group: ['**/node/*', '**/node/**', '**/cli/**', '**/simnet/**'], message: 'pure core may import only crypto/ and itself' },
-];
-const impureGlobals = [
-  { name: 'setTimeout', message: 'pure core: schedule a timeout as an effect' },
-  { name: 'setInterval', message: 'pure core: schedule a timeout as an effect' },
-  { name: 'setImmediate', message: 'pure core: no timers' },
-  { name: 'queueMicrotask', message: 'pure core: no scheduling' },
-  { name: 'performance', message: 'pure core: time comes in as an input' },
-  { name: 'process', message: 'pure core: no process state' },
-  { name: 'fetch', message: 'pure core: no I/O' },
-];
-const impureSyntax = [
-  { selector: "MemberExpression[object.name='Date'][property.name='now']", message: 'pure core: time comes in as an input' },
-  { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'pure core: time comes in as an input' },
-  { selector: "MemberExpression[object.name='Math'][property.name='random']", message: 'pure core: randomness comes in as an input (seeded)' },
-  { selector: "MemberExpression[object.name='crypto'][property.name=/^(getRandomValues|randomUUID|randomBytes)$/]", message: 'pure core: randomness comes in as an input' },
-];
+import { impureModules, impureGlobals, impureSyntax } from './eslint.purity.js';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'test/fixtures/**', 'coverage/**'] },
@@ -31,7 +12,7 @@ export default tseslint.config(
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js', 'vitest.config.ts'] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js', 'eslint.purity.js', 'vitest.config.ts'] }, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
       'no-console': 'error',
@@ -60,5 +41,5 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-member-access': 'off',
     },
   },
-  { files: ['eslint.config.js'], ...tseslint.configs.disableTypeChecked },
+  { files: ['eslint.config.js', 'eslint.purity.js'], ...tseslint.configs.disableTypeChecked },
 );
