@@ -7,7 +7,7 @@ describe('Promise.withResolvers polyfill (libp2p 2.x needs it on Node 20)', () =
     try {
       delete P.withResolvers;
       vi.resetModules();
-      await import('../node/polyfill.js?fresh=1' as string);
+      await import('../node/polyfill.js?fresh=1');
       const make = (Promise as unknown as { withResolvers: <T>() => { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void } }).withResolvers;
       expect(typeof make).toBe('function');
       const a = make<number>();
@@ -18,7 +18,7 @@ describe('Promise.withResolvers polyfill (libp2p 2.x needs it on Node 20)', () =
       await expect(b.promise).rejects.toThrow('no');
       // a second load does not replace an existing implementation
       const installed = P.withResolvers;
-      await import('../node/polyfill.js?fresh=2' as string);
+      await import('../node/polyfill.js?fresh=2');
       expect(P.withResolvers).toBe(installed);
     } finally {
       P.withResolvers = original;
