@@ -1,0 +1,431 @@
+/**
+ * The ONE file that assembles libp2p (2.x). Everything else in fednode talks to the
+ * `Host` interface below, so moving to libp2p 3.x touches this room only.
+ *
+ * Stack: tcp + pnet (cluster pre-shared key, XSalsa20 before anything else) + noise +
+ * yamux; identify, ping; gossipsub (StrictNoSign, msgId = BLAKE3(topic || data), peer
+ * scoring with a member bonus / non-member penalty, per-topic validators from
+ * gossip.ts); discovery by mDNS (service tag derived from fednode + cluster id) and
+ * bootstrap addresses; reconnect with capped exponential backoff; one connection per
+ * peer pair.
+ */
+import { gossipsub } from '@chainsafe/libp2p-gossipsub';
+import type { GossipSub, GossipsubOpts } from '@chainsafe/libp2p-gossipsub';
+import { createPeerScoreParams, createTopicScoreParams } from '@chainsafe/libp2p-gossipsub/score';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { bootstrap } from '@libp2p/bootstrap';
+import { identify } from '@libp2p/identify';
+import { StrictNoSign, TopicValidatorResult } from '@libp2p/interface';
+import type { Connection, Libp2p, Message, PeerId, Stream } from '@libp2p/interface';
+import { mdns } from '@libp2p/mdns';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { ping } from '@libp2p/ping';
+import { preSharedKey } from '@libp2p/pnet';
+import { tcp } from '@libp2p/tcp';
+import { multiaddr } from '@multiformats/multiaddr';
+import { createLibp2p } from 'libp2p';
+import { blake3 } from '../../crypto/blake3.js';
+import type { Identity } from '../../crypto/keys.js';
+import { toLibp2pPrivateKey } from '../../crypto/keys.js';
+import type { Logger } from '../log.js';
+import { nullLogger } from '../log.js';
+import { P2pError } from './errors.js';
+import { GossipTopics, TOPIC_NAMES, topicString } from './gossip.js';
+import type { BodyCheck, GossipHandler, GossipLimits, GossipStats, TopicName, Verdict } from './gossip.js';
+import type { MemberSource } from './members.js';
+import { parseSwarmKey } from './psk.js';
+
+export type { Stream } from '@libp2p/interface';
+
+export interface MdnsOptions {
+  /** Query interval. @default 10_000 (libp2p's default; discovery also answers others' queries at once) */
+  intervalMs?: number;
+}
+
+export interface ReconnectOptions {
+  /** First retry delay. @default 500 */
+  baseMs?: number;
+  /** Delay cap (doubling stops here). @default 30_000 */
+  maxMs?: number;
+  /** Attempts before giving up on a peer (discovery re-triggers later). @default 120 (~1 h at the cap) */
+  maxAttempts?: number;
+}
+
+export interface HostInit {
+  identity: Identity;
+  cluster: string;
+  /** swarm.key file bytes (see psk.ts). */
+  swarmKey: Uint8Array;
+  members: MemberSource;
+  /** @default ['/ip4/0.0.0.0/tcp/0'] */
+  listen?: readonly string[];
+  /** Multiaddrs ending in /p2p/<peer id>. @default [] */
+  bootstrap?: readonly string[];
+  /** mDNS discovery; null disables it. @default {} (on) */
+  mdns?: MdnsOptions | null;
+  /** Reconnect to members and bootstrap peers after a disconnect; null disables it. @default {} */
+  reconnect?: ReconnectOptions | null;
+  /** Topic limits (see DEFAULT_GOSSIP_LIMITS in gossip.ts). */
+  gossip?: Partial<GossipLimits>;
+  /** Body schema checks per topic, e.g. `{ adverts: (b) => { const r = parseAdvertBody(b); return r.ok ? null : r.detail } }`. @default none (body opaque) */
+  bodyCheck?: Partial<Record<TopicName, BodyCheck>>;
+  /** Bound on open connections. @default 128 (a home lab has tens of nodes; headroom for churn) */
+  maxConnections?: number;
+  logger?: Logger;
+  /** Injected clock (unix ms) for gossip freshness. @default Date.now */
+  now?: () => number;
+}
+
+export interface PeerSummary {
+  peerId: string;
+  member: boolean;
+  addrs: string[];
+  connections: number;
+}
+
+export interface Host {
+  readonly peerId: string;
+  readonly members: MemberSource;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Listen addresses with /p2p/<id>. */
+  addresses(): string[];
+  /** Publish an envelope (already signed). Works with zero peers (recipients 0). */
+  publish(topic: TopicName, envelopeBytes: Uint8Array): Promise<{ recipients: number }>;
+  onMessage(topic: TopicName, handler: GossipHandler): () => void;
+  peers(): PeerSummary[];
+  dial(addr: string): Promise<void>;
+  /** Close every connection to a peer (e.g. a member that was removed). Members are redialled by the reconnect logic. */
+  hangUp(peerId: string): Promise<void>;
+  dialProtocol(peerId: string, protocol: string, opts?: { signal?: AbortSignal }): Promise<Stream>;
+  handle(protocol: string, handler: (stream: Stream, remotePeerId: string) => void, opts?: { maxInboundStreams?: number }): Promise<void>;
+  unhandle(protocol: string): Promise<void>;
+  stats(): GossipStats;
+  /** Peers we know to be subscribed to `topic` (readiness checks, tests). */
+  topicPeers(topic: TopicName): string[];
+  /** Peers in our gossipsub mesh for `topic` (messages are forwarded along the mesh). */
+  meshPeers(topic: TopicName): string[];
+}
+
+/** Maximum gossip RPC frame (bytes): the largest topic message (256 KiB) plus protobuf/control overhead. */
+const GOSSIP_RPC_MAX_BYTES = 512 * 1024;
+/** Outbound buffer per peer stream: 8 MiB = 32 max-size messages queued before gossipsub drops the peer's writes. */
+const GOSSIP_OUTBOUND_BUFFER_BYTES = 8 * 1024 * 1024;
+/** Peers whose redial is tracked at once (members + bootstrap; a home lab is tens). */
+const RECONNECT_TRACKED_MAX = 256;
+/** The higher peer id waits this long for the lower one to dial after an mDNS hit (both would dial otherwise). */
+const MDNS_DIAL_GRACE_MS = 1_500;
+
+/** mDNS service tag: per cluster (two clusters on one LAN never see each other) without publishing the id. */
+export function mdnsServiceTag(cluster: string): string {
+  const h = Buffer.from(blake3(new TextEncoder().encode(`fednode mdns ${cluster}`))).toString('hex').slice(0, 16);
+  return `_fednode-${h}._udp.local`;
+}
+
+/** gossipsub message id: BLAKE3(topic || data). With StrictNoSign there is no seqno; identical bytes are the same message. */
+export function messageId(topic: string, data: Uint8Array): Uint8Array {
+  const t = new TextEncoder().encode(topic);
+  const buf = new Uint8Array(t.length + data.length);
+  buf.set(t, 0);
+  buf.set(data, t.length);
+  return blake3(buf);
+}
+
+/** Exponential backoff with cap: base * 2^attempt, capped, with +-25% jitter so peers do not redial in lockstep. */
+export function backoffDelayMs(attempt: number, baseMs: number, maxMs: number, rand: number): number {
+  const raw = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
+  return Math.round(raw * (0.75 + 0.5 * rand));
+}
+
+export async function createHost(init: HostInit): Promise<Host> {
+  const log = (init.logger ?? nullLogger).child('p2p');
+  const now = init.now ?? Date.now;
+  const { cluster, members, identity } = init;
+  const swarmKey = parseSwarmKey(init.swarmKey);
+  const topics = new GossipTopics({ cluster, members, now, limits: init.gossip, bodyCheck: init.bodyCheck, logger: log.child('gossip') });
+  const topicNames = new Map<string, TopicName>(TOPIC_NAMES.map((t) => [topicString(cluster, t), t]));
+  const reconnect = init.reconnect === null ? null : { baseMs: 500, maxMs: 30_000, maxAttempts: 120, ...init.reconnect };
+  const bootstrapList = [...(init.bootstrap ?? [])];
+  const bootstrapIds = new Set<string>();
+  for (const a of bootstrapList) {
+    const id = multiaddr(a).getPeerId();
+    if (id === null) throw new P2pError('ERR_OPTIONS', `bootstrap address must end in /p2p/<peer id>: ${a}`, { addr: a });
+    bootstrapIds.add(id);
+  }
+
+  // Member bonus / non-member penalty (P5, app-specific score). Non-members sit below
+  // gossipThreshold (no IHAVE/IWANT with them) and below 0 (pruned from meshes); each
+  // rejected message adds P4 (invalid deliveries, squared) until they are graylisted.
+  const scoreParams = createPeerScoreParams({
+    appSpecificScore: (p) => (members.isMember(p) ? 10 : -30),
+    appSpecificWeight: 1,
+    // Home-lab nodes often share one public IP (NAT) or, in tests, 127.0.0.1: no colocation penalty.
+    IPColocationFactorWeight: 0,
+    topics: Object.fromEntries(
+      [...topicNames.keys()].map((t) => [
+        t,
+        createTopicScoreParams({
+          topicWeight: 1,
+          // P3 (mesh delivery deficit) off: adverts come every 2 s, far below any useful rate threshold.
+          meshMessageDeliveriesWeight: 0,
+          // P4: each invalid message costs 10 * count^2, decaying by half each decay interval.
+          invalidMessageDeliveriesWeight: -10,
+          invalidMessageDeliveriesDecay: 0.5,
+        }),
+      ]),
+    ),
+  });
+  const gossipOpts: Partial<GossipsubOpts> = {
+    globalSignaturePolicy: StrictNoSign,
+    msgIdFn: (msg: Message) => messageId(msg.topic, msg.data),
+    allowPublishToZeroTopicPeers: true,
+    ignoreDuplicatePublishError: true,
+    emitSelf: false,
+    allowedTopics: [...topicNames.keys()],
+    maxInboundDataLength: GOSSIP_RPC_MAX_BYTES,
+    maxOutboundBufferSize: GOSSIP_OUTBOUND_BUFFER_BYTES,
+    // Bounded protobuf decode per RPC: more than any honest peer sends in one frame.
+    decodeRpcLimits: {
+      maxSubscriptions: 16,
+      maxMessages: 256,
+      maxIhaveMessageIDs: 1024,
+      maxIwantMessageIDs: 1024,
+      maxIdontwantMessageIDs: 1024,
+      maxControlMessages: 256,
+      maxPeerInfos: 16,
+    },
+    // Inbound/outbound gossip streams per connection: one each is the protocol; 4 tolerates reconnect overlap.
+    maxInboundStreams: 4,
+    maxOutboundStreams: 4,
+    scoreParams,
+    scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80, acceptPXThreshold: 100, opportunisticGraftThreshold: 5 },
+    doPX: false,
+  };
+
+  let node: Libp2p | null = null;
+  const hasOpenConnection = (peer: PeerId): boolean => node !== null && node.getConnections(peer).some((c) => c.status === 'open');
+  const selfIdStr = identity.peerId;
+  /** Is a connection with this direction the pair's preferred one (initiated by the lower peer id)? */
+  const preferred = (peer: PeerId, direction: 'inbound' | 'outbound'): boolean => {
+    const initiator = direction === 'outbound' ? selfIdStr : peer.toString();
+    return initiator === (selfIdStr < peer.toString() ? selfIdStr : peer.toString());
+  };
+
+  const peerDiscovery: NonNullable<Parameters<typeof createLibp2p>[0]>['peerDiscovery'] = [];
+  if (init.mdns !== null) {
+    peerDiscovery.push(mdns({ serviceTag: mdnsServiceTag(cluster), interval: init.mdns?.intervalMs ?? 10_000 }));
+  }
+  if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 100 }));
+
+  const libp2p = await createLibp2p({
+    start: false,
+    privateKey: toLibp2pPrivateKey(identity),
+    addresses: { listen: [...(init.listen ?? ['/ip4/0.0.0.0/tcp/0'])] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionProtector: preSharedKey({ psk: swarmKey }),
+    peerDiscovery,
+    connectionManager: { maxConnections: init.maxConnections ?? 128 },
+    // One connection per peer pair, decided the same way on both sides: the preferred
+    // connection is the one initiated by the lower peer id. A non-preferred connection
+    // is refused once any connection is up (before identify or gossipsub see it); a
+    // preferred one is always let in and displaces a non-preferred one (connection:open).
+    connectionGater: {
+      denyInboundUpgradedConnection: (peer) => !preferred(peer, 'inbound') && hasOpenConnection(peer),
+      denyOutboundUpgradedConnection: (peer) => !preferred(peer, 'outbound') && hasOpenConnection(peer),
+    },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub(gossipOpts),
+    },
+  });
+  node = libp2p;
+  const selfId = libp2p.peerId.toString();
+  // gossipsub() returns the GossipSub class typed as PubSub; the mesh view needs the class.
+  const pubsub = libp2p.services.pubsub as GossipSub;
+
+  for (const [t, name] of topicNames) {
+    pubsub.topicValidators.set(t, (from, msg) => toResult(topics.validate(name, msg.data, from.toString())));
+  }
+
+  // --- one connection per peer pair -------------------------------------------------
+  // Both sides keep the preferred connection (oldest among equals) and close the rest.
+  // Closing a connection that gossipsub already had streams on would leave it with a
+  // dead stream (it only resets on peer:disconnect), so a check runs shortly after:
+  // if the surviving connection carries no outbound gossip stream, hang up and let the
+  // reconnect logic redial once.
+  const GOSSIP_STREAM_CHECK_MS = 2_000; // identify + gossipsub stream setup take a few RTTs
+  const onConnectionOpen = (evt: CustomEvent<Connection>): void => {
+    const peer = evt.detail.remotePeer;
+    const open = libp2p.getConnections(peer).filter((c) => c.status === 'open');
+    if (open.length < 2) return;
+    open.sort((a, b) => Number(preferred(peer, b.direction)) - Number(preferred(peer, a.direction)) || a.timeline.open - b.timeline.open);
+    for (const extra of open.slice(1)) {
+      log.debug('closing duplicate connection', { peer: peer.toString(), direction: extra.direction });
+      extra.close().catch(() => undefined);
+    }
+    later(GOSSIP_STREAM_CHECK_MS, () => {
+      const conns = libp2p.getConnections(peer).filter((c) => c.status === 'open');
+      if (conns.length !== 1) return;
+      if (conns[0]!.streams.some((st) => st.direction === 'outbound' && st.protocol?.startsWith('/meshsub/') === true)) return;
+      log.info('gossip stream lost with a duplicate connection; reconnecting', { peer: peer.toString() });
+      libp2p.hangUp(peer).catch(() => undefined);
+    });
+  };
+
+  // --- discovery ---------------------------------------------------------------------
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  let running = false;
+  const later = (ms: number, fn: () => void): void => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      if (running) fn();
+    }, ms);
+    timers.add(t);
+  };
+  const dialPeer = (peer: PeerId, why: string): Promise<boolean> =>
+    libp2p.dial(peer).then(
+      () => true,
+      (err: unknown) => {
+        log.debug('dial failed', { peer: peer.toString(), why, err: err instanceof Error ? err.message : String(err) });
+        return false;
+      },
+    );
+  const onDiscovery = (evt: CustomEvent<{ id: PeerId }>): void => {
+    const peer = evt.detail.id;
+    const id = peer.toString();
+    if (id === selfId || hasOpenConnection(peer)) return;
+    // Both sides hear each other's mDNS answer: the lower id dials now, the higher only
+    // if still unconnected after a grace period (so normally exactly one dial happens).
+    if (selfId < id) void dialPeer(peer, 'discovery');
+    else later(MDNS_DIAL_GRACE_MS, () => void (hasOpenConnection(peer) ? undefined : dialPeer(peer, 'discovery-late')));
+  };
+
+  // --- reconnect with capped exponential backoff ----------------------------------------
+  const attempts = new Map<string, number>();
+  const redial = (peer: PeerId): void => {
+    if (reconnect === null || !running) return;
+    const id = peer.toString();
+    if (!(members.isMember(id) || bootstrapIds.has(id))) return;
+    if (attempts.has(id)) return; // already scheduled
+    if (attempts.size >= RECONNECT_TRACKED_MAX) return;
+    const step = (attempt: number): void => {
+      if (attempt >= reconnect.maxAttempts) {
+        attempts.delete(id);
+        log.info('giving up redial', { peer: id, attempts: attempt });
+        return;
+      }
+      attempts.set(id, attempt);
+      later(backoffDelayMs(attempt, reconnect.baseMs, reconnect.maxMs, Math.random()), () => {
+        if (hasOpenConnection(peer)) {
+          attempts.delete(id);
+          return;
+        }
+        void dialPeer(peer, 'reconnect').then((ok) => {
+          if (ok || !running) attempts.delete(id);
+          else step(attempt + 1);
+        });
+      });
+    };
+    step(0);
+  };
+  const onPeerDisconnect = (evt: CustomEvent<PeerId>): void => redial(evt.detail);
+
+  const requireRunning = (): void => {
+    if (!running) throw new P2pError('ERR_HOST_NOT_STARTED', 'host is not started', {});
+  };
+
+  const host: Host = {
+    peerId: selfId,
+    members,
+    async start() {
+      if (running) return;
+      libp2p.addEventListener('connection:open', onConnectionOpen);
+      libp2p.addEventListener('peer:discovery', onDiscovery);
+      libp2p.addEventListener('peer:disconnect', onPeerDisconnect);
+      await libp2p.start();
+      for (const t of topicNames.keys()) pubsub.subscribe(t);
+      running = true;
+      log.info('p2p host started', { peerId: selfId, addrs: host.addresses() });
+    },
+    async stop() {
+      if (!running) return;
+      running = false;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+      attempts.clear();
+      topics.stop();
+      libp2p.removeEventListener('connection:open', onConnectionOpen);
+      libp2p.removeEventListener('peer:discovery', onDiscovery);
+      libp2p.removeEventListener('peer:disconnect', onPeerDisconnect);
+      await libp2p.stop();
+      log.info('p2p host stopped', {});
+    },
+    addresses: () => libp2p.getMultiaddrs().map((m) => m.toString()),
+    async publish(topic, envelopeBytes) {
+      requireRunning();
+      const lim = topics.limits[topic];
+      if (envelopeBytes.length > lim.maxBytes) {
+        throw new P2pError('ERR_PUBLISH_OVERSIZE', `${topic} message is ${envelopeBytes.length} bytes, limit ${lim.maxBytes}`, { topic, size: envelopeBytes.length });
+      }
+      const r = await pubsub.publish(topicString(cluster, topic), envelopeBytes);
+      return { recipients: r.recipients.length };
+    },
+    onMessage: (topic, handler) => topics.onMessage(topic, handler),
+    peers() {
+      const out: PeerSummary[] = [];
+      for (const p of libp2p.getPeers()) {
+        const conns = libp2p.getConnections(p).filter((c) => c.status === 'open');
+        const id = p.toString();
+        out.push({ peerId: id, member: members.isMember(id), addrs: conns.map((c) => c.remoteAddr.toString()), connections: conns.length });
+      }
+      return out;
+    },
+    async dial(addr) {
+      requireRunning();
+      const ma = multiaddr(addr);
+      try {
+        await libp2p.dial(ma);
+      } catch (err) {
+        // a simultaneous dial from the other side may have won (our duplicate was refused)
+        const id = ma.getPeerId();
+        if (id !== null && hasOpenConnection(peerIdFromString(id))) return;
+        throw err;
+      }
+    },
+    async hangUp(peerId) {
+      await libp2p.hangUp(peerIdFromString(peerId));
+    },
+    async dialProtocol(peerId, protocol, opts) {
+      requireRunning();
+      return libp2p.dialProtocol(peerIdFromString(peerId), protocol, opts?.signal === undefined ? {} : { signal: opts.signal });
+    },
+    async handle(protocol, handler, opts) {
+      // 32 concurrent inbound streams per connection by default: inference requests in flight from one peer.
+      await libp2p.handle(protocol, ({ stream, connection }) => handler(stream, connection.remotePeer.toString()), {
+        maxInboundStreams: opts?.maxInboundStreams ?? 32,
+      });
+    },
+    async unhandle(protocol) {
+      await libp2p.unhandle(protocol);
+    },
+    stats: () => topics.stats(),
+    topicPeers: (topic) => pubsub.getSubscribers(topicString(cluster, topic)).map((p) => p.toString()),
+    meshPeers: (topic) => pubsub.getMeshPeers(topicString(cluster, topic)),
+  };
+  return host;
+}
+
+function toResult(v: Verdict): TopicValidatorResult {
+  switch (v) {
+    case 'accept':
+      return TopicValidatorResult.Accept;
+    case 'ignore':
+      return TopicValidatorResult.Ignore;
+    case 'reject':
+      return TopicValidatorResult.Reject;
+  }
+}
