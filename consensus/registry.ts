@@ -1,0 +1,290 @@
+/**
+ * The pattern registry: the replicated state every honest node derives by applying decided
+ * batches in height order. Plain data only (so its canonical CBOR, and thus `registryHash`,
+ * is the same on every honest node at the same height).
+ *
+ * Membership: a `member.add` / `member.remove` decided at height H takes effect at H+2
+ * (CometBFT's rule): the validator set of H+1 is already fixed when H is decided, so every
+ * node agrees on who votes at each height without waiting for the application.
+ */
+import { encodeCanonical } from '../crypto/cbor.js';
+import { blake3 } from '../crypto/blake3.js';
+import { makeValidatorSet, toHex } from './core.js';
+import { ConsensusError, type ValidatorSet } from './types.js';
+import { decodeBatch, type PatternOp, type RoutePolicy } from './patterns.js';
+
+/** Members (validators): a lab has a few to a few dozen machines; 256 keeps votes per round bounded. */
+export const MAX_MEMBERS = 256;
+/** Aliases: one per model name variant; 1,024 is far above any lab's model list. */
+export const MAX_ALIASES = 1024;
+/** User patterns: 4,096 x 64 KiB = 256 MiB worst case on disk and in memory. */
+export const MAX_PATTERNS = 4096;
+/** Membership changes in flight (decided, not yet in force): two heights' worth of full batches. */
+export const MAX_PENDING = 2 * 512;
+
+/** Heights after the deciding height at which a membership change takes effect. */
+export const MEMBERSHIP_DELAY = 2;
+
+export interface Member {
+  readonly publicKey: Uint8Array;
+  readonly power: number;
+  readonly name: string;
+}
+
+export interface PendingChange {
+  readonly effectiveHeight: number;
+  readonly op: Extract<PatternOp, { kind: 'member.add' | 'member.remove' }>;
+}
+
+export interface PatternRecord {
+  readonly name: string;
+  readonly content: string;
+  readonly contentHash: Uint8Array;
+  readonly tags: readonly string[];
+  readonly quality: Readonly<Record<string, number>> | null;
+  /** 1 on creation, +1 per replacement under the same name. */
+  readonly version: number;
+  /** Height that decided this version. */
+  readonly height: number;
+}
+
+export interface Registry {
+  /** Last applied (decided) height; 0 = genesis. */
+  readonly height: number;
+  /** Members in force at height+1 before pending changes, sorted by public key hex. */
+  readonly members: readonly Member[];
+  /** First height the current member list was in force (the proposer sequence restarts there). */
+  readonly membersSince: number;
+  /** Membership changes decided but not yet in force, in decision order. */
+  readonly pending: readonly PendingChange[];
+  readonly routePolicy: RoutePolicy;
+  /** [alias, model] sorted by alias. */
+  readonly aliases: readonly (readonly [string, string])[];
+  readonly qualityGates: Readonly<Record<string, number>>;
+  /** Sorted by name. */
+  readonly patterns: readonly PatternRecord[];
+}
+
+export interface Genesis {
+  readonly members: readonly Member[];
+  readonly routePolicy?: RoutePolicy;
+  readonly qualityGates?: Readonly<Record<string, number>>;
+}
+
+/** Default routing policy: load dominates; batteries under 20 % and GPUs over 85 C get no work. */
+export const DEFAULT_ROUTE_POLICY: RoutePolicy = { weights: { load: 1, latency: 0.5, power: 0.25 }, batteryFloorPct: 20, temperatureCeilingC: 85 };
+
+const byKey = (a: Member, b: Member): number => (toHex(a.publicKey) < toHex(b.publicKey) ? -1 : 1);
+
+export function genesisRegistry(g: Genesis): Registry {
+  if (g.members.length === 0 || g.members.length > MAX_MEMBERS) throw new ConsensusError('ERR_PATTERN_INVALID', `genesis needs 1-${MAX_MEMBERS} members`);
+  makeValidatorSet(g.members, 1); // validates keys, powers, duplicates
+  return {
+    height: 0,
+    members: [...g.members].map((m) => ({ publicKey: m.publicKey, power: m.power, name: m.name })).sort(byKey),
+    membersSince: 1,
+    pending: [],
+    routePolicy: g.routePolicy ?? DEFAULT_ROUTE_POLICY,
+    aliases: [],
+    qualityGates: g.qualityGates ?? {},
+    patterns: [],
+  };
+}
+
+/** Members in force at `height` (registry.height < height), pending changes applied. */
+function membersAt(reg: Registry, height: number): { members: Member[]; since: number } {
+  let members = [...reg.members];
+  let since = reg.membersSince;
+  for (const p of reg.pending) {
+    if (p.effectiveHeight > height) continue;
+    members = applyMemberOp(members, p.op);
+    since = Math.max(since, p.effectiveHeight);
+  }
+  return { members, since };
+}
+
+function applyMemberOp(members: Member[], op: PendingChange['op']): Member[] {
+  const k = toHex(op.publicKey);
+  const rest = members.filter((m) => toHex(m.publicKey) !== k);
+  if (op.kind === 'member.remove') return rest;
+  return [...rest, { publicKey: op.publicKey, power: op.power, name: op.name }].sort(byKey);
+}
+
+/**
+ * The validator set at `height`, for height in (registry.height, registry.height + 2]: the
+ * members after the pending changes whose effective height has come. Heights further ahead are
+ * a prediction (later decisions may still change them); earlier heights need an older registry.
+ */
+export function validatorSetAt(reg: Registry, height: number): ValidatorSet {
+  if (!Number.isSafeInteger(height) || height <= reg.height) {
+    throw new ConsensusError('ERR_VALIDATOR_SET', `validator set of height ${height} needs the registry before it (registry is at ${reg.height})`, { height, registryHeight: reg.height });
+  }
+  const { members, since } = membersAt(reg, height);
+  return makeValidatorSet(members.map((m) => ({ publicKey: m.publicKey, power: m.power })), since);
+}
+
+export type BatchVerdict = { ok: true; ops: PatternOp[] } | { ok: false; reason: string; index: number | null };
+
+/**
+ * The validity predicate run before prevote for a proposal at `height` (the registry must be
+ * at height - 1): static checks of every op, then the state checks in batch order
+ * (membership against the projected set, quality gates, counts).
+ */
+/**
+ * Verdict memo per value bytes object (immutable by contract): the core validates a proposal
+ * before prevote and the driver applies the same bytes object after decide; it is checked once.
+ * Keyed weakly, so it holds nothing the caller has dropped.
+ */
+const verdictMemo = new WeakMap<Uint8Array, { reg: Registry; height: number; verdict: BatchVerdict }>();
+
+export function validateBatch(reg: Registry, height: number, bytes: Uint8Array): BatchVerdict {
+  if (bytes instanceof Uint8Array) {
+    const m = verdictMemo.get(bytes);
+    if (m !== undefined && m.reg === reg && m.height === height) return m.verdict;
+  }
+  const verdict = validateBatchUncached(reg, height, bytes);
+  if (bytes instanceof Uint8Array) verdictMemo.set(bytes, { reg, height, verdict });
+  return verdict;
+}
+
+function validateBatchUncached(reg: Registry, height: number, bytes: Uint8Array): BatchVerdict {
+  if (height !== reg.height + 1) return { ok: false, reason: `registry is at ${reg.height}, not ${height - 1}`, index: null };
+  let ops: PatternOp[];
+  try {
+    ops = decodeBatch(bytes);
+  } catch (err) {
+    const e = err as ConsensusError;
+    const index = typeof e.data?.['index'] === 'number' ? e.data['index'] : null;
+    return { ok: false, reason: e.message, index };
+  }
+  // Projected membership: every member now or pending (a change decided earlier is not undone).
+  let projected = membersAt(reg, Number.MAX_SAFE_INTEGER).members;
+  let pendingCount = reg.pending.length;
+  let gates = reg.qualityGates;
+  const aliases = new Map(reg.aliases);
+  const patternNames = new Set(reg.patterns.map((p) => p.name));
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]!;
+    const bad = (reason: string): BatchVerdict => ({ ok: false, reason: `op ${i} (${op.kind}): ${reason}`, index: i });
+    switch (op.kind) {
+      case 'member.add':
+      case 'member.remove': {
+        const k = toHex(op.publicKey);
+        const present = projected.some((m) => toHex(m.publicKey) === k);
+        if (op.kind === 'member.add' && present) return bad('already a member');
+        if (op.kind === 'member.add' && projected.length >= MAX_MEMBERS) return bad(`cluster is at ${MAX_MEMBERS} members`);
+        if (op.kind === 'member.remove' && !present) return bad('not a member');
+        if (op.kind === 'member.remove' && projected.length <= 1) return bad('cannot remove the last member');
+        if (++pendingCount > MAX_PENDING) return bad('too many membership changes in flight');
+        projected = applyMemberOp(projected, op);
+        try {
+          makeValidatorSet(projected, 1); // total power bound
+        } catch (err) {
+          return bad((err as Error).message);
+        }
+        break;
+      }
+      case 'route.policy':
+        break;
+      case 'model.alias':
+        if (op.model === null) {
+          if (!aliases.has(op.alias)) return bad('no such alias');
+          aliases.delete(op.alias);
+        } else {
+          if (!aliases.has(op.alias) && aliases.size >= MAX_ALIASES) return bad(`at most ${MAX_ALIASES} aliases`);
+          aliases.set(op.alias, op.model);
+        }
+        break;
+      case 'quality.gates':
+        gates = op.gates;
+        break;
+      case 'pattern': {
+        if (op.quality !== null) {
+          for (const [metric, min] of Object.entries(gates)) {
+            const score = op.quality[metric];
+            if (score === undefined) return bad(`quality score '${metric}' is gated (>= ${min}) but missing`);
+            if (score < min) return bad(`quality score '${metric}' = ${score} is below the gate ${min}`);
+          }
+        }
+        if (!patternNames.has(op.name) && patternNames.size >= MAX_PATTERNS) return bad(`at most ${MAX_PATTERNS} patterns`);
+        patternNames.add(op.name);
+        break;
+      }
+    }
+  }
+  return { ok: true, ops };
+}
+
+/**
+ * Apply the batch decided at `height` (must be registry.height + 1). The batch must have
+ * passed `validateBatch` against this registry (a decided value has: > 2/3 prevoted it valid);
+ * it is re-validated here and an invalid one throws ERR_PATTERN_INVALID.
+ */
+export function applyBatch(reg: Registry, height: number, bytes: Uint8Array): Registry {
+  const verdict = validateBatch(reg, height, bytes);
+  if (!verdict.ok) throw new ConsensusError('ERR_PATTERN_INVALID', verdict.reason, { height, index: verdict.index });
+  // Changes in force at `height` become part of the member list.
+  const inForce = membersAt(reg, height);
+  let pending = reg.pending.filter((p) => p.effectiveHeight > height);
+  let routePolicy = reg.routePolicy;
+  const aliases = new Map(reg.aliases);
+  let qualityGates = reg.qualityGates;
+  const patterns = new Map(reg.patterns.map((p) => [p.name, p]));
+  for (const op of verdict.ops) {
+    switch (op.kind) {
+      case 'member.add':
+      case 'member.remove':
+        pending = [...pending, { effectiveHeight: height + MEMBERSHIP_DELAY, op }];
+        break;
+      case 'route.policy':
+        routePolicy = { weights: op.weights, batteryFloorPct: op.batteryFloorPct, temperatureCeilingC: op.temperatureCeilingC };
+        break;
+      case 'model.alias':
+        if (op.model === null) aliases.delete(op.alias);
+        else aliases.set(op.alias, op.model);
+        break;
+      case 'quality.gates':
+        qualityGates = op.gates;
+        break;
+      case 'pattern': {
+        const prev = patterns.get(op.name);
+        patterns.set(op.name, { name: op.name, content: op.content, contentHash: op.contentHash, tags: [...op.tags], quality: op.quality, version: (prev?.version ?? 0) + 1, height });
+        break;
+      }
+    }
+  }
+  return {
+    height,
+    members: inForce.members,
+    membersSince: inForce.since,
+    pending,
+    routePolicy,
+    aliases: [...aliases.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    qualityGates,
+    patterns: [...patterns.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+  };
+}
+
+/** BLAKE3 of the canonical CBOR of the registry: equal on honest nodes at the same height. */
+export function registryHash(reg: Registry): Uint8Array {
+  return blake3(
+    encodeCanonical({
+      height: reg.height,
+      members: reg.members.map((m) => ({ publicKey: m.publicKey, power: m.power, name: m.name })),
+      membersSince: reg.membersSince,
+      pending: reg.pending.map((p) => ({ effectiveHeight: p.effectiveHeight, op: p.op })),
+      routePolicy: { weights: reg.routePolicy.weights, batteryFloorPct: reg.routePolicy.batteryFloorPct, temperatureCeilingC: reg.routePolicy.temperatureCeilingC },
+      aliases: reg.aliases.map(([a, m]) => [a, m]),
+      qualityGates: reg.qualityGates,
+      patterns: reg.patterns.map((p) => ({ name: p.name, content: p.content, contentHash: p.contentHash, tags: p.tags, quality: p.quality, version: p.version, height: p.height })),
+    }),
+  );
+}
+
+/** Convenience for drivers: the core's `validateValue` given the registry at height - 1. */
+export function validityFor(registryBefore: (height: number) => Registry | null): (height: number, value: Uint8Array) => boolean {
+  return (height, value) => {
+    const reg = registryBefore(height);
+    return reg !== null && validateBatch(reg, height, value).ok;
+  };
+}
