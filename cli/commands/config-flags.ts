@@ -1,0 +1,39 @@
+/** Flags shared by `init` and `join` that set fields of the new config file. */
+import type { FlagSpec, ParsedArgs } from '../args.js';
+import { flagBool, flagList, flagNumber, flagString } from '../command.js';
+import type { FednodeConfigInput } from '../../node/config.js';
+
+export const CONFIG_FLAGS: readonly FlagSpec[] = [
+  { name: 'name', type: 'string', placeholder: '<name>', description: 'node name shown in status and peers (config: name)' },
+  { name: 'listen', type: 'string', repeatable: true, placeholder: '<multiaddr>', description: 'libp2p listen address (config: listen)', defaultText: '/ip4/0.0.0.0/tcp/4701' },
+  { name: 'announce', type: 'string', repeatable: true, placeholder: '<multiaddr>', description: 'address to advertise instead of the listen ones (config: announce)' },
+  { name: 'bootstrap', type: 'string', repeatable: true, placeholder: '<multiaddr>', description: 'peer to dial at start, with /p2p/<id> (config: bootstrap)' },
+  { name: 'mdns', type: 'boolean', description: 'LAN discovery by mDNS; --no-mdns turns it off (config: mdns.enabled)', defaultText: 'on' },
+  { name: 'control-port', type: 'int', min: 0, max: 65535, placeholder: '<port>', description: 'control API port, 0 = any (config: control.port)', defaultText: '0' },
+  { name: 'api-port', type: 'int', min: 0, max: 65535, placeholder: '<port>', description: 'inference API port, 0 = any (config: api.port)', defaultText: '7411' },
+  { name: 'advert-period', type: 'duration', placeholder: '<duration>', description: 'advert heartbeat (config: adverts.periodMs)', defaultText: '2s' },
+  { name: 'log-level', type: 'string', placeholder: '<level>', description: 'debug, info, warn or error (config: log.level)', defaultText: 'info' },
+];
+
+export function configFromFlags(args: ParsedArgs): FednodeConfigInput {
+  const c: Record<string, unknown> = {};
+  const name = flagString(args, 'name');
+  if (name !== undefined) c['name'] = name;
+  const listen = flagList(args, 'listen');
+  if (listen.length > 0) c['listen'] = listen;
+  const announce = flagList(args, 'announce');
+  if (announce.length > 0) c['announce'] = announce;
+  const bootstrap = flagList(args, 'bootstrap');
+  if (bootstrap.length > 0) c['bootstrap'] = bootstrap;
+  const mdns = flagBool(args, 'mdns');
+  if (mdns !== undefined) c['mdns'] = { enabled: mdns };
+  const cp = flagNumber(args, 'control-port');
+  if (cp !== undefined) c['control'] = { port: cp };
+  const ap = flagNumber(args, 'api-port');
+  if (ap !== undefined) c['api'] = { port: ap };
+  const period = flagNumber(args, 'advert-period');
+  if (period !== undefined) c['adverts'] = { periodMs: period };
+  const level = flagString(args, 'log-level');
+  if (level !== undefined) c['log'] = { level };
+  return c;
+}

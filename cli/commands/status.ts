@@ -1,0 +1,39 @@
+import type { Command } from '../command.js';
+import type { NodeStatus } from '../../node/runtime/node.js';
+import { ago, num } from './format.js';
+
+export const statusCommand: Command = {
+  name: 'status',
+  summary: 'Show this node: id, addresses, cluster, members, power profile, GPU and load (asks the running node).',
+  flags: [],
+  positionals: [],
+  async run(ctx) {
+    const s = await (await ctx.control()).get<NodeStatus>('/status');
+    const body = s.adverts.body;
+    const lines = [
+      `peer id     ${s.peerId}  (${s.name})`,
+      `cluster     ${s.cluster}`,
+      `version     ${s.version}  pid ${s.pid}  up ${ago(s.uptimeMs)}`,
+      `data dir    ${s.dataDir}`,
+      `addresses   ${s.addrs.join('\n            ')}`,
+      `control     ${s.controlUrl}`,
+      `api         ${s.apiUrl ?? '-'}`,
+      `members     ${s.members.length}  connected ${s.connectedPeers}`,
+      `profile     ${s.adverts.profile ?? '-'}${body?.profilePinned === true ? ' (pinned)' : ''}  advert seq ${s.adverts.seq}`,
+      `load        cpu ${num(body?.cpuLoad)}  in-flight ${body?.inFlight ?? 0}/${body?.capacity ?? 0}  queued ${body?.queued ?? 0}`,
+      `memory      ${body?.memUsedBytes != null && body.memTotalBytes != null ? `${num(body.memUsedBytes / 2 ** 30, 1)} / ${num(body.memTotalBytes / 2 ** 30, 1)} GiB` : '-'}`,
+      `power       ${body?.power.source ?? 'unknown'}${body?.power.batteryPct != null ? ` battery ${body.power.batteryPct}%` : ''}  cpu package ${num(body?.cpuPackageW, 1, ' W')}`,
+    ];
+    const gpus = body?.gpus ?? [];
+    if (gpus.length === 0) lines.push(`gpu         none${s.adverts.gpuReason !== null ? ` (${s.adverts.gpuReason})` : ''}`);
+    for (const g of gpus) {
+      lines.push(`gpu ${g.index}       ${g.name}  util ${num(g.utilizationPct, 0, '%')}  mem ${num(g.memoryUsedMiB, 0)}/${num(g.memoryTotalMiB, 0)} MiB  ${num(g.temperatureC, 0, ' C')}  ${num(g.powerDrawW, 0)}/${num(g.powerLimitW, 0)} W`);
+    }
+    const inf = s.inference;
+    lines.push(`backends    ${inf.backends.length === 0 ? 'none (this node routes only)' : inf.backends.join(', ')}${Object.keys(inf.backendErrors).length > 0 ? `  errors: ${JSON.stringify(inf.backendErrors)}` : ''}`);
+    if (inf.models.length > 0) lines.push(`models      ${inf.models.join(', ')}`);
+    for (const [k, v] of Object.entries(s.extensions)) lines.push(`${k.padEnd(11)} ${JSON.stringify(v)}`);
+    ctx.result(s, lines.join('\n') + '\n');
+    return 0;
+  },
+};

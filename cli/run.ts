@@ -1,0 +1,115 @@
+/**
+ * Dispatch: `fednode <command> [flags] [args]`, `fednode help [command|config|exit-codes]`,
+ * `fednode --version`. Errors print one line (`fednode <cmd>: <message>`) on stderr,
+ * or `{"error":{code,message,data}}` on stdout with --json, and map to exit codes in cli/exit.ts.
+ */
+import { formatHelp, parseArgs, UsageError } from './args.js';
+import type { Command, CommandContext } from './command.js';
+import { COMMANDS } from './commands/index.js';
+import { EXIT, exitCodeFor } from './exit.js';
+import { FednodeError } from '../crypto/errors.js';
+import { CONFIG_FIELDS } from '../node/config.js';
+import { connectControl } from '../node/control/client.js';
+import { dataDirPaths, resolveDataDir } from '../node/datadir.js';
+import { FEDNODE_VERSION } from '../node/runtime/version.js';
+
+export interface CliIo {
+  out(s: string): void;
+  err(s: string): void;
+  env: NodeJS.ProcessEnv;
+  now?: () => number;
+}
+
+function topHelp(commands: readonly Command[]): string {
+  const lines = ['usage: fednode <command> [flags]', '', 'fednode: peer-to-peer federation node for home-lab GPU clusters.', '', 'commands:'];
+  for (const c of commands) lines.push(`  ${c.name.padEnd(10)} ${c.summary}`);
+  lines.push('', 'help topics: fednode help <command> | fednode help config | fednode help exit-codes', 'every command takes --data-dir <dir> (or $FEDNODE_DATA_DIR; default ~/.fednode) and --json');
+  return lines.join('\n') + '\n';
+}
+
+function configHelp(): string {
+  const lines = ['config file: <data dir>/config.json (JSON; every field optional; unknown fields are rejected)', ''];
+  for (const f of CONFIG_FIELDS) lines.push(`  ${f.path.padEnd(28)} default ${JSON.stringify(f.default)}`, `  ${''.padEnd(28)} ${f.why}`);
+  return lines.join('\n') + '\n';
+}
+
+const EXIT_HELP = `exit codes:
+  0  ok (also: start/cluster stopped cleanly by SIGINT/SIGTERM)
+  1  failure (doctor found a problem; anything not below)
+  2  usage error (unknown flag, missing argument, bad value)
+  3  data directory missing or not initialised, or the node is in no cluster
+  4  data directory locked by another running node
+  5  corrupt or unsafe data (config, cluster file, swarm key, store, key file, permissions)
+  6  no node running on this data directory
+  7  bad invite token (malformed, tampered, expired)
+`;
+
+export async function runCli(argv: readonly string[], io: CliIo, commands: readonly Command[] = COMMANDS): Promise<number> {
+  const name = argv[0];
+  const jsonWanted = argv.includes('--json');
+  const fail = (e: unknown, cmd: string | null): number => {
+    const code = exitCodeFor(e);
+    const message = e instanceof Error ? e.message : String(e);
+    if (jsonWanted) {
+      const fe: FednodeError | null = e instanceof FednodeError ? (e as FednodeError) : null;
+      io.out(JSON.stringify({ error: { code: fe?.code ?? 'ERR_INTERNAL', message, data: fe?.data ?? {} }, exitCode: code }) + '\n');
+    }
+    io.err(`fednode${cmd !== null ? ` ${cmd}` : ''}: ${message}\n`);
+    if (e instanceof UsageError) io.err(`run \`fednode ${cmd !== null ? `${cmd} ` : ''}--help\` for usage\n`);
+    if (code === EXIT.failure && !(e instanceof FednodeError) && e instanceof Error && e.stack !== undefined) io.err(e.stack + '\n');
+    return code;
+  };
+  if (name === undefined || name === '--help' || name === '-h') {
+    io.out(topHelp(commands));
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === '--version' || name === 'version') {
+    io.out(jsonWanted ? JSON.stringify({ version: FEDNODE_VERSION }) + '\n' : `fednode ${FEDNODE_VERSION}\n`);
+    return EXIT.ok;
+  }
+  if (name === 'help') {
+    const topic = argv[1];
+    if (topic === undefined) io.out(topHelp(commands));
+    else if (topic === 'config') io.out(configHelp());
+    else if (topic === 'exit-codes') io.out(EXIT_HELP);
+    else {
+      const c = commands.find((x) => x.name === topic);
+      if (c === undefined) return fail(new UsageError(`no help topic '${topic}' (commands: ${commands.map((x) => x.name).join(', ')}; topics: config, exit-codes)`, null), null);
+      io.out(formatHelp(c.name, c.summary, c.flags, c.positionals, c.details));
+    }
+    return EXIT.ok;
+  }
+  const cmd = commands.find((c) => c.name === name);
+  if (cmd === undefined) {
+    return fail(new UsageError(`unknown command '${name}' (commands: ${commands.map((c) => c.name).join(', ')})`, null), null);
+  }
+  try {
+    const args = parseArgs(argv.slice(1), cmd.flags, cmd.positionals, cmd.name);
+    if (args.flags['help'] === true) {
+      io.out(formatHelp(cmd.name, cmd.summary, cmd.flags, cmd.positionals, cmd.details));
+      return EXIT.ok;
+    }
+    const dataDirFlag = args.flags['data-dir'];
+    const dataDir = resolveDataDir({ flag: typeof dataDirFlag === 'string' ? dataDirFlag : undefined, env: io.env });
+    const paths = dataDirPaths(dataDir);
+    const json = args.flags['json'] === true;
+    const ctx: CommandContext = {
+      args,
+      json,
+      dataDir,
+      paths,
+      env: io.env,
+      out: (s) => io.out(s),
+      err: (s) => io.err(s),
+      result: (j, human) => {
+        if (json) io.out(JSON.stringify(j) + '\n');
+        else if (human !== '') io.out(human);
+      },
+      control: () => connectControl(paths),
+      now: io.now ?? Date.now,
+    };
+    return await cmd.run(ctx);
+  } catch (e) {
+    return fail(e, cmd.name);
+  }
+}

@@ -1,0 +1,263 @@
+/**
+ * Wires node/adverts (publisher, peer table, profile policy) and node/probes into the
+ * running node: hardware is sampled on its own loop (nvidia-smi can take a second)
+ * and cached; the publisher's collect() combines the cache with the inference load
+ * source; received adverts (already validated by the gossip validator: member,
+ * fresh seq, signature) go into the peer table; stale/gone follow the config.
+ */
+import type { Identity } from '../../crypto/keys.js';
+import type { AdvertBody } from '../adverts/advert.js';
+import { parseAdvertBody } from '../adverts/advert.js';
+import { PeerTable } from '../adverts/peer-table.js';
+import type { PeerSnapshot } from '../adverts/peer-table.js';
+import type { PowerProfile, ProfileState } from '../adverts/profile.js';
+import { decideProfile, DEFAULT_PROFILE_POLICY, nodeLoad } from '../adverts/profile.js';
+import { AdvertPublisher, realScheduler } from '../adverts/publisher.js';
+import type { FednodeConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import type { Host } from '../p2p/host.js';
+import { execFileRunner } from '../probes/command.js';
+import type { GpuProbe } from '../probes/gpu.js';
+import { probeGpus } from '../probes/gpu.js';
+import type { PowerSupplyReading } from '../probes/power-supply.js';
+import { probePowerSupply } from '../probes/power-supply.js';
+import { RaplMeter } from '../probes/rapl.js';
+import { nodeSysfsReader } from '../probes/sysfs.js';
+import type { SystemReading } from '../probes/system.js';
+import { nodeSystemSource, readSystem } from '../probes/system.js';
+import type { Store } from '../store/index.js';
+
+/** What the inference side reports for the advert (defaults: serves nothing). */
+export interface LoadSource {
+  models(): readonly string[];
+  inFlight(): number;
+  queued(): number;
+  capacity(): number;
+}
+
+export interface PeerView {
+  peerId: string;
+  state: 'live' | 'stale';
+  ageMs: number;
+  seq: number;
+  advert: AdvertBody;
+}
+
+export interface SelfAdvertSummary {
+  seq: number;
+  lastPublishedMs: number | null;
+  profile: PowerProfile | null;
+  body: AdvertBody | null;
+  gpuReason: string | null;
+}
+
+export interface AdvertsService {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  peers(): PeerView[];
+  selfSummary(): SelfAdvertSummary;
+  setLoadSource(src: LoadSource): void;
+  /** Publish at the next tick (e.g. models changed). */
+  trigger(): void;
+  /** Called for each NEW advert accepted into the peer table (routing accounting). Returns unsubscribe. */
+  onAdvert(listener: (peerId: string, seq: number) => void): () => void;
+}
+
+export interface AdvertsServiceOptions {
+  identity: Identity;
+  cluster: string;
+  host: Host;
+  store: Store;
+  config: FednodeConfig;
+  logger: Logger;
+  now: () => number;
+  apiUrl: () => string | null;
+  /** nvidia-smi binary (tests point it at a recorded-output script). @default env FEDNODE_NVIDIA_SMI or 'nvidia-smi' */
+  nvidiaSmi?: string;
+}
+
+/** Seq numbers reserved per store write (see node/store SEQ_BLOCK for the reasoning). */
+const ADVERT_SEQ_BLOCK = 1000;
+/** The peer table holds one entry per member; members are bounded at 1024 (node/p2p/members.ts). */
+const PEER_TABLE_MAX = 1024;
+
+const noLoad: LoadSource = { models: () => [], inFlight: () => 0, queued: () => 0, capacity: () => 0 };
+
+export async function createAdvertsService(o: AdvertsServiceOptions): Promise<AdvertsService> {
+  const log = o.logger.child('adverts');
+  const periodMs = o.config.adverts.periodMs;
+  const seqDb = o.store.section('seq');
+  const enc = new TextEncoder();
+  const raw = await seqDb.get('advert');
+  const reservedStart = raw === undefined ? 0 : Number(new TextDecoder().decode(raw));
+  let reservedUpTo = Number.isSafeInteger(reservedStart) && reservedStart >= 0 ? reservedStart : 0;
+  const persistSeq = async (seq: number): Promise<void> => {
+    if (seq <= reservedUpTo) return;
+    const upTo = seq + ADVERT_SEQ_BLOCK - 1;
+    await seqDb.put('advert', enc.encode(String(upTo)), { sync: true });
+    reservedUpTo = upTo;
+  };
+
+  const table = new PeerTable({
+    periodMs,
+    staleAfterPeriods: o.config.adverts.staleAfterPeriods,
+    goneAfterPeriods: o.config.adverts.goneAfterPeriods,
+    maxPeers: PEER_TABLE_MAX,
+  });
+
+  let load: LoadSource = noLoad;
+  let gpu: GpuProbe = { gpus: null, reason: 'not probed yet', skipped: [] };
+  let power: PowerSupplyReading | null = null;
+  let system: SystemReading = { cpuLoad: null, memUsedBytes: null, memTotalBytes: null };
+  let cpuPackageW: number | null = null;
+  let profileState: ProfileState | null = null;
+  let lastProfile: PowerProfile | null = null;
+  const rapl = new RaplMeter(nodeSysfsReader);
+  const nvidiaSmi = o.nvidiaSmi ?? process.env['FEDNODE_NVIDIA_SMI'] ?? 'nvidia-smi';
+  const policy = {
+    ...DEFAULT_PROFILE_POLICY,
+    pin: o.config.power.profile === 'auto' ? null : o.config.power.profile,
+    batteryEcoBelowPct: o.config.power.batteryFloorPercent,
+    gpuHotAboveC: o.config.power.gpuTempCeilingC,
+  };
+
+  const sampleHardware = async (): Promise<void> => {
+    try {
+      gpu = await probeGpus(execFileRunner, { binary: nvidiaSmi });
+    } catch (e) {
+      gpu = { gpus: null, reason: e instanceof Error ? e.message : String(e), skipped: [] };
+    }
+    power = await probePowerSupply(nodeSysfsReader).catch(() => null);
+    system = readSystem(nodeSystemSource);
+    cpuPackageW = (await rapl.sample(o.now()).catch(() => ({ watts: null }))).watts;
+  };
+
+  const collect = (): Promise<AdvertBody> => {
+    const gpus = (gpu.gpus ?? []).map((g) => ({
+      index: g.index,
+      name: g.name,
+      memoryTotalMiB: g.memoryTotalMiB,
+      memoryUsedMiB: g.memoryUsedMiB,
+      utilizationPct: g.utilizationPct,
+      temperatureC: g.temperatureC,
+      powerDrawW: g.powerDrawW,
+      powerLimitW: g.powerLimitW,
+    }));
+    const inFlight = load.inFlight();
+    const queued = load.queued();
+    const capacity = load.capacity();
+    const temps = gpus.map((g) => g.temperatureC).filter((t): t is number => t !== null);
+    const decision = decideProfile(
+      {
+        load: nodeLoad({ inFlight, queued, capacity, gpuUtilizationPct: gpus.map((g) => g.utilizationPct), cpuLoad: system.cpuLoad }),
+        power: { source: power?.source ?? null, batteryPct: power?.batteryPct ?? null, charging: power?.charging ?? null },
+        maxGpuTempC: temps.length > 0 ? Math.max(...temps) : null,
+      },
+      policy,
+      profileState,
+    );
+    profileState = decision.state;
+    lastProfile = decision.profile;
+    return Promise.resolve({
+      models: [...new Set(load.models())].sort(),
+      inFlight,
+      queued,
+      capacity,
+      gpus,
+      cpuLoad: system.cpuLoad,
+      memUsedBytes: system.memUsedBytes,
+      memTotalBytes: system.memTotalBytes,
+      power: { source: power?.source ?? null, batteryPct: power?.batteryPct ?? null, charging: power?.charging ?? null },
+      cpuPackageW,
+      profile: decision.profile,
+      profilePinned: decision.pinned,
+      apiUrl: o.apiUrl(),
+    });
+  };
+
+  const publisher = new AdvertPublisher({
+    identity: o.identity,
+    cluster: o.cluster,
+    scheduler: realScheduler,
+    collect,
+    publish: async (bytes) => {
+      await o.host.publish('adverts', bytes);
+    },
+    startSeq: reservedUpTo,
+    persistSeq,
+    periodMs,
+    pollMs: Math.min(250, periodMs),
+    minIntervalMs: Math.min(200, periodMs),
+    logger: log,
+  });
+
+  let unsubscribe: (() => void) | null = null;
+  let hwTimer: NodeJS.Timeout | null = null;
+  let pruneTimer: NodeJS.Timeout | null = null;
+  let hwRunning = false;
+  const advertListeners = new Set<(peerId: string, seq: number) => void>();
+
+  return {
+    async start() {
+      await sampleHardware();
+      unsubscribe = o.host.onMessage('adverts', (d) => {
+        const b = parseAdvertBody(d.envelope.body);
+        if (!b.ok) {
+          log.debug('advert body refused', { from: d.from, field: b.field, detail: b.detail });
+          return;
+        }
+        if (d.envelope.signerId === o.identity.peerId) return;
+        const r = table.offer({ peerId: d.envelope.signerId, seq: d.envelope.seq, timeMs: d.envelope.time, body: b.body }, d.receivedMs);
+        if (r === 'accepted') {
+          for (const l of advertListeners) {
+            try {
+              l(d.envelope.signerId, d.envelope.seq);
+            } catch (e) {
+              log.warn('advert listener failed', { err: e });
+            }
+          }
+        }
+      });
+      // Hardware at most every 2 s even with short advert periods (nvidia-smi costs ~50-500 ms).
+      hwTimer = setInterval(() => {
+        if (hwRunning) return;
+        hwRunning = true;
+        void sampleHardware().finally(() => {
+          hwRunning = false;
+        });
+      }, Math.max(periodMs, 2000));
+      hwTimer.unref();
+      pruneTimer = setInterval(() => {
+        for (const id of table.prune(o.now())) log.info('peer gone (no advert)', { peerId: id });
+      }, periodMs);
+      pruneTimer.unref();
+      publisher.start();
+    },
+    async stop() {
+      unsubscribe?.();
+      if (hwTimer !== null) clearInterval(hwTimer);
+      if (pruneTimer !== null) clearInterval(pruneTimer);
+      await publisher.stop();
+    },
+    peers() {
+      return table.snapshot(o.now()).map((s: PeerSnapshot) => ({ peerId: s.peerId, state: s.state, ageMs: s.ageMs, seq: s.seq, advert: s.advert }));
+    },
+    selfSummary() {
+      const last = publisher.lastPublished;
+      return { seq: publisher.lastSeq, lastPublishedMs: last?.timeMs ?? null, profile: lastProfile, body: last?.body ?? null, gpuReason: gpu.gpus === null ? gpu.reason : null };
+    },
+    setLoadSource(src) {
+      load = src;
+      publisher.trigger();
+    },
+    trigger() {
+      publisher.trigger();
+    },
+    onAdvert(listener) {
+      advertListeners.add(listener);
+      return () => {
+        advertListeners.delete(listener);
+      };
+    },
+  };
+}

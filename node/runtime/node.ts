@@ -1,0 +1,266 @@
+/**
+ * The running node: composes store, identity, cluster membership, the libp2p host,
+ * member sync, adverts (publisher + peer table), the inference API (when present)
+ * and the local control API. `startNode` brings them up in dependency order and
+ * `stop()` takes them down in reverse, so peers are told (libp2p stop closes the
+ * connections) and the store is closed last with nothing pending.
+ */
+import { loadIdentity } from '../../crypto/keys.js';
+import type { Identity } from '../../crypto/keys.js';
+import type { FednodeConfig } from '../config.js';
+import { loadConfig } from '../config.js';
+import type { ClusterFile, DataDirLock, DataDirPaths } from '../datadir.js';
+import { acquireLock, checkInitialised, readClusterFile, readControlToken, readSwarmKey, removeRuntimeFile, writeRuntimeFile } from '../datadir.js';
+import type { Logger } from '../log.js';
+import type { ControlServer } from '../control/server.js';
+import { startControlServer } from '../control/server.js';
+import type { Host } from '../p2p/host.js';
+import { createHost } from '../p2p/host.js';
+import { createJoinClaim, InviteMemberSource } from '../p2p/members.js';
+import type { Store } from '../store/index.js';
+import { openStore } from '../store/index.js';
+import type { AdvertsService } from './adverts.js';
+import { createAdvertsService } from './adverts.js';
+import { startInference } from './inference.js';
+import type { InferenceService } from './inference.js';
+import { RuntimeError } from './errors.js';
+import { createInviteToken, INVITE_TTL_DEFAULT_MS, INVITE_TTL_MAX_MS } from './invite.js';
+import type { MemberSync } from './member-sync.js';
+import { createMemberSync } from './member-sync.js';
+import { parseInviteToken } from './invite.js';
+
+import { FEDNODE_VERSION } from './version.js';
+
+export { FEDNODE_VERSION };
+
+/** A piece others plug into the runtime (inference API, consensus driver): started after p2p, stopped before it. */
+export interface NodeExtension {
+  readonly name: string;
+  start(ctx: NodeContext): Promise<void>;
+  stop(): Promise<void>;
+  /** Extra fields merged into `status` under the extension's name. */
+  status?(): unknown;
+}
+
+/** What extensions and control routes may use. */
+export interface NodeContext {
+  readonly paths: DataDirPaths;
+  readonly config: FednodeConfig;
+  readonly identity: Identity;
+  readonly cluster: ClusterFile;
+  readonly store: Store;
+  readonly host: Host;
+  readonly members: InviteMemberSource;
+  readonly adverts: AdvertsService;
+  readonly inference: InferenceService;
+  readonly control: ControlServer;
+  readonly logger: Logger;
+  now(): number;
+}
+
+export interface StartNodeOptions {
+  dataDir: string;
+  logger: Logger;
+  now?: () => number;
+  extensions?: readonly NodeExtension[];
+}
+
+export interface RunningNode {
+  readonly peerId: string;
+  readonly cluster: string;
+  readonly controlUrl: string;
+  readonly apiUrl: string | null;
+  addresses(): string[];
+  status(): NodeStatus;
+  stop(): Promise<void>;
+  /** Resolves when stop() has finished. */
+  readonly stopped: Promise<void>;
+}
+
+export interface NodeStatus {
+  version: string;
+  peerId: string;
+  name: string;
+  pid: number;
+  cluster: string;
+  dataDir: string;
+  addrs: string[];
+  controlUrl: string;
+  apiUrl: string | null;
+  inference: ReturnType<InferenceService['status']>;
+  uptimeMs: number;
+  members: string[];
+  connectedPeers: number;
+  adverts: ReturnType<AdvertsService['selfSummary']>;
+  extensions: Record<string, unknown>;
+}
+
+/** Undo what was started, in reverse, never throwing (shutdown must finish). */
+async function unwind(steps: Array<() => Promise<void>>, log: Logger): Promise<void> {
+  for (const s of steps.reverse()) {
+    try {
+      await s();
+    } catch (e) {
+      log.warn('shutdown step failed', { err: e });
+    }
+  }
+}
+
+export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
+  const now = o.now ?? Date.now;
+  const startedAt = now();
+  const paths = await checkInitialised(o.dataDir);
+  const config = await loadConfig(paths.config);
+  const lock: DataDirLock = await acquireLock(paths.root);
+  const undo: Array<() => Promise<void>> = [() => lock.release()];
+  const bootLog = o.logger;
+  try {
+    const identity = await loadIdentity(paths.identity);
+    const cluster = await readClusterFile(paths.cluster);
+    const swarm = await readSwarmKey(paths.swarmKey);
+    const controlToken = await readControlToken(paths.controlToken);
+    const name = config.name ?? identity.peerId.slice(-8);
+    const log = o.logger;
+    const store = await openStore(paths.store);
+    undo.push(() => store.close());
+
+    const members = new InviteMemberSource({ cluster: cluster.id, genesis: cluster.genesis.map((m) => m.peerId), now });
+    if (!members.isMember(identity.peerId)) members.add(identity.peerId); // joined via invite: a member in its own view
+
+    const host = await createHost({
+      identity,
+      cluster: cluster.id,
+      swarmKey: swarm.file,
+      members,
+      listen: config.listen,
+      bootstrap: config.bootstrap,
+      mdns: config.mdns.enabled ? { intervalMs: config.mdns.intervalMs } : null,
+      logger: log,
+      now,
+    });
+    await host.start();
+    undo.push(() => host.stop());
+
+    const sync: MemberSync = createMemberSync({
+      host,
+      members,
+      store,
+      cluster: cluster.id,
+      selfId: identity.peerId,
+      logger: log,
+      intervalMs: Math.max(200, Math.min(config.adverts.periodMs, 5000)),
+    });
+    await sync.start();
+    undo.push(() => sync.stop());
+    if (cluster.joinedWith !== null) {
+      // Our own claim to membership, from the invite we joined with (kept so restarts re-share it).
+      try {
+        const t = parseInviteToken(cluster.joinedWith, 0);
+        await sync.addOwn(createJoinClaim(identity, { cluster: cluster.id, nowMs: now(), invite: t.invite, secret: t.secret }));
+      } catch (e) {
+        log.warn('cannot build join claim from the stored invite', { err: e });
+      }
+    }
+
+    let apiUrl: string | null = null;
+    const adverts = await createAdvertsService({ identity, cluster: cluster.id, host, store, config, logger: log, now, apiUrl: () => apiUrl });
+    const inference = await startInference({ identity, cluster: cluster.id, host, adverts, config, configFile: paths.config, logger: log, now });
+    undo.push(() => inference.stop());
+    apiUrl = inference.apiUrl;
+    await adverts.start();
+    undo.push(() => adverts.stop());
+
+    const control = await startControlServer({ host: config.control.host, port: config.control.port, token: controlToken, logger: log.child('control') });
+    undo.push(() => control.close());
+
+    const ctx: NodeContext = { paths, config, identity, cluster, store, host, members, adverts, inference, control, logger: log, now };
+    const extensions: NodeExtension[] = [];
+    for (const ext of o.extensions ?? []) {
+      await ext.start(ctx);
+      extensions.push(ext);
+      undo.push(() => ext.stop());
+    }
+
+    const addresses = (): string[] => host.addresses();
+    const status = (): NodeStatus => ({
+      version: FEDNODE_VERSION,
+      peerId: identity.peerId,
+      name,
+      pid: process.pid,
+      cluster: cluster.id,
+      dataDir: paths.root,
+      addrs: addresses(),
+      controlUrl: control.url,
+      apiUrl,
+      inference: inference.status(),
+      uptimeMs: now() - startedAt,
+      members: [...members.members()],
+      connectedPeers: host.peers().filter((p) => p.connections > 0).length,
+      adverts: adverts.selfSummary(),
+      extensions: Object.fromEntries(extensions.filter((e) => e.status !== undefined).map((e) => [e.name, e.status?.()])),
+    });
+
+    control.route('GET', '/status', () => ({ body: status() }));
+    control.route('GET', '/peers', () => ({ body: { peers: adverts.peers(), members: members.members(), connections: host.peers() } }));
+    control.route('GET', '/members', () => ({ body: { members: members.members(), claims: sync.count() } }));
+    control.route('POST', '/invite', (req) => {
+      const b = (req.body ?? {}) as { ttlMs?: unknown };
+      const ttlMs = b.ttlMs === undefined ? INVITE_TTL_DEFAULT_MS : b.ttlMs;
+      if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs <= 0 || ttlMs > INVITE_TTL_MAX_MS) {
+        throw new RuntimeError('ERR_TOKEN_INVALID', `ttlMs must be an integer in (0, ${INVITE_TTL_MAX_MS}]`, { ttlMs });
+      }
+      const bootstrap = invitableAddresses(addresses(), config.announce);
+      const token = createInviteToken(identity, { cluster: cluster.id, psk: swarm.raw, bootstrap, genesis: cluster.genesis, nowMs: now(), ttlMs });
+      return { body: { token, cluster: cluster.id, bootstrap, expiresMs: now() + ttlMs } };
+    });
+
+    let stopping: Promise<void> | null = null;
+    let resolveStopped: () => void = () => undefined;
+    const stopped = new Promise<void>((r) => {
+      resolveStopped = r;
+    });
+    const stop = (): Promise<void> => {
+      stopping ??= (async () => {
+        log.info('stopping');
+        await removeRuntimeFile(paths.runtime);
+        await unwind(undo, log);
+        log.info('stopped');
+        resolveStopped();
+      })();
+      return stopping;
+    };
+
+    await writeRuntimeFile(paths.runtime, {
+      pid: process.pid,
+      peerId: identity.peerId,
+      cluster: cluster.id,
+      addrs: addresses(),
+      controlUrl: control.url,
+      apiUrl,
+      startedAt,
+    });
+    undo.push(() => removeRuntimeFile(paths.runtime));
+    log.info('ready', { peerId: identity.peerId, cluster: cluster.id, addrs: addresses(), control: control.url });
+
+    return { peerId: identity.peerId, cluster: cluster.id, controlUrl: control.url, apiUrl, addresses, status, stop, stopped };
+  } catch (e) {
+    await unwind(undo, bootLog);
+    throw e;
+  }
+}
+
+/**
+ * Addresses worth putting in an invite: announce ones if configured, else the
+ * listen addresses without wildcard binds (0.0.0.0 is not dialable).
+ */
+export function invitableAddresses(addrs: readonly string[], announce: readonly string[]): string[] {
+  const withId = (a: string): boolean => a.includes('/p2p/');
+  const list = announce.length > 0 ? announce : addrs;
+  const out = list.filter((a) => !a.includes('/ip4/0.0.0.0/') && !a.includes('/ip6/::/'));
+  if (announce.length > 0) {
+    const id = /\/p2p\/([^/]+)$/.exec(addrs.find(withId) ?? '')?.[1];
+    return out.map((a) => (withId(a) || id === undefined ? a : `${a}/p2p/${id}`));
+  }
+  // loopback last: another machine cannot dial it, but a same-host join can
+  return [...out.filter((a) => !a.includes('/127.') && !a.includes('/::1/')), ...out.filter((a) => a.includes('/127.') || a.includes('/::1/'))].slice(0, 16);
+}
