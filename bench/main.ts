@@ -4,6 +4,10 @@ import '../node/polyfill.js';
 // unless --json is given (then exactly one JSON object goes to stdout).
 const suites: Record<string, () => Promise<{ run: (opts: BenchOptions) => Promise<unknown> }>> = {
   crypto: () => import('./crypto.js'),
+  gossip: () => import('./gossip.js'),
+  consensus: () => import('./consensus.js'),
+  infer: () => import('./infer.js'),
+  simnet: () => import('./simnet.js'),
 };
 
 export interface BenchOptions {

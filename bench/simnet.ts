@@ -1,0 +1,88 @@
+// `npm run bench -- simnet [--json] [--seeds K] [--heights H] [--n 4,7,...] [--seed S] [--commit-ms MS]`
+// Seeds over n in {4, 7, 10, 16, 31, 50} with f = floor((n-1)/3) Byzantine nodes and
+// every fault, through the same runSimnet the CLI uses. Quick by default (3 seeds x 10
+// heights); the long run is `--seeds 10000 --heights 200` (hours; not in CI).
+// Baseline in the same run: the routing comparison reports each naive policy's p99 and
+// max/mean occupancy divided by the fednode policy's (> 1 = fednode better).
+import { runSimnet } from '../simnet/run.js';
+import { runRoutingComparison } from '../simnet/routing.js';
+
+interface BenchOptions {
+  json: boolean;
+  args: readonly string[];
+}
+
+const DEFAULT_NS = [4, 7, 10, 16, 31, 50];
+/** Speed targets of issue 6 (simulated seconds per real second). */
+const SPEED_TARGET: Record<number, number> = { 4: 200, 50: 20 };
+
+function flag(args: readonly string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  if (i >= 0) return args[i + 1];
+  const inline = args.find((a) => a.startsWith(`${name}=`));
+  return inline?.slice(name.length + 1);
+}
+
+function intFlag(args: readonly string[], name: string, dflt: number): number {
+  const v = flag(args, name);
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < 1) throw new TypeError(`${name} must be a positive integer, got '${v}'`);
+  return x;
+}
+
+export function run(opts: BenchOptions): Promise<unknown> {
+  return Promise.resolve(runSync(opts));
+}
+
+function runSync(opts: BenchOptions): unknown {
+  const seeds = intFlag(opts.args, '--seeds', 3);
+  const heights = intFlag(opts.args, '--heights', 10);
+  const firstSeed = intFlag(opts.args, '--seed', 1);
+  // Delay between a decision and the next height (the driver's batching interval;
+  // CometBFT's timeout_commit defaults to 1000). Sim-seconds per real second scale with it.
+  const commitMs = intFlag(opts.args, '--commit-ms', 100);
+  const nsArg = flag(opts.args, '--n');
+  const ns = nsArg === undefined ? DEFAULT_NS : nsArg.split(',').map(Number);
+  const rows = [];
+  for (const n of ns) {
+    const s = runSimnet({ nodes: n, seeds, heights, seed: firstSeed, network: { commitIntervalMs: commitMs } });
+    const stalls = s.violations.filter((v) => v.kind === 'catch-up' || v.detail.includes('never decided')).length;
+    rows.push({
+      n,
+      byzantine: s.byzantine,
+      seeds: s.seedsRun,
+      heights,
+      safetyViolations: s.safetyViolations,
+      livenessViolations: s.livenessViolations,
+      seedsWithViolations: s.seedsWithViolations,
+      stalledSeedsReported: stalls,
+      commits: s.commits,
+      roundsPerHeight: Number(s.roundsPerHeight.toFixed(3)),
+      maxRound: s.maxRound,
+      simSeconds: Number(s.simSeconds.toFixed(1)),
+      realSeconds: Number(s.realSeconds.toFixed(2)),
+      simPerReal: Number(s.simSecondsPerRealSecond.toFixed(1)),
+      speedTarget: SPEED_TARGET[n] ?? null,
+      combinedTraceHash: s.combinedTraceHash,
+      firstViolation: s.violations[0] === undefined ? null : { seed: s.violations[0].seed, kind: s.violations[0].kind, replay: s.violations[0].replay },
+    });
+    if (!opts.json) {
+      const r = rows[rows.length - 1]!;
+      console.log(
+        `n=${String(n).padStart(2)} f=${r.byzantine} seeds=${r.seeds} heights=${heights}  safety=${r.safetyViolations} liveness=${r.livenessViolations} (seeds ${r.seedsWithViolations})  rounds/height=${r.roundsPerHeight}  sim/real=${r.simPerReal}x${r.speedTarget === null ? '' : ` (target ${r.speedTarget}x)`}  hash=${r.combinedTraceHash}`,
+      );
+    }
+  }
+  const routing = [];
+  for (const capacity of ['mixed', 4] as const) {
+    const c = runRoutingComparison({ seed: firstSeed, capacity, durationMs: 120_000 });
+    routing.push({ capacity, results: c.results, ratios: c.ratios });
+    if (!opts.json) {
+      console.log(`routing (capacity ${capacity}, adverts every 2 s):`);
+      for (const r of c.results) console.log(`  ${r.policy.padEnd(13)} p50=${r.p50LatencyMs.toFixed(0)}ms p99=${r.p99LatencyMs.toFixed(0)}ms max/mean=${r.maxOverMeanInFlight.toFixed(2)}`);
+      for (const [k, v] of Object.entries(c.ratios)) console.log(`  ${k.padEnd(13)} / fednode: p99 x${v.p99.toFixed(2)}, max/mean x${v.maxOverMean.toFixed(2)}`);
+    }
+  }
+  return { suite: 'simnet', seeds, heights, firstSeed, commitMs, consensus: rows, routing };
+}

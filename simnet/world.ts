@@ -1,0 +1,939 @@
+/**
+ * One simulated run: N nodes, each driving the REAL consensus core
+ * (`consensus/core.ts` `step`) the way node/'s driver does (carry out effects in
+ * order, persist before broadcast, start the next height after a decision,
+ * periodic status + catch-up of decided heights with their certificates), over a
+ * modelled gossip mesh with seeded faults and Byzantine nodes.
+ *
+ * What is durable across a crash: the last `persist` record (signer record with
+ * lock / valid value) and the decided log with certificates. Everything else
+ * (the core's in-memory state, pending timers, re-gossip buffer) is lost.
+ *
+ * Byzantine nodes are wrappers around the real core or hand-crafted messages
+ * signed with the Byzantine node's OWN key (via the core's exported sign bytes):
+ * - equivocate: two real cores with the same key ("forks"), each talking to one
+ *   half of the honest nodes (with some leakage, so evidence gets seen);
+ * - invalid-value: real core, answers `request-value` with a value the validity
+ *   predicate rejects;
+ * - forge: real core, plus copies of its votes re-labelled as another node's
+ *   (impersonation) or with a changed value under the old signature;
+ * - future-round: real core, plus validly signed votes for rounds ahead;
+ * - silent: never sends anything;
+ * - amnesia: real core that periodically forgets its lock and signer record.
+ */
+import { blake3 } from '../crypto/blake3.js';
+import { ed25519 } from '../crypto/ed25519.js';
+import { identityFromSeed } from '../crypto/keys.js';
+import type { Identity } from '../crypto/keys.js';
+import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, makeValidatorSet, step, toHex, valueIdOf, voteDigest } from '../consensus/core.js';
+import { encodeBatch } from '../consensus/patterns.js';
+import { applyBatch, genesisRegistry, registryHash, validateBatch } from '../consensus/registry.js';
+import type { Registry } from '../consensus/registry.js';
+import type {
+  CommitCertificate,
+  ConsensusConfig,
+  ConsensusMessage,
+  ConsensusState,
+  Effect,
+  Event,
+  SignedVote,
+  SignerRecord,
+  TimeoutKind,
+  ValidatorSet,
+} from '../consensus/types.js';
+import { Engine } from './engine.js';
+import { Prng } from './prng.js';
+import { SimnetError } from './errors.js';
+import { checkAll } from './checkers.js';
+import type { DecisionRecord, History, LivenessWindow, SignedRecord, Violation } from './checkers.js';
+
+export type FaultKind = 'loss' | 'tail' | 'reorder' | 'duplicate' | 'partition' | 'crash' | 'skew';
+export const FAULT_KINDS: readonly FaultKind[] = ['loss', 'tail', 'reorder', 'duplicate', 'partition', 'crash', 'skew'];
+export type ByzBehaviour = 'equivocate' | 'invalid-value' | 'forge' | 'future-round' | 'silent' | 'amnesia';
+export const BYZ_BEHAVIOURS: readonly ByzBehaviour[] = ['equivocate', 'invalid-value', 'forge', 'future-round', 'silent', 'amnesia'];
+
+export interface NetworkParams {
+  /** Median one-way link latency. @default 5 (a home lab across a LAN and a VPN hop) */
+  latencyMedianMs: number;
+  /** Log-normal shape of per-message latency. @default 0.5 */
+  latencySigma: number;
+  /**
+   * Delay between deciding a height and starting the next (CometBFT's timeout_commit:
+   * the proposer batches pattern operations meanwhile). @default 100
+   */
+  commitIntervalMs: number;
+  /** Status / re-gossip period. @default 500 */
+  statusIntervalMs: number;
+  /** Faults (loss, tail, reordering, duplication) are drawn inside [0, faultPhaseMs]. @default 3000 */
+  faultPhaseMs: number;
+}
+
+export const DEFAULT_NETWORK: NetworkParams = { latencyMedianMs: 5, latencySigma: 0.5, commitIntervalMs: 100, statusIntervalMs: 500, faultPhaseMs: 3000 };
+
+export interface WorldOptions {
+  nodes: number;
+  byzantine: number;
+  heights: number;
+  seed: number;
+  faults: readonly FaultKind[];
+  behaviours: readonly ByzBehaviour[];
+  /**
+   * Negative control: every Byzantine node equivocates and the honest nodes are split
+   * in two groups that cannot reach each other during the fault phase. With more than
+   * f Byzantine nodes, agreement can break (and the checkers must say so).
+   */
+  splitBrain?: boolean;
+  network?: Partial<NetworkParams>;
+  /** Keep up to 200 trace lines about this height (for a violation's replay). */
+  traceHeight?: number;
+}
+
+/** What each fault and behaviour actually did in a run (tests assert they happen). */
+export interface Counters {
+  delivered: number;
+  lost: number;
+  tailDelayed: number;
+  reordered: number;
+  duplicated: number;
+  partitionDropped: number;
+  crashes: number;
+  restarts: number;
+  crashLostEffects: number;
+  skewedNodes: number;
+  equivocationForks: number;
+  invalidProposals: number;
+  forgedSent: number;
+  futureRoundSent: number;
+  silentDropped: number;
+  amnesiaResets: number;
+  evidence: number;
+  evidenceAgainstHonest: number;
+  catchUpApplied: number;
+  statusSent: number;
+}
+
+export interface SeedResult {
+  seed: number;
+  traceHash: string;
+  violations: Violation[];
+  /** Heights decided by the least advanced honest node. */
+  commits: number;
+  /** Mean (decision round + 1) over heights, from the first honest decision of each. */
+  roundsPerHeight: number;
+  maxRound: number;
+  simTimeUs: number;
+  events: number;
+  counters: Counters;
+  history: History;
+  byzantine: { node: number; behaviour: ByzBehaviour }[];
+  plan: FaultPlan;
+  trace: string[];
+  /** Each node's first core at the end: `h<height> r<round> <step> lock<lockedRound>`. */
+  finalStates: string[];
+}
+
+export interface FaultPlan {
+  lossRate: number;
+  tailProb: number;
+  reorderProb: number;
+  duplicateProb: number;
+  partition: { kind: 'halves' | 'isolate' | 'one-way'; startUs: number; healUs: number; side: number[] } | null;
+  crash: { node: number; atUs: number; restartUs: number } | null;
+  faultEndUs: number;
+}
+
+// ------------------------------------------------------------------------------------------
+// Keys and crypto (shared across runs: keys depend on the node index only)
+
+const CLUSTER = 'simnet';
+/** Node identities are fixed per index so signatures repeat across seeds and the caches hit. */
+const identities: Identity[] = [];
+function identityOf(i: number): Identity {
+  let id = identities[i];
+  if (id === undefined) {
+    const seed = new Uint8Array(32);
+    seed[0] = 0x53;
+    seed[1] = i & 0xff;
+    seed[2] = (i >>> 8) & 0xff;
+    id = identityFromSeed(seed);
+    identities[i] = id;
+  }
+  return id;
+}
+
+function bytesKey(...parts: Uint8Array[]): string {
+  let s = '';
+  for (const p of parts) s += String.fromCharCode.apply(null, p as unknown as number[]);
+  return s;
+}
+
+/**
+ * Verification cache shared by all simulated nodes and seeds (as the issue allows):
+ * key = public key || digest || signature, so a forged signature never hits an
+ * honest entry. Bound 200k entries (~40 MB): cleared wholesale when full.
+ */
+const VERIFY_CACHE_MAX = 200_000;
+const verifyCache = new Map<string, boolean>();
+function cachedVerify(publicKey: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean {
+  if (publicKey.length !== 32 || signature.length !== 64) return false;
+  const k = bytesKey(publicKey, digest, signature);
+  let ok = verifyCache.get(k);
+  if (ok === undefined) {
+    ok = ed25519.verify(publicKey, digest, signature);
+    if (verifyCache.size >= VERIFY_CACHE_MAX) verifyCache.clear();
+    verifyCache.set(k, ok);
+  }
+  return ok;
+}
+
+/** Ed25519 is deterministic, so caching (key, digest) -> signature changes nothing but speed. Same bound. */
+const signCache = new Map<string, Uint8Array>();
+function cachedSign(id: Identity, digest: Uint8Array): Uint8Array {
+  const k = bytesKey(id.publicKey, digest);
+  let sig = signCache.get(k);
+  if (sig === undefined) {
+    sig = ed25519.sign(id.secretKey, digest);
+    if (signCache.size >= VERIFY_CACHE_MAX) signCache.clear();
+    signCache.set(k, sig);
+  }
+  return sig;
+}
+
+// ------------------------------------------------------------------------------------------
+// Values and the validity predicate
+
+/**
+ * Proposal values are REAL pattern batches (consensus/patterns.ts): one `model.alias`
+ * op per height (alias a<height mod 32>, so the registry stays small), the model name
+ * naming proposer, round and fork so different proposals are different values.
+ * Validity is the REAL predicate `validateBatch` against the node's own registry, and
+ * the registry hash compared across nodes is the REAL `registryHash`.
+ */
+const ALIAS_SLOTS = 32;
+const valueMemo = new Map<string, Uint8Array>();
+/** Bound of the value memo (values repeat across seeds: same height/round/proposer). */
+const VALUE_MEMO_MAX = 100_000;
+function makeValue(height: number, round: number, proposer: number, variant: number): Uint8Array {
+  const key = `${height}/${round}/${proposer}/${variant}`;
+  let v = valueMemo.get(key);
+  if (v === undefined) {
+    v = encodeBatch([{ kind: 'model.alias', alias: `a${height % ALIAS_SLOTS}`, model: `m-${height}-${round}-${proposer}-${variant}` }]);
+    if (valueMemo.size >= VALUE_MEMO_MAX) valueMemo.clear();
+    valueMemo.set(key, v);
+  }
+  return v;
+}
+
+/** Well-formed but invalid in state: removes a member that does not exist. */
+function makeInvalidValue(height: number, proposer: number): Uint8Array {
+  const ghost = new Uint8Array(32).fill(0xee);
+  ghost[0] = height & 0xff;
+  ghost[1] = proposer & 0xff;
+  return encodeBatch([{ kind: 'member.remove', publicKey: ghost }]);
+}
+
+// ------------------------------------------------------------------------------------------
+// World state
+
+interface Decided {
+  height: number;
+  round: number;
+  value: Uint8Array;
+  certificate: CommitCertificate;
+}
+
+type Wire =
+  | { t: 'cons'; m: ConsensusMessage }
+  | { t: 'status'; height: number }
+  | { t: 'catchup'; entries: readonly Decided[] };
+
+/** One consensus process. Honest nodes have one; an equivocator has two with the same key. */
+interface Fork {
+  core: ConsensusState;
+  /** Durable: last persisted signer record. */
+  record: SignerRecord | null;
+  /** Durable: decided log with certificates (index 0 = height 1). */
+  log: Decided[];
+  /** Derived from the durable log (a restart replays it; carried over here as the replay's result). */
+  registry: Registry;
+  /**
+   * Durable: own signed messages at the current height (a WAL, as CometBFT's consensus
+   * WAL), re-gossiped on each status tick. It must survive a crash: otherwise a node
+   * whose prevote was lost before a crash can never send it again (its signer record
+   * forbids re-signing below its last step) and, with exactly n-f honest nodes up, the
+   * others wait forever for a 2f+1 prevote quorum (simnet seed 3, n=4: found that way).
+   */
+  recent: ConsensusMessage[];
+  /** (height/round/step) at the last status tick: unchanged means stuck, so re-gossip. */
+  lastMark: string;
+  /** Last round whose proof-of-lock was relayed on entry. */
+  polRound: number;
+}
+
+/** WAL / re-gossip bound: a proposal and the prevote/precommit of the last few rounds. */
+const RECENT_MAX = 6;
+/** Catch-up reply bound: heights per reply (the asker asks again on its next status tick). */
+const CATCHUP_BATCH = 16;
+/** Trace lines kept for a violation's replay. */
+const TRACE_MAX = 200;
+
+interface SimNode {
+  idx: number;
+  honest: boolean;
+  behaviour: ByzBehaviour | null;
+  id: Identity;
+  config: ConsensusConfig;
+  up: boolean;
+  /** Incremented on crash: timers of an older epoch are dropped. */
+  epoch: number;
+  forks: Fork[];
+  /** Honest nodes: which equivocating fork they talk to (0 or 1). */
+  group: 0 | 1;
+  timeoutScale: number;
+  crashPending: boolean;
+  applyingCatchup: boolean;
+}
+
+type Ev =
+  | { k: 'deliver'; to: number; from: number; fromFork: number; wire: Wire; sendSeq: number }
+  | { k: 'timeout'; node: number; fork: number; epoch: number; kind: TimeoutKind; height: number; round: number }
+  | { k: 'start'; node: number; fork: number; epoch: number; height: number }
+  | { k: 'status'; node: number; epoch: number }
+  | { k: 'crash'; node: number }
+  | { k: 'crash-now'; node: number }
+  | { k: 'restart'; node: number }
+  | { k: 'amnesia'; node: number };
+
+function resolveNetwork(p: Partial<NetworkParams> | undefined): NetworkParams {
+  const n = { ...DEFAULT_NETWORK, ...(p ?? {}) };
+  for (const [k, v] of Object.entries(n)) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new SimnetError('ERR_SIMNET_OPTIONS', `network param ${k} must be a finite number >= 0`, { [k]: v });
+  }
+  return n;
+}
+
+export function validateWorldOptions(o: WorldOptions): void {
+  if (!Number.isInteger(o.nodes) || o.nodes < 1 || o.nodes > 100) throw new SimnetError('ERR_SIMNET_OPTIONS', `nodes must be an integer in 1..100: ${o.nodes}`);
+  if (!Number.isInteger(o.byzantine) || o.byzantine < 0 || o.byzantine >= o.nodes) throw new SimnetError('ERR_SIMNET_OPTIONS', `byzantine must be an integer in 0..nodes-1: ${o.byzantine}`);
+  if (!Number.isInteger(o.heights) || o.heights < 1 || o.heights > 100_000) throw new SimnetError('ERR_SIMNET_OPTIONS', `heights must be an integer in 1..100000: ${o.heights}`);
+  for (const f of o.faults) if (!FAULT_KINDS.includes(f)) throw new SimnetError('ERR_SIMNET_OPTIONS', `unknown fault '${String(f)}' (known: ${FAULT_KINDS.join(', ')})`);
+  for (const b of o.behaviours) if (!BYZ_BEHAVIOURS.includes(b)) throw new SimnetError('ERR_SIMNET_OPTIONS', `unknown Byzantine behaviour '${String(b)}' (known: ${BYZ_BEHAVIOURS.join(', ')})`);
+}
+
+function emptyCounters(): Counters {
+  return {
+    delivered: 0,
+    lost: 0,
+    tailDelayed: 0,
+    reordered: 0,
+    duplicated: 0,
+    partitionDropped: 0,
+    crashes: 0,
+    restarts: 0,
+    crashLostEffects: 0,
+    skewedNodes: 0,
+    equivocationForks: 0,
+    invalidProposals: 0,
+    forgedSent: 0,
+    futureRoundSent: 0,
+    silentDropped: 0,
+    amnesiaResets: 0,
+    evidence: 0,
+    evidenceAgainstHonest: 0,
+    catchUpApplied: 0,
+    statusSent: 0,
+  };
+}
+
+const MS = 1000;
+
+/** Runs one seed to completion (all honest nodes at `heights`, or the time bound) and checks it. */
+export function runSeed(o: WorldOptions): SeedResult {
+  validateWorldOptions(o);
+  const net = resolveNetwork(o.network);
+  const n = o.nodes;
+  const f = Math.floor((n - 1) / 3);
+  const root = new Prng(o.seed >>> 0);
+  const rPlan = root.fork('plan');
+  const rNet = root.fork('net');
+  const rByz = root.fork('byz');
+  const has = (k: FaultKind): boolean => o.faults.includes(k);
+  const counters = emptyCounters();
+  const engine = new Engine<Ev>();
+  const trace = engine.trace;
+  const traceLines: string[] = [];
+
+  // --- who is Byzantine, and how
+  const order = rPlan.shuffle(Array.from({ length: n }, (_, i) => i));
+  const byzSet = new Set(order.slice(0, o.byzantine));
+  const behaviours = o.splitBrain === true ? (['equivocate'] as const) : o.behaviours;
+  const byzList: { node: number; behaviour: ByzBehaviour }[] = [];
+
+  // --- validator set (equal power)
+  const validators: ValidatorSet = makeValidatorSet(
+    Array.from({ length: n }, (_, i) => ({ publicKey: identityOf(i).publicKey, power: 1 })),
+    1,
+  );
+
+  // Genesis registry: every node a member with power 1 (membership stays fixed: no churn yet).
+  const genesis = genesisRegistry({ members: Array.from({ length: n }, (_, i) => ({ publicKey: identityOf(i).publicKey, power: 1, name: `n${i}` })) });
+
+  // --- nodes
+  const nodes: SimNode[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = identityOf(i);
+    const honest = !byzSet.has(i);
+    const behaviour: ByzBehaviour | null = honest || behaviours.length === 0 ? null : rByz.pick(behaviours);
+    if (!honest && behaviour !== null) byzList.push({ node: i, behaviour });
+    const config: ConsensusConfig = {
+      cluster: CLUSTER,
+      signer: { publicKey: id.publicKey, sign: (d) => cachedSign(id, d) },
+      verify: cachedVerify,
+      validateValue: () => false, // replaced per fork (needs the fork's registry)
+      timeouts: LAN_TIMEOUTS,
+      ...DEFAULT_LIMITS,
+    };
+    const skew = has('skew') ? 0.5 + 1.5 * rPlan.float() : 1;
+    if (skew !== 1) counters.skewedNodes++;
+    nodes.push({ idx: i, honest, behaviour, id, config, up: true, epoch: 0, forks: [], group: 0, timeoutScale: skew, crashPending: false, applyingCatchup: false });
+  }
+  const honestIdx = nodes.filter((x) => x.honest).map((x) => x.idx);
+  // Two honest groups as equal as possible (each equivocating fork has an audience; the
+  // negative control needs the even split).
+  rPlan.shuffle(honestIdx).forEach((h, i) => ((nodes[h] as SimNode).group = i % 2 === 0 ? 0 : 1));
+
+  // --- per-link latency medians (us)
+  const linkMedianUs: number[] = new Array<number>(n * n);
+  for (let i = 0; i < n * n; i++) linkMedianUs[i] = net.latencyMedianMs * MS * rNet.logNormal(1, 0.3);
+
+  // --- fault plan
+  const faultPhaseUs = net.faultPhaseMs * MS;
+  const plan: FaultPlan = {
+    lossRate: has('loss') ? 0.3 * rPlan.float() : 0,
+    tailProb: has('tail') ? 0.02 + 0.08 * rPlan.float() : 0,
+    reorderProb: has('reorder') ? 0.1 + 0.4 * rPlan.float() : 0,
+    duplicateProb: has('duplicate') ? 0.02 + 0.08 * rPlan.float() : 0,
+    partition: null,
+    crash: null,
+    faultEndUs: faultPhaseUs,
+  };
+  if (o.splitBrain === true) {
+    const side = honestIdx.filter((h) => (nodes[h] as SimNode).group === 1);
+    plan.partition = { kind: 'halves', startUs: 0, healUs: faultPhaseUs, side };
+  } else if (has('partition')) {
+    const kind = rPlan.pick(['halves', 'isolate', 'one-way'] as const);
+    const startUs = Math.round(rPlan.float() * faultPhaseUs * 0.5);
+    const healUs = startUs + Math.round((0.2 + 0.6 * rPlan.float()) * faultPhaseUs);
+    const side = kind === 'halves' ? rPlan.shuffle(Array.from({ length: n }, (_, i) => i)).slice(0, Math.floor(n / 2)) : [rPlan.int(n)];
+    plan.partition = { kind, startUs, healUs, side };
+  }
+  if (has('crash') && honestIdx.length > 0) {
+    const node = rPlan.pick(honestIdx);
+    const atUs = Math.round(rPlan.float() * faultPhaseUs * 0.7);
+    const restartUs = atUs + Math.round((0.05 + 0.25 * rPlan.float()) * faultPhaseUs);
+    plan.crash = { node, atUs, restartUs };
+  }
+  plan.faultEndUs = Math.max(faultPhaseUs, plan.partition?.healUs ?? 0, plan.crash?.restartUs ?? 0);
+  const sideSet = new Set(plan.partition?.side ?? []);
+
+  const stableUs = plan.faultEndUs;
+  const inFaultPhase = (now: number): boolean => now < stableUs;
+
+  /** Is the link from -> to cut by the partition at time now? */
+  const cut = (from: number, to: number, now: number): boolean => {
+    const p = plan.partition;
+    if (p === null || now < p.startUs || now >= p.healUs) return false;
+    switch (p.kind) {
+      case 'halves': {
+        if (o.splitBrain === true) {
+          // Only honest-to-honest links across groups are cut; Byzantine forks bridge.
+          const a = nodes[from] as SimNode;
+          const b = nodes[to] as SimNode;
+          return a.honest && b.honest && a.group !== b.group;
+        }
+        return sideSet.has(from) !== sideSet.has(to);
+      }
+      case 'isolate':
+        return sideSet.has(from) || sideSet.has(to);
+      case 'one-way':
+        return sideSet.has(from); // the node hears everyone but nobody hears it
+    }
+  };
+
+  // --- history
+  const decisions: DecisionRecord[] = [];
+  const signed: SignedRecord[] = [];
+  let sendSeq = 0;
+  const lastDeliveredSeq = new Int32Array(n * n).fill(-1);
+  let honestDone = 0;
+  let liveness: LivenessWindow | null = null;
+  const honestCount = honestIdx.length;
+
+  const traceLine = (height: number, line: string): void => {
+    if (o.traceHeight === undefined || height !== o.traceHeight) return;
+    // Ring of the last TRACE_MAX lines about that height.
+    if (traceLines.length >= TRACE_MAX) traceLines.shift();
+    traceLines.push(`${(engine.now / 1000).toFixed(3)}ms ${line}`);
+  };
+
+  // --- sending
+  const recipientsOf = (from: SimNode, fork: number): { to: number; toFork: number }[] => {
+    const out: { to: number; toFork: number }[] = [];
+    const equivocating = from.forks.length > 1;
+    for (const x of nodes) {
+      if (x.idx === from.idx) continue;
+      if (x.forks.length > 1) {
+        // Equivocator receiver: a Byzantine sender's fork k talks to fork k (or 0);
+        // an honest sender talks to the fork of its group.
+        out.push({ to: x.idx, toFork: from.honest ? from.group : Math.min(fork, x.forks.length - 1) });
+      } else if (!equivocating || !x.honest || x.group === fork || rByz.chance(0.2)) {
+        // A fork's messages go to its half of the honest nodes, 20% leak to the other half.
+        out.push({ to: x.idx, toFork: 0 });
+      }
+    }
+    return out;
+  };
+
+  const send = (from: SimNode, fork: number, to: number, toFork: number, wire: Wire): void => {
+    const now = engine.now;
+    const seq = sendSeq++;
+    if (cut(from.idx, to, now)) {
+      counters.partitionDropped++;
+      return;
+    }
+    const faulty = inFaultPhase(now);
+    if (faulty && plan.lossRate > 0 && rNet.chance(plan.lossRate)) {
+      counters.lost++;
+      return;
+    }
+    let d = rNet.logNormal(linkMedianUs[from.idx * n + to] as number, net.latencySigma);
+    if (faulty && plan.tailProb > 0 && rNet.chance(plan.tailProb)) {
+      d *= 10 + 90 * rNet.float(); // long tail: 10-100x the link's latency
+      counters.tailDelayed++;
+    }
+    if (faulty && plan.reorderProb > 0 && rNet.chance(plan.reorderProb)) d += rNet.float() * 20 * MS;
+    engine.after(d, { k: 'deliver', to, from: from.idx, fromFork: fork, wire, sendSeq: seq });
+    if (faulty && plan.duplicateProb > 0 && rNet.chance(plan.duplicateProb)) {
+      counters.duplicated++;
+      engine.after(d + rNet.float() * 2000 * MS, { k: 'deliver', to, from: from.idx, fromFork: fork, wire, sendSeq: seq });
+    }
+  };
+
+  const broadcast = (from: SimNode, fork: number, wire: Wire): void => {
+    if (from.behaviour === 'silent') {
+      counters.silentDropped++;
+      return;
+    }
+    for (const r of recipientsOf(from, fork)) send(from, fork, r.to, r.toFork, wire);
+  };
+
+  // --- Byzantine extras (hand-crafted, signed with the Byzantine node's own key)
+  const byzExtras = (x: SimNode, fork: number, m: ConsensusMessage): void => {
+    if (m.type !== 'vote') return;
+    const v = m.vote.vote;
+    if (x.behaviour === 'forge') {
+      // Impersonation: the vote relabelled as an honest node's, with our signature.
+      const victim = rByz.pick(honestIdx.length > 0 ? honestIdx : [x.idx]);
+      const forged: SignedVote = { vote: v, signer: identityOf(victim).publicKey, signature: m.vote.signature };
+      broadcast(x, fork, { t: 'cons', m: { type: 'vote', vote: forged } });
+      // Changed value under the old signature.
+      const other: SignedVote = { vote: { ...v, valueId: toHex(blake3(new Uint8Array([rByz.int(256), v.round & 0xff]))) }, signer: m.vote.signer, signature: m.vote.signature };
+      broadcast(x, fork, { t: 'cons', m: { type: 'vote', vote: other } });
+      counters.forgedSent += 2;
+    } else if (x.behaviour === 'future-round') {
+      const round = v.round + 1 + rByz.int(3);
+      for (const type of ['prevote', 'precommit'] as const) {
+        const vote = { type, height: v.height, round, valueId: rByz.chance(0.5) ? null : v.valueId };
+        const signature = cachedSign(x.id, voteDigest(CLUSTER, vote));
+        broadcast(x, fork, { t: 'cons', m: { type: 'vote', vote: { vote, signer: x.id.publicKey, signature } } });
+        counters.futureRoundSent++;
+      }
+    }
+  };
+
+  // --- driving a core
+  const recordDecision = (x: SimNode, fk: Fork, d: Decided): void => {
+    fk.log.push(d);
+    const before = fk.registry;
+    const valid = before.height === d.height - 1 && validateBatch(before, d.height, d.value).ok;
+    if (valid) fk.registry = applyBatch(before, d.height, d.value);
+    const regHash = registryHash(fk.registry);
+    trace.u32(0xdec1de);
+    trace.u32(x.idx);
+    trace.u32(d.height);
+    trace.u32(d.round);
+    trace.bytesPrefix(regHash);
+    if (x.forks[0] === fk) {
+      decisions.push({ node: x.idx, height: d.height, round: d.round, valueHex: toHex(d.value), valid, atUs: engine.now, registryHash: toHex(regHash) });
+      traceLine(d.height, `node ${x.idx} decides round ${d.round} value ${toHex(d.value)}`);
+      if (x.honest && fk.log.length === o.heights) honestDone++;
+    }
+  };
+
+  const feed = (x: SimNode, fi: number, event: Event): void => {
+    const fk = x.forks[fi];
+    if (fk === undefined || !x.up) return;
+    let res;
+    try {
+      res = step(fk.core, event);
+    } catch (err) {
+      throw new SimnetError('ERR_SIMNET_CORE', `consensus core threw on node ${x.idx}: ${String(err)}`, { node: x.idx, event: event.type, seed: o.seed }, { cause: err });
+    }
+    fk.core = res.state;
+    let effects: readonly Effect[] = res.effects;
+    // A pending crash strikes at the first step that has effects to carry out: only a
+    // prefix of them happens (a step without effects changes nothing durable).
+    const crashHere = x.crashPending && effects.length > 0;
+    if (crashHere) {
+      const keep = rNet.int(effects.length);
+      counters.crashLostEffects += effects.length - keep;
+      effects = effects.slice(0, keep);
+    }
+    const followUps: Event[] = [];
+    for (const e of effects) {
+      switch (e.type) {
+        case 'persist':
+          fk.record = e.record;
+          break;
+        case 'broadcast': {
+          const m = e.message;
+          if (x.honest) {
+            if (m.type === 'vote') signed.push({ node: x.idx, kind: m.vote.vote.type, height: m.vote.vote.height, round: m.vote.vote.round, payload: m.vote.vote.valueId ?? 'nil' });
+            else signed.push({ node: x.idx, kind: 'proposal', height: m.proposal.proposal.height, round: m.proposal.proposal.round, payload: `${valueIdOf(m.proposal.proposal.value)}:${m.proposal.proposal.validRound}` });
+          }
+          fk.recent.push(m);
+          if (fk.recent.length > RECENT_MAX) fk.recent.shift();
+          broadcast(x, fi, { t: 'cons', m });
+          byzExtras(x, fi, m);
+          break;
+        }
+        case 'schedule-timeout':
+          engine.after(e.durationMs * MS * x.timeoutScale, { k: 'timeout', node: x.idx, fork: fi, epoch: x.epoch, kind: e.kind, height: e.height, round: e.round });
+          break;
+        case 'request-value': {
+          let value: Uint8Array;
+          if (x.behaviour === 'invalid-value') {
+            value = makeInvalidValue(e.height, x.idx);
+            counters.invalidProposals++;
+          } else value = makeValue(e.height, e.round, x.idx, fi);
+          followUps.push({ type: 'value-to-propose', height: e.height, round: e.round, value });
+          break;
+        }
+        case 'decide':
+          recordDecision(x, fk, { height: e.height, round: e.round, value: e.value, certificate: e.certificate });
+          fk.recent = [];
+          if (!x.applyingCatchup) engine.after(net.commitIntervalMs * MS, { k: 'start', node: x.idx, fork: fi, epoch: x.epoch, height: e.height + 1 });
+          break;
+        case 'evidence':
+          counters.evidence++;
+          if (x.honest) {
+            const accused = nodes.find((y) => toHex(y.id.publicKey) === e.evidence.validator);
+            if (accused !== undefined && accused.honest) counters.evidenceAgainstHonest++;
+          }
+          break;
+      }
+    }
+    if (crashHere) {
+      crashNow(x);
+      return;
+    }
+    if (fk.core.round > 0 && fk.core.round !== fk.polRound && fk.core.step !== 'decided') {
+      // Entering a new round above 0: relay the proof-of-lock at once (see polMessages).
+      fk.polRound = fk.core.round;
+      for (const m of polMessages(fk.core)) broadcast(x, fi, { t: 'cons', m });
+    }
+    for (const ev of followUps) feed(x, fi, ev);
+  };
+
+  const startFork = (x: SimNode, fi: number): void => {
+    const fk = x.forks[fi] as Fork;
+    feed(x, fi, { type: 'start-height', height: fk.log.length + 1, validators });
+  };
+
+  const newFork = (x: SimNode, record: SignerRecord | null, log: Decided[], registry: Registry, fi: number): Fork => {
+    const fk = { record, log, registry, recent: [], lastMark: '', polRound: 0 } as unknown as Fork;
+    // Validity: the real predicate against this fork's registry (at height - 1). An
+    // equivocator's second fork judges every value invalid, so it prevotes nil where the
+    // first prevotes the value: conflicting votes at every height.
+    // (Not in the negative control: there each fork must be able to decide with its half.)
+    const validateValue = fi === 0 || o.splitBrain === true ? (h: number, v: Uint8Array): boolean => fk.registry.height === h - 1 && validateBatch(fk.registry, h, v).ok : (): boolean => false;
+    fk.core = createConsensusState({ ...x.config, validateValue }, record);
+    return fk;
+  };
+
+  const crashNow = (x: SimNode): void => {
+    x.crashPending = false;
+    x.up = false;
+    x.epoch++;
+    counters.crashes++;
+  };
+
+  const restart = (x: SimNode): void => {
+    x.up = true;
+    x.epoch++;
+    counters.restarts++;
+    // Rebuilt from what was durable: the persisted signer record and the decided log.
+    x.forks = x.forks.map((fk, fi) => {
+      const fresh = newFork(x, fk.record, fk.log, fk.registry, fi); // (its validity closure holds this object: never spread it)
+      fresh.recent = fk.recent;
+      return fresh;
+    });
+    x.forks.forEach((fk, fi) => {
+      startFork(x, fi);
+      // Replay the WAL into the new core (as CometBFT does): its own proposal and votes
+      // of this height count again. Without this a node that signed a prevote and then
+      // crashed cannot reproduce it (the signer record refuses a different digest, and the
+      // core no longer knows the proposal), and with n-f honest nodes the round stalls.
+      for (const m of [...fk.recent]) feed(x, fi, m.type === 'vote' ? { type: 'vote', vote: m.vote } : { type: 'proposal', proposal: m.proposal });
+    });
+    engine.after(net.statusIntervalMs * MS * x.timeoutScale * rNet.float(), { k: 'status', node: x.idx, epoch: x.epoch });
+  };
+
+  const applyCatchup = (x: SimNode, fi: number, entries: readonly Decided[]): void => {
+    const fk = x.forks[fi] as Fork;
+    x.applyingCatchup = true;
+    let applied = false;
+    try {
+      for (const d of entries) {
+        if (d.height !== fk.log.length + 1) continue;
+        if (fk.core.height < d.height) feed(x, fi, { type: 'start-height', height: d.height, validators });
+        const before = fk.log.length;
+        feed(x, fi, { type: 'decided', height: d.height, value: d.value, certificate: d.certificate });
+        if (fk.log.length > before) {
+          applied = true;
+          counters.catchUpApplied++;
+        }
+        if (!x.up) return;
+      }
+    } finally {
+      x.applyingCatchup = false;
+    }
+    if (applied && x.up) feed(x, fi, { type: 'start-height', height: fk.log.length + 1, validators });
+  };
+
+  // --- event handler
+  const handle = (ev: Ev, now: number): void => {
+    switch (ev.k) {
+      case 'deliver': {
+        const x = nodes[ev.to] as SimNode;
+        trace.u32(1);
+        trace.num(now);
+        trace.u32(ev.from);
+        trace.u32(ev.to);
+        if (!x.up) return;
+        counters.delivered++;
+        const link = ev.from * n + ev.to;
+        if (ev.sendSeq < (lastDeliveredSeq[link] as number)) counters.reordered++;
+        else lastDeliveredSeq[link] = ev.sendSeq;
+        const toFork = x.forks.length > 1 ? ((nodes[ev.from] as SimNode).honest ? (nodes[ev.from] as SimNode).group : Math.min(ev.fromFork, x.forks.length - 1)) : 0;
+        const w = ev.wire;
+        switch (w.t) {
+          case 'cons': {
+            const m = w.m;
+            trace.bytesPrefix(m.type === 'vote' ? m.vote.signature : m.proposal.signature);
+            if (m.type === 'vote') {
+              traceLine(m.vote.vote.height, `${ev.from}->${ev.to} ${m.vote.vote.type} r${m.vote.vote.round} ${m.vote.vote.valueId?.slice(0, 8) ?? 'nil'} signer ${toHex(m.vote.signer).slice(0, 8)}`);
+              feed(x, toFork, { type: 'vote', vote: m.vote });
+            } else {
+              traceLine(m.proposal.proposal.height, `${ev.from}->${ev.to} proposal r${m.proposal.proposal.round} ${toHex(m.proposal.proposal.value)} vr ${m.proposal.proposal.validRound}`);
+              feed(x, toFork, { type: 'proposal', proposal: m.proposal });
+            }
+            return;
+          }
+          case 'status': {
+            trace.u32(w.height);
+            const fk = x.forks[toFork] as Fork;
+            if (w.height <= fk.log.length) {
+              const entries = fk.log.slice(w.height - 1, w.height - 1 + CATCHUP_BATCH);
+              send(x, toFork, ev.from, ev.fromFork, { t: 'catchup', entries });
+            }
+            return;
+          }
+          case 'catchup':
+            trace.u32(w.entries.length);
+            applyCatchup(x, toFork, w.entries);
+            return;
+        }
+        return;
+      }
+      case 'timeout': {
+        const x = nodes[ev.node] as SimNode;
+        if (!x.up || ev.epoch !== x.epoch) return;
+        trace.u32(2);
+        trace.num(now);
+        trace.u32(ev.node);
+        traceLine(ev.height, `node ${ev.node} timeout ${ev.kind} r${ev.round}`);
+        feed(x, ev.fork, { type: 'timeout', kind: ev.kind, height: ev.height, round: ev.round });
+        return;
+      }
+      case 'start': {
+        const x = nodes[ev.node] as SimNode;
+        if (!x.up || ev.epoch !== x.epoch) return;
+        const fk = x.forks[ev.fork] as Fork;
+        if (fk.core.height >= ev.height && fk.core.step !== 'decided') return; // catch-up got there first
+        if (ev.height !== fk.log.length + 1) return;
+        trace.u32(3);
+        trace.num(now);
+        feed(x, ev.fork, { type: 'start-height', height: ev.height, validators });
+        return;
+      }
+      case 'status': {
+        const x = nodes[ev.node] as SimNode;
+        if (!x.up || ev.epoch !== x.epoch) return;
+        x.forks.forEach((fk, fi) => {
+          counters.statusSent++;
+          broadcast(x, fi, { t: 'status', height: fk.log.length + 1 });
+          // Re-gossip only when this process made no progress since its last tick (as
+          // CometBFT gossips what a peer lacks, not everything): the good case pays nothing.
+          const mark = `${fk.core.height}/${fk.core.round}/${fk.core.step}`;
+          if (mark === fk.lastMark) for (const m of fk.recent) broadcast(x, fi, { t: 'cons', m });
+          for (const m of polMessages(fk.core)) broadcast(x, fi, { t: 'cons', m });
+          fk.lastMark = mark;
+        });
+        engine.after(net.statusIntervalMs * MS * x.timeoutScale, { k: 'status', node: x.idx, epoch: x.epoch });
+        return;
+      }
+      case 'crash': {
+        const x = nodes[ev.node] as SimNode;
+        trace.u32(4);
+        // The next step within 50 ms is cut short mid-effects; if the node is idle, it just stops.
+        x.crashPending = true;
+        engine.after(rNet.int(50 * MS), { k: 'crash-now', node: ev.node });
+        return;
+      }
+      case 'crash-now': {
+        const x = nodes[ev.node] as SimNode;
+        if (x.crashPending) crashNow(x);
+        return;
+      }
+      case 'restart': {
+        const x = nodes[ev.node] as SimNode;
+        trace.u32(5);
+        if (x.crashPending) crashNow(x);
+        if (!x.up) restart(x);
+        return;
+      }
+      case 'amnesia': {
+        const x = nodes[ev.node] as SimNode;
+        if (!x.up) return;
+        // Forget the lock and the signer record, keep the decided log.
+        counters.amnesiaResets++;
+        x.forks = x.forks.map((fk, fi) => newFork(x, null, fk.log, fk.registry, fi));
+        x.epoch++;
+        x.forks.forEach((_, fi) => startFork(x, fi));
+        engine.after(net.statusIntervalMs * MS, { k: 'status', node: x.idx, epoch: x.epoch });
+        engine.after((200 + rByz.int(800)) * MS, { k: 'amnesia', node: x.idx });
+        return;
+      }
+    }
+  };
+
+  // --- boot
+  for (const x of nodes) {
+    const forks = x.behaviour === 'equivocate' ? 2 : 1;
+    if (forks > 1) counters.equivocationForks++;
+    x.forks = Array.from({ length: forks }, (_, fi) => newFork(x, null, [], genesis, fi));
+  }
+  for (const x of nodes) {
+    x.forks.forEach((_, fi) => startFork(x, fi));
+    engine.after(net.statusIntervalMs * MS * x.timeoutScale * rNet.float(), { k: 'status', node: x.idx, epoch: x.epoch });
+    if (x.behaviour === 'amnesia') engine.after((200 + rByz.int(800)) * MS, { k: 'amnesia', node: x.idx });
+  }
+  if (plan.crash !== null) {
+    engine.at(plan.crash.atUs, { k: 'crash', node: plan.crash.node });
+    engine.at(plan.crash.restartUs, { k: 'restart', node: plan.crash.node });
+  }
+
+  // Run the fault phase, snapshot the liveness window, then run to completion.
+  const done = (): boolean => honestDone >= honestCount;
+  engine.run(stableUs, handle, done);
+  if (!done()) {
+    let heightAtStable = 0;
+    let maxRound = 0;
+    for (const h of honestIdx) {
+      const c = ((nodes[h] as SimNode).forks[0] as Fork).core;
+      const ht = c.step === 'decided' ? c.height + 1 : Math.max(1, c.height);
+      const r = c.step === 'decided' ? 0 : c.round;
+      if (ht > heightAtStable) {
+        heightAtStable = ht;
+        maxRound = r;
+      } else if (ht === heightAtStable) maxRound = Math.max(maxRound, r);
+    }
+    if (heightAtStable <= o.heights) liveness = { stableAtUs: stableUs, heightAtStable, maxRoundAtStable: maxRound };
+    // Time bound after stabilisation: generous per height (rounds of LAN timeouts) plus slack.
+    const limitUs = stableUs + o.heights * 1000 * MS + 20_000 * MS;
+    engine.run(limitUs, handle, done);
+  }
+
+  const history: History = {
+    nodes: n,
+    f,
+    honest: nodes.map((x) => x.honest),
+    decisions,
+    signed,
+    finalLogs: nodes.map((x) => ((x.forks[0] as Fork).log).map((d) => toHex(d.value))),
+    targetHeight: o.heights,
+    liveness,
+  };
+  const violations = checkAll(history);
+  if (counters.evidenceAgainstHonest > 0) {
+    violations.push({ kind: 'honest-double-sign', height: 0, nodes: [], detail: `honest nodes produced evidence against ${counters.evidenceAgainstHonest} honest validator(s)` });
+  }
+
+  // Rounds per height: the first honest decision of each height.
+  const firstRound = new Map<number, number>();
+  let maxRound = 0;
+  for (const d of decisions) {
+    if (!(nodes[d.node] as SimNode).honest || firstRound.has(d.height)) continue;
+    firstRound.set(d.height, d.round);
+    maxRound = Math.max(maxRound, d.round);
+  }
+  let roundSum = 0;
+  for (const r of firstRound.values()) roundSum += r + 1;
+  const commits = honestIdx.length === 0 ? 0 : Math.min(...honestIdx.map((h) => ((nodes[h] as SimNode).forks[0] as Fork).log.length));
+
+  return {
+    seed: o.seed,
+    traceHash: trace.hex(),
+    violations,
+    commits,
+    roundsPerHeight: firstRound.size === 0 ? 0 : roundSum / firstRound.size,
+    maxRound,
+    simTimeUs: engine.now,
+    events: engine.eventsProcessed,
+    counters,
+    history,
+    byzantine: byzList,
+    plan,
+    trace: traceLines,
+    finalStates: nodes.map((x) => {
+      const c = (x.forks[0] as Fork).core;
+      return `${x.honest ? 'honest' : `byz:${x.behaviour ?? '-'}`} ${x.up ? 'up' : 'down'} h${c.height} r${c.round} ${c.step} lock${c.lockedRound} valid${c.validRound} rec:h${c.signerRecord.height}r${c.signerRecord.round}s${c.signerRecord.step}`;
+    }),
+  };
+}
+
+/**
+ * Proof-of-lock relay (CometBFT's gossipVotesRoutine sends a peer the prevotes of the
+ * proposal's POL round): once a height needs more than one round, re-gossip the
+ * proposal and the prevotes that justify this node's valid value and the current
+ * proposal's validRound. Without it an unlocked node that lost those prevotes can
+ * never accept a re-proposal of the locked value, and locked and unlocked nodes
+ * split the prevotes forever (found by the simnet: seed 26, n=4, amnesia + crash).
+ * Read from the core's plain-data state; at most 2 (n + 1) messages per tick.
+ */
+function polMessages(core: ConsensusState): ConsensusMessage[] {
+  if (core.step === 'decided' || core.round === 0) return [];
+  const out: ConsensusMessage[] = [];
+  const relay = (vr: number, valueId: string | null): void => {
+    if (vr < 0 || valueId === null) return;
+    const rv = core.rounds.get(vr);
+    if (rv === undefined) return;
+    if (rv.proposal !== null) out.push({ type: 'proposal', proposal: rv.proposal });
+    for (const sv of rv.prevotes.values()) if (sv.vote.valueId === valueId) out.push({ type: 'vote', vote: sv });
+  };
+  relay(core.validRound, core.validValue === null ? null : valueIdOf(core.validValue));
+  const p = core.rounds.get(core.round)?.proposal ?? null;
+  if (p !== null && p.proposal.validRound !== core.validRound) relay(p.proposal.validRound, valueIdOf(p.proposal.value));
+  return out;
+}
