@@ -27,6 +27,7 @@ export function exitCodeFor(e: unknown): number {
   if (!(e instanceof FednodeError)) return EXIT.failure;
   switch (e.code) {
     case 'ERR_USAGE':
+    case 'ERR_SIMNET_OPTIONS':
       return EXIT.usage;
     case 'ERR_DATADIR_MISSING':
     case 'ERR_DATADIR_NOT_INITIALISED':

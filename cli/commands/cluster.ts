@@ -19,6 +19,9 @@ import { pathExists } from '../../node/datadir.js';
 import { RuntimeError } from '../../node/runtime/errors.js';
 import { table } from './format.js';
 
+/** The model the local cluster serves out of the box (simulated: no weights). */
+export const CLUSTER_SIMULATED_MODEL = 'simulated-7b';
+
 /** Nodes one machine runs for a demo/test; 16 keeps ports, memory and logs sane. */
 export const CLUSTER_NODES_MAX = 16;
 /** A node is ready in about a second; 30 s covers a loaded CI machine. */
@@ -92,6 +95,7 @@ export const clusterCommand: Command = {
     { name: 'dir', type: 'string', placeholder: '<dir>', description: 'parent of the nodes\' data dirs (node-1, node-2, ...); reused if they exist', defaultText: 'a new temp dir, removed on exit' },
     { name: 'advert-period', type: 'duration', placeholder: '<duration>', description: 'advert heartbeat of every node', defaultText: '2s' },
     { name: 'keep', type: 'boolean', description: 'keep the temp dir on exit' },
+    { name: 'simulated-model', type: 'string', placeholder: '<model>', description: 'model id every node serves from the embedded simulated backend', defaultText: CLUSTER_SIMULATED_MODEL },
   ],
   positionals: [],
   async run(ctx) {
@@ -100,7 +104,10 @@ export const clusterCommand: Command = {
     const base = given !== undefined ? resolve(given) : await mkdtemp(join(tmpdir(), 'fednode-cluster-'));
     await mkdir(base, { recursive: true });
     const period = flagNumber(ctx.args, 'advert-period');
-    const common = ['--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--api-port', '0', ...(period !== undefined ? ['--advert-period', `${period}ms`] : [])];
+    // Every node serves the embedded simulated model, so the local cluster can
+    // answer `fednode infer` on a fresh machine with no model weights.
+    const simModel = flagString(ctx.args, 'simulated-model') ?? CLUSTER_SIMULATED_MODEL;
+    const common = ['--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--api-port', '0', '--simulated-model', simModel, ...(period !== undefined ? ['--advert-period', `${period}ms`] : [])];
     const members: Member[] = [];
     let stopping = false;
     const stopAll = async (): Promise<boolean> => {

@@ -12,6 +12,8 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { name: 'control-port', type: 'int', min: 0, max: 65535, placeholder: '<port>', description: 'control API port, 0 = any (config: control.port)', defaultText: '0' },
   { name: 'api-port', type: 'int', min: 0, max: 65535, placeholder: '<port>', description: 'inference API port, 0 = any (config: api.port)', defaultText: '7411' },
   { name: 'advert-period', type: 'duration', placeholder: '<duration>', description: 'advert heartbeat (config: adverts.periodMs)', defaultText: '2s' },
+  { name: 'simulated-model', type: 'string', repeatable: true, placeholder: '<model>', description: 'serve this model id from the embedded SIMULATED backend: deterministic tokens, no weights (config: backends)' },
+  { name: 'simulated-tps', type: 'int', min: 0, max: 100_000, placeholder: '<n>', description: 'tokens/s per request of the simulated backend; 0 = zero delay', defaultText: '50' },
   { name: 'log-level', type: 'string', placeholder: '<level>', description: 'debug, info, warn or error (config: log.level)', defaultText: 'info' },
 ];
 
@@ -33,6 +35,8 @@ export function configFromFlags(args: ParsedArgs): FednodeConfigInput {
   if (ap !== undefined) c['api'] = { port: ap };
   const period = flagNumber(args, 'advert-period');
   if (period !== undefined) c['adverts'] = { periodMs: period };
+  const simModels = flagList(args, 'simulated-model');
+  if (simModels.length > 0) c['backends'] = [{ kind: 'simulated', id: 'simulated', models: simModels, tokensPerSecond: flagNumber(args, 'simulated-tps') ?? 50 }];
   const level = flagString(args, 'log-level');
   if (level !== undefined) c['log'] = { level };
   return c;

@@ -13,5 +13,7 @@ import { joinCommand } from './join.js';
 import { peersCommand } from './peers.js';
 import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
+import { inferCommand, modelsCommand } from './infer.js';
+import { simnetCommand } from './simnet.js';
 
-export const COMMANDS: readonly Command[] = [initCommand, startCommand, inviteCommand, joinCommand, statusCommand, peersCommand, doctorCommand, clusterCommand];
+export const COMMANDS: readonly Command[] = [initCommand, startCommand, inviteCommand, joinCommand, statusCommand, peersCommand, doctorCommand, clusterCommand, inferCommand, modelsCommand, simnetCommand];

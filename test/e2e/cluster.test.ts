@@ -119,6 +119,30 @@ describe('fednode end to end (real processes on 127.0.0.1)', () => {
     expect(new Set(nodes.map((n) => n.peerId)).size).toBe(3);
     const first = nodes[0]!;
     await waitFor('node-1 sees 2 live peers', async () => ((await peersOf(first.dataDir)).filter((p) => p.state === 'live').length === 2 ? true : undefined), 30_000, 200);
+    // the out-of-the-box model is served by every node's simulated backend
+    const models = await waitFor(
+      'node-1 lists the simulated model on 3 nodes',
+      async () => {
+        const r = await fednode(['models', '--json', '--data-dir', first.dataDir]);
+        const m = (JSON.parse(r.stdout) as { models: { id: string; servedBy: string[]; simulated: boolean }[] }).models;
+        return m.length === 1 && m[0]!.servedBy.length === 3 ? m : undefined;
+      },
+      30_000,
+      250,
+    );
+    expect(models[0]!.id).toBe('simulated-7b');
+    expect(models[0]!.simulated).toBe(true);
+    // `fednode infer` through node-1: an answer, the serving node named, tokens/s measured
+    const inf = await fednode(['infer', '--json', '--data-dir', first.dataDir, '--model', 'simulated-7b', '--max-tokens', '8', 'hello cluster']);
+    expect(inf.code, inf.stderr).toBe(0);
+    const res = JSON.parse(inf.stdout) as { text: string; servedBy: string; completionTokens: number; tokensPerSecond: number | null };
+    expect(res.completionTokens).toBe(8);
+    expect(res.text.trim().split(/\s+/).length).toBeGreaterThanOrEqual(1);
+    expect(nodes.map((n) => n.peerId)).toContain(res.servedBy);
+    expect(res.tokensPerSecond).toBeGreaterThan(0);
+    const unknown = await fednode(['infer', '--data-dir', first.dataDir, '--model', 'no-such-model', 'hi']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/no-such-model|404/);
     const lines: string[] = [];
     cl.child.stdout!.on('data', (b: Buffer) => lines.push(b.toString()));
     cl.child.kill('SIGINT');
