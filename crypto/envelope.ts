@@ -78,8 +78,16 @@ export interface OpenOptions {
 
 const FIELDS = ['v', 'k', 'c', 's', 'q', 't', 'b'] as const;
 
+// Kind -> domain without building the context string per message. Bound: kinds
+// are fixed in code, and domain() itself refuses more than 256 contexts.
+const domainsByKind = new Map<string, DigestDomain>();
 function domainOf(kind: string): DigestDomain {
-  return domain(`fednode/v${ENVELOPE_VERSION}/${kind}`);
+  let d = domainsByKind.get(kind);
+  if (d === undefined) {
+    d = domain(`fednode/v${ENVELOPE_VERSION}/${kind}`);
+    domainsByKind.set(kind, d);
+  }
+  return d;
 }
 
 function checkFields(fields: EnvelopeFields): void {
