@@ -7,7 +7,7 @@
  */
 import type { Identity } from '../../crypto/keys.js';
 import type { AdvertBody } from '../adverts/advert.js';
-import { parseAdvertBody } from '../adverts/advert.js';
+import { ADVERT_LIMITS, parseAdvertBody } from '../adverts/advert.js';
 import { PeerTable } from '../adverts/peer-table.js';
 import type { PeerSnapshot } from '../adverts/peer-table.js';
 import type { PowerProfile, ProfileState } from '../adverts/profile.js';
@@ -159,7 +159,9 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
     profileState = decision.state;
     lastProfile = decision.profile;
     return Promise.resolve({
-      models: [...new Set(load.models())].sort(),
+      // Real-world ids are cut to the advert's bounds: one odd id must not make the
+      // whole advert invalid (the node would go stale for every peer).
+      models: [...new Set(load.models().filter((m) => m.length > 0 && m.length <= ADVERT_LIMITS.maxModelChars))].sort().slice(0, ADVERT_LIMITS.maxModels),
       inFlight,
       queued,
       capacity,

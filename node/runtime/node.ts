@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import type { ControlServer } from '../control/server.js';
 import { startControlServer } from '../control/server.js';
 import type { Host } from '../p2p/host.js';
+import { parseAdvertBody } from '../adverts/advert.js';
 import { createHost } from '../p2p/host.js';
 import { createJoinClaim, InviteMemberSource } from '../p2p/members.js';
 import type { Store } from '../store/index.js';
@@ -135,6 +136,9 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       listen: config.listen,
       bootstrap: config.bootstrap,
       mdns: config.mdns.enabled ? { intervalMs: config.mdns.intervalMs } : null,
+      // A member's malformed advert is rejected at the gossip edge (and scored
+      // down) instead of being relayed and dropped later by the peer table.
+      bodyCheck: { adverts: (body) => advertBodyProblem(body) },
       logger: log,
       now,
     });
@@ -263,4 +267,10 @@ export function invitableAddresses(addrs: readonly string[], announce: readonly 
   }
   // loopback last: another machine cannot dial it, but a same-host join can
   return [...out.filter((a) => !a.includes('/127.') && !a.includes('/::1/')), ...out.filter((a) => a.includes('/127.') || a.includes('/::1/'))].slice(0, 16);
+}
+
+/** null when `body` is a valid advert body, else a short reason (gossip body check). */
+export function advertBodyProblem(body: unknown): string | null {
+  const r = parseAdvertBody(body);
+  return r.ok ? null : `${r.code} at ${r.field}: ${r.detail}`;
 }
