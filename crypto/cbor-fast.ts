@@ -287,16 +287,21 @@ const SLAB_MAX_PIECE = 1024;
 let slab = new ArrayBuffer(SLAB_BYTES);
 let slabOffset = 0;
 
-/** A copy of src[start, end) as a plain Uint8Array. */
-export function copyOut(src: Uint8Array, start: number, end: number): Uint8Array {
-  const n = end - start;
-  if (n > SLAB_MAX_PIECE) return src.slice(start, end);
+/** A new zero-length-checked buffer of n bytes (slab-carved when small). */
+export function allocBytes(n: number): Uint8Array {
+  if (n > SLAB_MAX_PIECE) return new Uint8Array(n);
   if (slabOffset + n > SLAB_BYTES) {
     slab = new ArrayBuffer(SLAB_BYTES);
     slabOffset = 0;
   }
   const out = new Uint8Array(slab, slabOffset, n);
   slabOffset += (n + 7) & ~7; // keep pieces 8-byte aligned
+  return out;
+}
+
+/** A copy of src[start, end) as a plain Uint8Array. */
+export function copyOut(src: Uint8Array, start: number, end: number): Uint8Array {
+  const out = allocBytes(end - start);
   out.set(src.subarray(start, end));
   return out;
 }
@@ -306,6 +311,21 @@ export function copyOut(src: Uint8Array, start: number, end: number): Uint8Array
 const scratch = new Writer();
 /** The scratch buffer is dropped if one message made it grow past 64 KiB. */
 const SCRATCH_KEEP_BYTES = 64 * 1024;
+
+/**
+ * Encode into the shared scratch buffer and hand `use` a view of the bytes,
+ * valid only during the call (no copy: the envelope path digests and frames
+ * straight from it). `use` must not encode again.
+ */
+export function withEncoded<T>(value: unknown, use: (bytes: Uint8Array) => T): T {
+  scratch.len = 0;
+  try {
+    encodeValue(scratch, value, 0);
+    return use(scratch.buf.subarray(0, scratch.len));
+  } finally {
+    if (scratch.buf.byteLength > SCRATCH_KEEP_BYTES) scratch.reset();
+  }
+}
 
 export function fastEncode(value: unknown): Uint8Array {
   scratch.len = 0;

@@ -11,7 +11,8 @@
  * throws on hostile input; it returns a typed result whose `code` says why.
  */
 import { CryptoError } from './errors.js';
-import { decodeCanonical, encodeCanonical, expectRecord } from './cbor.js';
+import { decodeCanonical, expectRecord } from './cbor.js';
+import { allocBytes, withEncoded } from './cbor-fast.js';
 import { domain } from './blake3.js';
 import type { DigestDomain } from './blake3.js';
 import { ed25519, PUBLIC_KEY_BYTES, SIGNATURE_BYTES } from './ed25519.js';
@@ -101,32 +102,57 @@ function checkFields(fields: EnvelopeFields): void {
 /** Sign `fields` as `id`; returns the wire bytes. Throws CryptoError on invalid local input. */
 export function createEnvelope<B>(id: Identity, fields: EnvelopeFields<B>, impl: Ed25519 = ed25519): Uint8Array {
   checkFields(fields);
-  const signed = encodeCanonical({ v: ENVELOPE_VERSION, k: fields.kind, c: fields.cluster, s: id.publicKey, q: fields.seq, t: fields.time, b: fields.body });
-  const digest = domainOf(fields.kind).digest(signed);
-  const sig = impl.sign(id.secretKey, digest);
-  return frame(signed, sig);
+  const signedMap = { v: ENVELOPE_VERSION, k: fields.kind, c: fields.cluster, s: id.publicKey, q: fields.seq, t: fields.time, b: fields.body };
+  const dom = domainOf(fields.kind);
+  try {
+    // encoded once into scratch, digested and framed from there: one allocation (the result)
+    return withEncoded(signedMap, (signed) => frame(signed, impl.sign(id.secretKey, dom.digest(signed))));
+  } catch (err) {
+    if (err instanceof CryptoError) throw err;
+    throw new CryptoError('ERR_CBOR_ENCODE', `cannot encode envelope body as CBOR: ${(err as Error).message}`, {}, { cause: err });
+  }
 }
 
 // The outer layer is two byte strings; it is encoded and parsed by hand (it is
 // the hot path of every message, and a strict hand parser is simpler to prove
 // canonical than a general decoder): 0x82, bstr(signed), bstr(sig).
-function bstrHeader(n: number): Uint8Array {
-  if (n < 24) return Uint8Array.of(0x40 + n);
-  if (n < 0x100) return Uint8Array.of(0x58, n);
-  if (n < 0x10000) return Uint8Array.of(0x59, n >>> 8, n & 0xff);
-  return Uint8Array.of(0x5a, (n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+/** Length of a CBOR byte-string header for n bytes. */
+function bstrHeaderLength(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+/** Writes a canonical byte-string header for n bytes at out[at]; returns the next offset. */
+function writeBstrHeader(out: Uint8Array, at: number, n: number): number {
+  if (n < 24) {
+    out[at] = 0x40 + n;
+    return at + 1;
+  }
+  if (n < 0x100) {
+    out[at] = 0x58;
+    out[at + 1] = n;
+    return at + 2;
+  }
+  if (n < 0x10000) {
+    out[at] = 0x59;
+    out[at + 1] = n >>> 8;
+    out[at + 2] = n & 0xff;
+    return at + 3;
+  }
+  out[at] = 0x5a;
+  out[at + 1] = (n >>> 24) & 0xff;
+  out[at + 2] = (n >>> 16) & 0xff;
+  out[at + 3] = (n >>> 8) & 0xff;
+  out[at + 4] = n & 0xff;
+  return at + 5;
 }
 
 function frame(signed: Uint8Array, sig: Uint8Array): Uint8Array {
-  const h1 = bstrHeader(signed.byteLength);
-  const out = new Uint8Array(1 + h1.byteLength + signed.byteLength + 2 + sig.byteLength);
+  const out = allocBytes(1 + bstrHeaderLength(signed.byteLength) + signed.byteLength + bstrHeaderLength(sig.byteLength) + sig.byteLength);
   out[0] = 0x82;
-  out.set(h1, 1);
-  out.set(signed, 1 + h1.byteLength);
-  const o = 1 + h1.byteLength + signed.byteLength;
-  out[o] = 0x58;
-  out[o + 1] = sig.byteLength;
-  out.set(sig, o + 2);
+  let at = writeBstrHeader(out, 1, signed.byteLength);
+  out.set(signed, at);
+  at = writeBstrHeader(out, at + signed.byteLength, sig.byteLength);
+  out.set(sig, at);
   return out;
 }
 
