@@ -7,11 +7,14 @@
  */
 import type { Identity } from '../../crypto/keys.js';
 import type { AdvertBody } from '../adverts/advert.js';
-import { ADVERT_LIMITS, parseAdvertBody } from '../adverts/advert.js';
+import { parseAdvertBody } from '../adverts/advert.js';
+import { buildAdvertBody, decideForReadings } from '../adverts/collect.js';
+import type { ServingState } from '../adverts/collect.js';
+import type { HardwareSnapshot } from '../probes/index.js';
 import { PeerTable } from '../adverts/peer-table.js';
 import type { PeerSnapshot } from '../adverts/peer-table.js';
 import type { PowerProfile, ProfileState } from '../adverts/profile.js';
-import { decideProfile, DEFAULT_PROFILE_POLICY, nodeLoad } from '../adverts/profile.js';
+import { DEFAULT_PROFILE_POLICY } from '../adverts/profile.js';
 import { AdvertPublisher, realScheduler } from '../adverts/publisher.js';
 import type { FednodeConfig } from '../config.js';
 import type { Logger } from '../log.js';
@@ -132,49 +135,15 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
     cpuPackageW = (await rapl.sample(o.now()).catch(() => ({ watts: null }))).watts;
   };
 
+  // The body is built by the pure functions of node/adverts (bounds, clamping and
+  // the profile decision live there once); the runtime only supplies readings.
   const collect = (): Promise<AdvertBody> => {
-    const gpus = (gpu.gpus ?? []).map((g) => ({
-      index: g.index,
-      name: g.name,
-      memoryTotalMiB: g.memoryTotalMiB,
-      memoryUsedMiB: g.memoryUsedMiB,
-      utilizationPct: g.utilizationPct,
-      temperatureC: g.temperatureC,
-      powerDrawW: g.powerDrawW,
-      powerLimitW: g.powerLimitW,
-    }));
-    const inFlight = load.inFlight();
-    const queued = load.queued();
-    const capacity = load.capacity();
-    const temps = gpus.map((g) => g.temperatureC).filter((t): t is number => t !== null);
-    const decision = decideProfile(
-      {
-        load: nodeLoad({ inFlight, queued, capacity, gpuUtilizationPct: gpus.map((g) => g.utilizationPct), cpuLoad: system.cpuLoad }),
-        power: { source: power?.source ?? null, batteryPct: power?.batteryPct ?? null, charging: power?.charging ?? null },
-        maxGpuTempC: temps.length > 0 ? Math.max(...temps) : null,
-      },
-      policy,
-      profileState,
-    );
+    const hw: HardwareSnapshot = { atMs: o.now(), gpus: gpu.gpus, gpuReason: gpu.reason, gpuSkipped: gpu.skipped, power, cpuPackageW, cpuPackageReason: null, system };
+    const serving: ServingState = { models: load.models(), inFlight: load.inFlight(), queued: load.queued(), capacity: load.capacity() };
+    const decision = decideForReadings(hw, serving, policy, profileState);
     profileState = decision.state;
     lastProfile = decision.profile;
-    return Promise.resolve({
-      // Real-world ids are cut to the advert's bounds: one odd id must not make the
-      // whole advert invalid (the node would go stale for every peer).
-      models: [...new Set(load.models().filter((m) => m.length > 0 && m.length <= ADVERT_LIMITS.maxModelChars))].sort().slice(0, ADVERT_LIMITS.maxModels),
-      inFlight,
-      queued,
-      capacity,
-      gpus,
-      cpuLoad: system.cpuLoad,
-      memUsedBytes: system.memUsedBytes,
-      memTotalBytes: system.memTotalBytes,
-      power: { source: power?.source ?? null, batteryPct: power?.batteryPct ?? null, charging: power?.charging ?? null },
-      cpuPackageW,
-      profile: decision.profile,
-      profilePinned: decision.pinned,
-      apiUrl: o.apiUrl(),
-    });
+    return Promise.resolve(buildAdvertBody(hw, serving, decision, o.apiUrl()));
   };
 
   const publisher = new AdvertPublisher({
