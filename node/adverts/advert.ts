@@ -235,6 +235,20 @@ export function parseAdvertBody(value: unknown): AdvertParse {
   }
 }
 
+/** Exactly the advert's GPU fields of a reading (a probe's reading carries more, e.g. uuid). */
+export function toAdvertGpu(g: AdvertGpu): AdvertGpu {
+  return {
+    index: g.index,
+    name: g.name,
+    memoryTotalMiB: g.memoryTotalMiB,
+    memoryUsedMiB: g.memoryUsedMiB,
+    utilizationPct: g.utilizationPct,
+    temperatureC: g.temperatureC,
+    powerDrawW: g.powerDrawW,
+    powerLimitW: g.powerLimitW,
+  };
+}
+
 /**
  * This node's own body, checked and copied into a plain object with exactly the
  * schema's fields (extra properties of the caller's object are not carried), ready
@@ -246,16 +260,7 @@ export function encodeAdvertBody(body: AdvertBody): AdvertBody {
     inFlight: body.inFlight,
     queued: body.queued,
     capacity: body.capacity,
-    gpus: body.gpus.map((g) => ({
-      index: g.index,
-      name: g.name,
-      memoryTotalMiB: g.memoryTotalMiB,
-      memoryUsedMiB: g.memoryUsedMiB,
-      utilizationPct: g.utilizationPct,
-      temperatureC: g.temperatureC,
-      powerDrawW: g.powerDrawW,
-      powerLimitW: g.powerLimitW,
-    })),
+    gpus: body.gpus.map(toAdvertGpu),
     cpuLoad: body.cpuLoad,
     memUsedBytes: body.memUsedBytes,
     memTotalBytes: body.memTotalBytes,

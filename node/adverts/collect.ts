@@ -6,7 +6,7 @@
  */
 import { nullLogger, type Logger } from '../log.js';
 import type { HardwareProbe, HardwareSnapshot } from '../probes/index.js';
-import { ADVERT_LIMITS, assertPositiveInt, type AdvertBody, type AdvertGpu } from './advert.js';
+import { ADVERT_LIMITS, assertPositiveInt, toAdvertGpu, type AdvertBody, type AdvertGpu } from './advert.js';
 import { decideProfile, DEFAULT_PROFILE_POLICY, nodeLoad, type ProfileDecision, type ProfilePolicy, type ProfileState } from './profile.js';
 
 export interface ServingState {
@@ -27,16 +27,7 @@ export function buildAdvertBody(hw: HardwareSnapshot, serving: ServingState, dec
   // eslint-disable-next-line no-control-regex
   const printable = (m: string): boolean => m.length > 0 && m.length <= ADVERT_LIMITS.maxModelChars && !/[\u0000-\u001f\u007f-\u009f]/.test(m);
   const models = [...new Set(serving.models.filter(printable))].sort().slice(0, ADVERT_LIMITS.maxModels);
-  const gpus: AdvertGpu[] = (hw.gpus ?? []).slice(0, ADVERT_LIMITS.maxGpus).map((g) => ({
-    index: g.index,
-    name: g.name,
-    memoryTotalMiB: g.memoryTotalMiB,
-    memoryUsedMiB: g.memoryUsedMiB,
-    utilizationPct: g.utilizationPct,
-    temperatureC: g.temperatureC,
-    powerDrawW: g.powerDrawW,
-    powerLimitW: g.powerLimitW,
-  }));
+  const gpus: AdvertGpu[] = (hw.gpus ?? []).slice(0, ADVERT_LIMITS.maxGpus).map(toAdvertGpu);
   return {
     models,
     inFlight: clampCount(serving.inFlight),

@@ -434,6 +434,16 @@ export class ForwardClient {
     let yielded = false;
     let gotFrame = false;
     let complete = false;
+    // A reused stream that fails before its first frame was stale: replace it once.
+    const canRetryStale = (): boolean => reused && !gotFrame && !aborted();
+    const replaceStale = async (): Promise<Channel> => {
+      this.stats.staleReplaced++;
+      this.discard(current, true);
+      reused = false;
+      const fresh = await openFresh();
+      fresh.out.push(header);
+      return fresh;
+    };
     try {
       current.out.push(header);
       for (;;) {
@@ -441,24 +451,16 @@ export class ForwardClient {
         try {
           r = await current.frames.next();
         } catch (err) {
-          if (reused && !gotFrame && !aborted()) {
+          if (canRetryStale()) {
             // The kept-alive stream had gone stale (peer closed it): one fresh try.
-            this.stats.staleReplaced++;
-            this.discard(current, true);
-            reused = false;
-            current = await openFresh();
-            current.out.push(header);
+            current = await replaceStale();
             continue;
           }
           throw new InferError(aborted() ? 'ERR_ABORTED' : 'ERR_FORWARD_PROTOCOL', `stream to ${peerId} failed: ${(err as Error).message}`, { peerId, afterFirstToken: yielded }, { cause: err });
         }
         if (r.done === true) {
-          if (reused && !gotFrame && !aborted()) {
-            this.stats.staleReplaced++;
-            this.discard(current, true);
-            reused = false;
-            current = await openFresh();
-            current.out.push(header);
+          if (canRetryStale()) {
+            current = await replaceStale();
             continue;
           }
           throw new InferError(aborted() ? 'ERR_ABORTED' : 'ERR_FORWARD_PROTOCOL', `stream to ${peerId} ended without a trailer`, { peerId, afterFirstToken: yielded });

@@ -10,7 +10,7 @@
  * deliveries); Ignore drops without penalty.
  */
 import { decodeEnvelope, verifyDecoded } from '../../crypto/envelope.js';
-import type { DecodedEnvelope, Envelope } from '../../crypto/envelope.js';
+import type { DecodedEnvelope, Envelope, EnvelopeErrorCode } from '../../crypto/envelope.js';
 import { VerifiedCache } from '../../crypto/verify-cache.js';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
@@ -27,21 +27,7 @@ export function topicString(cluster: string, t: TopicName): string {
 export type Verdict = 'accept' | 'ignore' | 'reject';
 
 /** Why a message was not accepted. */
-export type GossipErrorCode =
-  | 'oversize'
-  | 'bad-encoding'
-  | 'non-canonical'
-  | 'unknown-field'
-  | 'wrong-kind'
-  | 'wrong-cluster'
-  | 'bad-signer'
-  | 'not-member'
-  | 'replay'
-  | 'too-old'
-  | 'too-new'
-  | 'bad-body'
-  | 'bad-signature'
-  | 'internal';
+export type GossipErrorCode = EnvelopeErrorCode | 'not-member' | 'replay' | 'too-old' | 'too-new' | 'bad-body' | 'internal';
 
 /**
  * THE place where a validation outcome becomes a verdict.
