@@ -95,7 +95,7 @@ export const DEFAULT_GOSSIP_LIMITS: GossipLimits = {
   consensus: {
     // Proposals carry pattern batches; the envelope layer's default bound (256 KiB).
     maxBytes: 256 * 1024,
-    kinds: ['proposal', 'vote', 'status'],
+    kinds: ['proposal', 'vote', 'status', 'ops'],
     // Consensus rounds time out in seconds; votes older than 2 minutes are history
     // that catch-up fetches by request, not gossip.
     maxAgeMs: 120_000,

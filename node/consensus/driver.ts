@@ -1,0 +1,1092 @@
+/**
+ * The consensus driver: carries out the pure Tendermint core's effects (consensus/core.ts)
+ * over libp2p gossip, a durable signer file and the LevelDB decided log.
+ *
+ * One serialized event loop per node feeds `step()`; the effects of a step are carried out in
+ * order, and durability comes first: the signer record (with this node's own signed messages of
+ * the height) is written before any broadcast of that step, and a decision is written to the log
+ * (sync) and applied to the registry before anything else happens.
+ *
+ * Idle clusters do not spin (CometBFT's `create_empty_blocks = false`): after deciding H, H+1
+ * starts only when there is work: this node's pool holds ops, a message for H+1 arrives, or the
+ * node restarts inside a height it had signed at.
+ */
+import { mkdir } from 'node:fs/promises';
+import { domain } from '../../crypto/blake3.js';
+import { encodeCanonical, expectRecord } from '../../crypto/cbor.js';
+import { ed25519 } from '../../crypto/ed25519.js';
+import { createEnvelope } from '../../crypto/envelope.js';
+import { peerIdFromPublicKey } from '../../crypto/keys.js';
+import { decodeMessage, encodeMessage } from '../../consensus/codec.js';
+import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, step, toHex, valueIdOf, verifyCommitCertificate } from '../../consensus/core.js';
+import { decodeBatch, encodeBatch, MAX_BATCH_BYTES, type PatternOp } from '../../consensus/patterns.js';
+import { applyBatch, genesisRegistry, registryHash, validateBatch, validatorSetAt, validityFor, type Registry } from '../../consensus/registry.js';
+import type { CommitCertificate, ConsensusMessage, ConsensusState, Effect, Event, Evidence, SignerRecord, ValidatorSet, VerifyFn } from '../../consensus/types.js';
+import type { Logger } from '../log.js';
+import type { Host } from '../p2p/host.js';
+import type { GossipDelivery } from '../p2p/gossip.js';
+import type { Consensus, ConsensusStatus, CommitReceipt, DecidedEntry, OpenConsensusOptions } from './api.js';
+import { ConsensusDriverError } from './api.js';
+import { AuditLog, type AuditLine } from './audit-log.js';
+import { decodeDecision, DecidedLog, type StoredDecision } from './decided-log.js';
+import { Mempool, opId } from './mempool.js';
+import { RegistryMembers } from './members.js';
+import { SignerFile, MAX_OWN_MESSAGES, ownMessages } from './signer-file.js';
+import {
+  decodeSyncResponse,
+  encodeSyncResponse,
+  MAX_SYNC_HEIGHTS,
+  MAX_SYNC_MESSAGES,
+  requestSync,
+  serveSync,
+  SYNC_MAX_INBOUND_STREAMS,
+  SYNC_PROTOCOL,
+  SYNC_RESPONSE_BUDGET_BYTES,
+  SYNC_TIMEOUT_MS_DEFAULT,
+  type SyncRequest,
+  type SyncResponse,
+} from './sync.js';
+
+// ---------------------------------------------------------------------------------------------
+// Bounds and defaults (each with its reason)
+
+/**
+ * Received consensus messages waiting for the event loop: the gossip layer's own queue bound
+ * (4,096 ~ 100 validators x 4 message types x 10 rounds). When full the NEWEST is dropped
+ * (counted): the loop needs the head first, and catch-up refetches what was lost. Internal
+ * events (timeouts, proposals to make, decisions) are never dropped: a handful at a time.
+ */
+export const EVENT_QUEUE_MAX = 4096;
+/** Evidence kept for `evidence()` / status: the core's own bound (64 names every faulty node of a lab). */
+export const EVIDENCE_MAX = DEFAULT_LIMITS.maxEvidence;
+/** Peer statuses remembered: the member bound of the p2p layer (1,024). */
+const PEER_STATUS_MAX = 1024;
+/** Verified (key, digest, signature) triples cached: a few seconds of votes at 100 validators. */
+const VERIFY_CACHE_MAX = 16_384;
+/** Decided listeners and submit waiters: each waiter is one pending `submit` call. */
+const WAITERS_MAX = 4096;
+/** Status gossip period: as CometBFT's peer-state gossip, once a second is enough to notice a lag. */
+export const STATUS_INTERVAL_MS_DEFAULT = 1_000;
+/** A `submit` without its own timeout waits this long (a few dozen rounds on a LAN). */
+export const SUBMIT_TIMEOUT_MS_DEFAULT = 30_000;
+/** Status ticks without progress before own messages are re-sent and the current votes fetched. */
+const STUCK_TICKS = 2;
+/** Status ticks without hearing any peer status before a connected peer is asked directly. */
+const QUIET_TICKS = 3;
+
+/** Envelope kinds this driver puts on the consensus topic. */
+export const KIND_PROPOSAL = 'proposal';
+export const KIND_VOTE = 'vote';
+export const KIND_STATUS = 'status';
+export const KIND_OPS = 'ops';
+
+export interface DriverCounters {
+  /** Consensus envelopes whose body did not decode, or whose kind and body disagree. */
+  badMessages: number;
+  /** Envelopes from a signer that is not a member (the gossip layer rejects them first). */
+  nonMember: number;
+  /** Messages for heights beyond the next one (ignored; they trigger catch-up). */
+  farAhead: number;
+  /** Messages for heights already decided (ignored). */
+  stale: number;
+  /** Signatures that did not verify (forged or corrupted votes, proposals, certificate precommits). */
+  badSignatures: number;
+  /** Received messages dropped because the event queue was full. */
+  queueDropped: number;
+  /** Pending-op gossip: ops received and accepted into the pool / rejected as malformed / dropped as the pool was full. */
+  opsReceived: number;
+  opsRejected: number;
+  opsDropped: number;
+  /** Status messages that did not parse. */
+  badStatus: number;
+  /** Catch-up: requests served, malformed requests, responses that failed to decode, certificates rejected. */
+  syncServed: number;
+  syncBadRequests: number;
+  syncBadResponses: number;
+  syncFailures: number;
+  certificatesRejected: number;
+  /** Broadcasts that failed (host stopping, oversize). */
+  broadcastFailures: number;
+  /** Steps whose handling threw (a bug; logged, never crashes the node). */
+  internalErrors: number;
+}
+
+/** TEST ONLY hooks. Never set in production: they exist for Byzantine-behaviour tests. */
+export interface TestOnlyHooks {
+  /**
+   * Called after each own message is broadcast; whatever it returns is broadcast too, in this
+   * node's envelopes (e.g. a conflicting, validly signed vote: an equivocator).
+   */
+  readonly extraBroadcasts?: (m: ConsensusMessage) => readonly ConsensusMessage[];
+}
+
+export interface DriverOptions extends OpenConsensusOptions {
+  /** Status gossip and catch-up check period. @default 1_000 */
+  readonly statusIntervalMs?: number;
+  /** Catch-up exchange timeout. @default 5_000 */
+  readonly syncTimeoutMs?: number;
+  /** Default `submit` timeout. @default 30_000 */
+  readonly submitTimeoutMs?: number;
+  /** TEST ONLY (Byzantine wrappers). */
+  readonly testOnly?: TestOnlyHooks;
+}
+
+export interface DriverConsensus extends Consensus {
+  counters(): DriverCounters;
+}
+
+type Job =
+  | { readonly kind: 'core'; readonly event: Event }
+  | { readonly kind: 'message'; readonly m: ConsensusMessage; readonly from: string }
+  | { readonly kind: 'catchup'; readonly r: SyncResponse; readonly from: string }
+  | { readonly kind: 'kick' };
+
+interface Waiter {
+  readonly remaining: Set<string>;
+  readonly resolve: (r: CommitReceipt) => void;
+  readonly reject: (e: Error) => void;
+  readonly cleanup: () => void;
+}
+
+interface PeerStatus {
+  readonly height: number;
+  readonly round: number;
+  readonly decided: number;
+  readonly atMs: number;
+}
+
+const EMPTY_VALUE_MARKER: readonly PatternOp[] = [];
+
+function voteKind(m: ConsensusMessage): AuditLine['type'] {
+  return m.type === 'proposal' ? 'proposal' : m.vote.vote.type;
+}
+function msgHeight(m: ConsensusMessage): number {
+  return m.type === 'proposal' ? m.proposal.proposal.height : m.vote.vote.height;
+}
+function msgRound(m: ConsensusMessage): number {
+  return m.type === 'proposal' ? m.proposal.proposal.round : m.vote.vote.round;
+}
+function msgSigner(m: ConsensusMessage): Uint8Array {
+  return m.type === 'proposal' ? m.proposal.signer : m.vote.signer;
+}
+function msgKey(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
+/** The empty batch: a proposer with nothing pending proposes it once the height has started. */
+const EMPTY_BATCH = encodeCanonical({ v: 1, ops: EMPTY_VALUE_MARKER });
+
+/** Decode a decided value: the empty batch or a pattern batch. */
+function opsOf(value: Uint8Array): PatternOp[] {
+  try {
+    return decodeBatch(value);
+  } catch {
+    return []; // the empty batch (decodeBatch refuses 0 ops); anything else never validated
+  }
+}
+
+export async function openConsensus(o: DriverOptions): Promise<DriverConsensus> {
+  const driver = new Driver(o);
+  await driver.open();
+  return driver;
+}
+
+class Driver implements DriverConsensus {
+  readonly members: RegistryMembers;
+  private readonly log: Logger;
+  private readonly cluster: string;
+  private readonly now: () => number;
+  private readonly signerFile: SignerFile;
+  private readonly decidedLog: DecidedLog;
+  private readonly audit: AuditLog | null;
+  private readonly pool = new Mempool();
+  private readonly statusIntervalMs: number;
+  private readonly syncTimeoutMs: number;
+  private readonly submitTimeoutMs: number;
+  private readonly selfHex: string;
+  private readonly c: DriverCounters = {
+    badMessages: 0,
+    nonMember: 0,
+    farAhead: 0,
+    stale: 0,
+    badSignatures: 0,
+    queueDropped: 0,
+    opsReceived: 0,
+    opsRejected: 0,
+    opsDropped: 0,
+    badStatus: 0,
+    syncServed: 0,
+    syncBadRequests: 0,
+    syncBadResponses: 0,
+    syncFailures: 0,
+    certificatesRejected: 0,
+    broadcastFailures: 0,
+    internalErrors: 0,
+  };
+
+  private reg: Registry;
+  private regHashHex: string;
+  private state: ConsensusState;
+  /** Own signed messages at `ownHeight` (durable in the signer file), wire bytes, oldest first. */
+  private own: Uint8Array[] = [];
+  private ownHeight = 0;
+  private restartRecord: SignerRecord | null = null;
+  private host: Host | null = null;
+  private started = false;
+  private stopped = false;
+  private envSeq: number;
+  private lastDecidedMs: number | null = null;
+  private caughtUpHeights = 0;
+  private readonly evidenceList: Evidence[] = [];
+  private readonly listeners = new Set<(e: DecidedEntry) => void>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private waiterCount = 0;
+  private readonly verified = new Set<string>();
+  private readonly peerStatus = new Map<string, PeerStatus>();
+
+  // event loop
+  private readonly internal: Job[] = [];
+  private readonly external: Job[] = [];
+  private pumping: Promise<void> | null = null;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private statusTimer: NodeJS.Timeout | null = null;
+  private unsubscribe: (() => void) | null = null;
+  // catch-up / liveness bookkeeping
+  private syncing = false;
+  private lastProgressMark = '';
+  private ticksWithoutProgress = 0;
+  private ticksWithoutStatus = 0;
+  private peerCursor = 0;
+  private polRelayedRound = 0;
+
+  constructor(private readonly o: DriverOptions) {
+    this.log = o.logger.child('consensus');
+    this.cluster = o.cluster;
+    this.now = o.now;
+    this.signerFile = new SignerFile(o.stateDir);
+    this.decidedLog = new DecidedLog(o.store.section('consensus'));
+    this.audit = o.auditLogPath === undefined || o.auditLogPath === null ? null : new AuditLog(o.auditLogPath);
+    this.statusIntervalMs = o.statusIntervalMs ?? STATUS_INTERVAL_MS_DEFAULT;
+    this.syncTimeoutMs = o.syncTimeoutMs ?? SYNC_TIMEOUT_MS_DEFAULT;
+    this.submitTimeoutMs = o.submitTimeoutMs ?? SUBMIT_TIMEOUT_MS_DEFAULT;
+    this.selfHex = toHex(o.identity.publicKey);
+    this.envSeq = Math.max(0, Math.floor(o.now()));
+    this.reg = genesisRegistry(o.genesis);
+    this.regHashHex = toHex(registryHash(this.reg));
+    this.members = new RegistryMembers(this.reg);
+    this.state = this.newCore(null);
+  }
+
+  private newCore(record: SignerRecord | null): ConsensusState {
+    const identity = this.o.identity;
+    const verify: VerifyFn = (pk, d, s) => this.verify(pk, d, s);
+    return createConsensusState(
+      {
+        cluster: this.cluster,
+        signer: { publicKey: identity.publicKey, sign: (d) => ed25519.sign(identity.secretKey, d) },
+        verify,
+        validateValue: (h, v) => this.validateValue(h, v),
+        timeouts: this.o.timeouts ?? LAN_TIMEOUTS,
+        ...DEFAULT_LIMITS,
+      },
+      record,
+    );
+  }
+
+  private readonly validityOf = validityFor((h) => (h === this.reg.height + 1 ? this.reg : null));
+  private validateValue(height: number, value: Uint8Array): boolean {
+    // The empty batch is always valid (an idle proposer's value).
+    if (value.length === EMPTY_BATCH.length && msgKey(value) === msgKey(EMPTY_BATCH)) return height === this.reg.height + 1;
+    return this.validityOf(height, value);
+  }
+
+  private verify(pk: Uint8Array, digest: Uint8Array, sig: Uint8Array): boolean {
+    const key = msgKey(sig) + msgKey(digest) + msgKey(pk);
+    if (this.verified.has(key)) return true;
+    const ok = ed25519.verify(pk, digest, sig);
+    if (!ok) {
+      this.c.badSignatures++;
+      return false;
+    }
+    if (this.verified.size >= VERIFY_CACHE_MAX) {
+      const oldest = this.verified.values().next().value;
+      if (oldest !== undefined) this.verified.delete(oldest);
+    }
+    this.verified.add(key);
+    return true;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Open: replay the decided log, load the signer file
+
+  async open(): Promise<void> {
+    await Promise.all(['fednode/v1/vote', 'fednode/v1/proposal'].map((c) => domain(c).ready));
+    await mkdir(this.o.stateDir, { recursive: true, mode: 0o700 });
+    const path = `${this.o.store.path} (section consensus)`;
+    let reg = this.reg;
+    let expected = 1;
+    let last: StoredDecision | null = null;
+    for await (const { height, bytes } of this.decidedLog.raw(1, Number.MAX_SAFE_INTEGER)) {
+      const bad = (reason: string): ConsensusDriverError =>
+        new ConsensusDriverError(
+          'ERR_CONSENSUS_STATE_CORRUPT',
+          `decided log in ${path} is damaged at height ${height}: ${reason}. The log is never rewritten silently. To fix: restore the data directory from a backup, or remove this node's store and let it catch up from the cluster (it refetches and re-verifies every height).`,
+          { path, height, reason },
+        );
+      if (height !== expected) throw bad(`expected height ${expected} next`);
+      const dec = decodeDecision(height, bytes);
+      if (!dec.ok) throw bad(dec.reason);
+      const d = dec.d;
+      if (valueIdOf(d.value) !== d.certificate.valueId) throw bad('value does not match its certificate');
+      try {
+        reg = this.isEmptyBatch(d.value) ? { ...reg, ...emptyApply(reg, height) } : applyBatch(reg, height, d.value);
+      } catch (err) {
+        throw bad(`batch does not apply: ${(err as Error).message}`);
+      }
+      const h = registryHash(reg);
+      if (toHex(h) !== toHex(d.registryHash)) throw bad('registry hash after applying differs from the stored one');
+      expected++;
+      last = d;
+    }
+    this.reg = reg;
+    this.regHashHex = toHex(registryHash(reg));
+    this.members.update(reg);
+    if (last !== null) this.lastDecidedMs = last.decidedMs;
+
+    const signer = await this.signerFile.load();
+    if (signer !== null) {
+      this.restartRecord = signer.record;
+      this.state = this.newCore(signer.record);
+      if (signer.record.height > this.reg.height) {
+        this.own = [...signer.own];
+        this.ownHeight = signer.record.height;
+      }
+    }
+    if (this.audit !== null) await this.audit.open();
+    this.log.info('consensus opened', { decidedHeight: this.reg.height, registryHash: this.regHashHex, signerHeight: signer?.record.height ?? 0 });
+  }
+
+  private isEmptyBatch(value: Uint8Array): boolean {
+    return value.length === EMPTY_BATCH.length && msgKey(value) === msgKey(EMPTY_BATCH);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Lifecycle
+
+  async start(host: Host): Promise<void> {
+    if (this.stopped) throw new ConsensusDriverError('ERR_CONSENSUS_STOPPED', 'consensus driver is stopped');
+    if (this.started) return;
+    this.started = true;
+    this.host = host;
+    this.unsubscribe = host.onMessage('consensus', (d) => this.onGossip(d));
+    await host.handle(SYNC_PROTOCOL, (stream, remote) => void this.serve(stream, remote), { maxInboundStreams: SYNC_MAX_INBOUND_STREAMS });
+    this.statusTimer = setInterval(() => this.tick(), this.statusIntervalMs);
+    // Resume a height this node had signed at before a restart (its own messages are re-sent).
+    if (this.restartRecord !== null && this.restartRecord.height === this.reg.height + 1) this.push({ kind: 'kick' }, true);
+    else if (this.pool.size > 0) this.push({ kind: 'kick' }, true);
+    this.log.info('consensus started', { height: this.reg.height + 1, peerId: this.o.identity.peerId });
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.statusTimer !== null) clearInterval(this.statusTimer);
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    this.unsubscribe?.();
+    if (this.host !== null) await this.host.unhandle(SYNC_PROTOCOL).catch(() => undefined);
+    this.internal.length = 0;
+    this.external.length = 0;
+    if (this.pumping !== null) await this.pumping; // finish the step in progress (its disk writes)
+    await this.audit?.close();
+    const err = new ConsensusDriverError('ERR_CONSENSUS_STOPPED', 'consensus driver stopped before the ops were decided');
+    for (const set of this.waiters.values()) for (const w of set) w.reject(err);
+    this.waiters.clear();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The event loop
+
+  private push(job: Job, internal: boolean): void {
+    if (this.stopped) return;
+    if (internal) this.internal.push(job);
+    else if (this.external.length >= EVENT_QUEUE_MAX) {
+      this.c.queueDropped++;
+      return;
+    } else this.external.push(job);
+    if (this.pumping === null) this.pumping = this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    await Promise.resolve(); // let the caller finish before the first job runs
+    try {
+      for (;;) {
+        if (this.stopped) return;
+        const job = this.internal.shift() ?? this.external.shift();
+        if (job === undefined) return;
+        try {
+          await this.handle(job);
+        } catch (err) {
+          this.c.internalErrors++;
+          this.log.error('consensus step failed', { err: err instanceof Error ? err.message : String(err), job: job.kind });
+        }
+      }
+    } finally {
+      this.pumping = null;
+      if (!this.stopped && (this.internal.length > 0 || this.external.length > 0)) this.pumping = this.pump();
+    }
+  }
+
+  private async handle(job: Job): Promise<void> {
+    switch (job.kind) {
+      case 'core':
+        return this.feed(job.event);
+      case 'kick':
+        return this.startNextIfIdle();
+      case 'message':
+        return this.onMessage(job.m);
+      case 'catchup':
+        return this.onCatchup(job.r, job.from);
+    }
+  }
+
+  /** The height being decided: one past the last decided height. */
+  private get current(): number {
+    return this.reg.height + 1;
+  }
+
+  /** Is the core running the current height (not idle after the last decision)? */
+  private get running(): boolean {
+    return this.state.height === this.current;
+  }
+
+  private async startNextIfIdle(): Promise<void> {
+    if (this.running) return;
+    const h = this.current;
+    await this.feed({ type: 'start-height', height: h, validators: validatorSetAt(this.reg, h) });
+    this.polRelayedRound = 0;
+    // After a restart inside this height: our own messages count again and are re-sent.
+    if (this.ownHeight === h && this.own.length > 0) {
+      const mine = ownMessages({ record: this.state.signerRecord, own: this.own });
+      await this.auditLines(mine);
+      for (const m of mine) await this.feed(m.type === 'vote' ? { type: 'vote', vote: m.vote } : { type: 'proposal', proposal: m.proposal });
+      for (const m of mine) this.broadcast(m);
+    }
+  }
+
+  private async feed(event: Event): Promise<void> {
+    const r = step(this.state, event);
+    this.state = r.state;
+    await this.carryOut(r.effects);
+    // Entering a round above 0: relay the proof-of-lock at once (the prevotes that justify
+    // our valid value and the current proposal's validRound), as CometBFT's vote gossip does.
+    if (this.running && this.state.round > 0 && this.state.round !== this.polRelayedRound) {
+      this.polRelayedRound = this.state.round;
+      for (const m of polMessages(this.state)) this.broadcast(m);
+    }
+  }
+
+  private async carryOut(effects: readonly Effect[]): Promise<void> {
+    // Durability first: the newest signer record of this step together with every message
+    // this step signed, written (tmp, fsync, rename, fsync dir) before any of them leaves.
+    let record: SignerRecord | null = null;
+    for (const e of effects) if (e.type === 'persist') record = e.record;
+    if (record !== null) {
+      if (record.height !== this.ownHeight) {
+        this.own = [];
+        this.ownHeight = record.height;
+      }
+      const fresh: ConsensusMessage[] = [];
+      const known = new Set(this.own.map(msgKey));
+      for (const e of effects) {
+        if (e.type !== 'broadcast' || msgHeight(e.message) !== record.height) continue;
+        const bytes = encodeMessage(e.message);
+        if (known.has(msgKey(bytes))) continue;
+        known.add(msgKey(bytes));
+        this.own.push(bytes);
+        fresh.push(e.message);
+      }
+      if (this.own.length > MAX_OWN_MESSAGES) this.own = this.own.slice(this.own.length - MAX_OWN_MESSAGES);
+      await this.signerFile.write({ record, own: this.own });
+      await this.auditLines(fresh);
+    }
+    for (const e of effects) {
+      switch (e.type) {
+        case 'persist':
+          break; // done above
+        case 'broadcast':
+          this.broadcast(e.message);
+          break;
+        case 'schedule-timeout': {
+          const t = setTimeout(() => {
+            this.timers.delete(t);
+            this.push({ kind: 'core', event: { type: 'timeout', kind: e.kind, height: e.height, round: e.round } }, true);
+          }, e.durationMs);
+          this.timers.add(t);
+          break;
+        }
+        case 'request-value': {
+          const value = this.pool.build(this.reg, e.height) ?? EMPTY_BATCH;
+          this.push({ kind: 'core', event: { type: 'value-to-propose', height: e.height, round: e.round, value } }, true);
+          break;
+        }
+        case 'decide':
+          await this.decide(e.height, e.round, e.value, e.certificate);
+          break;
+        case 'evidence':
+          this.evidenceList.push(e.evidence);
+          if (this.evidenceList.length > EVIDENCE_MAX) this.evidenceList.shift(); // bound: oldest dropped
+          this.log.warn('equivocation detected', { validator: peerIdFromPublicKey(e.evidence.first.signer), height: e.evidence.height, round: e.evidence.round, voteType: e.evidence.voteType });
+          break;
+      }
+    }
+  }
+
+  private async auditLines(ms: readonly ConsensusMessage[]): Promise<void> {
+    if (this.audit === null || ms.length === 0) return;
+    await this.audit.append(
+      ms.map((m) => ({
+        height: msgHeight(m),
+        round: msgRound(m),
+        type: voteKind(m),
+        valueId: m.type === 'proposal' ? valueIdOf(m.proposal.proposal.value) : m.vote.vote.valueId,
+      })),
+    );
+  }
+
+  /** Is this node a validator of the height its core runs? Only validators' messages are sent. */
+  private isValidatorNow(): boolean {
+    const set = this.state.validators;
+    return set !== null && set.validators.some((v) => toHex(v.publicKey) === this.selfHex);
+  }
+
+  private broadcast(m: ConsensusMessage): void {
+    const host = this.host;
+    if (host === null || this.stopped) return;
+    const own = toHex(msgSigner(m)) === this.selfHex;
+    if (own && !this.isValidatorNow()) return;
+    this.publish(m.type === 'proposal' ? KIND_PROPOSAL : KIND_VOTE, encodeMessage(m));
+    if (own) for (const extra of this.o.testOnly?.extraBroadcasts?.(m) ?? []) this.publish(extra.type === 'proposal' ? KIND_PROPOSAL : KIND_VOTE, encodeMessage(extra));
+  }
+
+  private publish(kind: string, body: unknown): void {
+    const host = this.host;
+    if (host === null || this.stopped) return;
+    let bytes: Uint8Array;
+    try {
+      bytes = createEnvelope(this.o.identity, { kind, cluster: this.cluster, seq: this.envSeq++, time: Math.floor(this.now()), body });
+    } catch (err) {
+      this.c.broadcastFailures++;
+      this.log.warn('cannot build envelope', { kind, err: (err as Error).message });
+      return;
+    }
+    host.publish('consensus', bytes).catch((err: unknown) => {
+      this.c.broadcastFailures++;
+      this.log.debug('publish failed', { kind, err: err instanceof Error ? err.message : String(err) });
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Decisions
+
+  private async decide(height: number, round: number, value: Uint8Array, certificate: CommitCertificate): Promise<void> {
+    if (height !== this.current) return;
+    const before = this.reg;
+    // Pure first (a batch that does not apply is refused before anything is written).
+    const next = this.isEmptyBatch(value) ? { ...before, ...emptyApply(before, height) } : applyBatch(before, height, value);
+    const hash = registryHash(next);
+    const decidedMs = Math.floor(this.now());
+    await this.decidedLog.put({ height, round, value, certificate, registryHash: hash, decidedMs });
+    this.reg = next;
+    this.regHashHex = toHex(hash);
+    this.lastDecidedMs = decidedMs;
+    this.members.update(next);
+    const ops = opsOf(value);
+    const ids = ops.map((op) => opId(op).id);
+    for (const id of ids) this.pool.remove(id);
+    const entry: DecidedEntry = { height, round, valueId: certificate.valueId, ops, certificate, registryHash: this.regHashHex, decidedMs };
+    this.resolveWaiters(ids, entry, before);
+    for (const l of [...this.listeners]) {
+      try {
+        l(entry);
+      } catch (err) {
+        this.log.warn('decided listener failed', { err: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    for (const t of this.timers) clearTimeout(t); // timers of the decided height are moot
+    this.timers.clear();
+    if (this.pool.size > 0) this.push({ kind: 'kick' }, true);
+  }
+
+  private resolveWaiters(ids: readonly string[], entry: DecidedEntry, before: Registry): void {
+    const done = new Set<Waiter>();
+    for (const id of ids) {
+      const set = this.waiters.get(id);
+      if (set === undefined) continue;
+      for (const w of set) {
+        w.remaining.delete(id);
+        if (w.remaining.size === 0) done.add(w);
+      }
+    }
+    if (done.size === 0) return;
+    const set = validatorSetAt(before, entry.height);
+    const signers = entry.certificate.precommits.map((p) => peerIdFromPublicKey(p.signer));
+    const powers = new Map(set.validators.map((v) => [toHex(v.publicKey), v.power]));
+    const power = entry.certificate.precommits.reduce((a, p) => a + (powers.get(toHex(p.signer)) ?? 0), 0);
+    const receipt: CommitReceipt = { height: entry.height, round: entry.round, valueId: entry.valueId, registryHash: entry.registryHash, signers, power, totalPower: set.totalPower };
+    for (const w of done) {
+      w.cleanup();
+      w.resolve(receipt);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Receiving
+
+  private onGossip(d: GossipDelivery): void {
+    if (this.stopped) return;
+    const env = d.envelope;
+    // [member] the gossip layer checked it already; membership may have changed since
+    if (!this.members.isMember(env.signerId)) {
+      this.c.nonMember++;
+      return;
+    }
+    switch (env.kind) {
+      case KIND_PROPOSAL:
+      case KIND_VOTE: {
+        const m = env.body instanceof Uint8Array ? decodeConsensusBody(env.body) : null;
+        if (m === null || m.type !== env.kind) {
+          this.c.badMessages++;
+          return;
+        }
+        this.push({ kind: 'message', m, from: env.signerId }, false);
+        return;
+      }
+      case KIND_STATUS:
+        this.onStatus(env.signerId, env.body);
+        return;
+      case KIND_OPS:
+        this.onOps(env.body);
+        return;
+      default:
+        this.c.badMessages++;
+    }
+  }
+
+  private async onMessage(m: ConsensusMessage): Promise<void> {
+    const h = msgHeight(m);
+    if (h < this.current) {
+      this.c.stale++;
+      return;
+    }
+    if (h > this.current + 1) {
+      this.c.farAhead++; // a peer is ahead: the status tick fetches the decided heights
+      return;
+    }
+    if (!this.running) await this.startNextIfIdle(); // a message for the next height is work
+    await this.feed(m.type === 'vote' ? { type: 'vote', vote: m.vote } : { type: 'proposal', proposal: m.proposal });
+  }
+
+  private onStatus(from: string, body: unknown): void {
+    const s = parseStatus(body, this.now());
+    if (s === null) {
+      this.c.badStatus++;
+      return;
+    }
+    this.peerStatus.delete(from);
+    if (this.peerStatus.size >= PEER_STATUS_MAX) {
+      const oldest = this.peerStatus.keys().next().value;
+      if (oldest !== undefined) this.peerStatus.delete(oldest);
+    }
+    this.peerStatus.set(from, s);
+    this.ticksWithoutStatus = 0;
+    if (s.decided >= this.current) void this.catchUp(from);
+  }
+
+  private onOps(body: unknown): void {
+    if (!(body instanceof Uint8Array) || body.length > MAX_BATCH_BYTES) {
+      this.c.opsRejected++;
+      return;
+    }
+    let ops: PatternOp[];
+    try {
+      ops = decodeBatch(body);
+    } catch {
+      this.c.opsRejected++;
+      return;
+    }
+    let added = 0;
+    for (const op of ops) {
+      const { id, bytes } = opId(op);
+      const r = this.pool.add(id, op, bytes);
+      if (r === 'added') added++;
+      else if (r === 'full') this.c.opsDropped++;
+    }
+    this.c.opsReceived += added;
+    if (added > 0 && !this.running) this.push({ kind: 'kick' }, true);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Status and catch-up
+
+  private tick(): void {
+    if (this.stopped || this.host === null) return;
+    const isMember = this.members.isMember(this.o.identity.peerId);
+    if (isMember) {
+      this.publish(KIND_STATUS, { height: this.current, round: this.running ? this.state.round : 0, decided: this.reg.height, hash: new Uint8Array(Buffer.from(this.regHashHex, 'hex')) });
+    }
+    // Behind a peer: fetch decided heights.
+    let best: string | null = null;
+    let bestDecided = this.reg.height;
+    for (const [peer, s] of this.peerStatus) {
+      if (s.decided > bestDecided) {
+        best = peer;
+        bestDecided = s.decided;
+      }
+    }
+    if (best !== null) {
+      void this.catchUp(best);
+      return;
+    }
+    const mark = `${this.current}/${this.running ? this.state.round : -1}/${this.running ? this.state.step : 'idle'}`;
+    if (mark === this.lastProgressMark) this.ticksWithoutProgress++;
+    else {
+      this.lastProgressMark = mark;
+      this.ticksWithoutProgress = 0;
+    }
+    this.ticksWithoutStatus++;
+    if (this.running && this.ticksWithoutProgress >= STUCK_TICKS) {
+      // Stuck in a height: re-send our own messages of this round (new envelopes: gossip
+      // de-duplicates identical bytes) and fetch the votes a peer at this height has.
+      this.ticksWithoutProgress = 0;
+      for (const b of this.own) {
+        const m = decodeConsensusBody(b);
+        if (m !== null && msgHeight(m) === this.current && msgRound(m) === this.state.round) this.broadcast(m);
+      }
+      const peer = this.pickPeer((s) => s.height === this.current);
+      if (peer !== null) void this.catchUp(peer);
+    } else if (!isMember || this.ticksWithoutStatus >= QUIET_TICKS) {
+      // Heard nobody (or not a member yet, e.g. a joining node): ask a connected peer.
+      this.ticksWithoutStatus = 0;
+      const peer = this.pickPeer(() => true);
+      if (peer !== null) void this.catchUp(peer);
+    }
+  }
+
+  /** A connected peer (round robin), preferring those whose status matches `want`. */
+  private pickPeer(want: (s: PeerStatus) => boolean): string | null {
+    const host = this.host;
+    if (host === null) return null;
+    const connected = host.peers().filter((p) => p.connections > 0).map((p) => p.peerId);
+    if (connected.length === 0) return null;
+    const preferred = connected.filter((p) => {
+      const s = this.peerStatus.get(p);
+      return s !== undefined && want(s);
+    });
+    const list = preferred.length > 0 ? preferred : connected;
+    this.peerCursor = (this.peerCursor + 1) % list.length;
+    return list[this.peerCursor] ?? null;
+  }
+
+  /** Fetch decided heights (and the current height's messages) from `peer` until level with it. */
+  private async catchUp(peer: string): Promise<void> {
+    const host = this.host;
+    if (this.syncing || host === null || this.stopped) return;
+    this.syncing = true;
+    try {
+      // Bounded: each round trip either advances by >= 1 height or stops.
+      for (let trips = 0; trips < 1_000_000 && !this.stopped; trips++) {
+        const from = this.current;
+        let raw: Uint8Array;
+        try {
+          raw = await requestSync(host, peer, { from, limit: MAX_SYNC_HEIGHTS }, this.syncTimeoutMs);
+        } catch (err) {
+          this.c.syncFailures++;
+          this.log.debug('catch-up request failed', { peer, err: err instanceof Error ? err.message : String(err) });
+          return;
+        }
+        const r = decodeSyncResponse(raw);
+        if (r === null) {
+          this.c.syncBadResponses++;
+          return;
+        }
+        const s = this.peerStatus.get(peer);
+        if (s !== undefined && s.decided < r.decided) this.peerStatus.set(peer, { ...s, decided: r.decided, height: r.height });
+        this.push({ kind: 'catchup', r, from: peer }, true);
+        await this.whenIdle();
+        if (this.current <= from || r.decided < this.current || r.entries.length === 0) return;
+      }
+    } finally {
+      this.syncing = false;
+    }
+  }
+
+  /** Resolves once the event loop has drained its internal queue. */
+  private async whenIdle(): Promise<void> {
+    for (let i = 0; i < 1_000 && (this.pumping !== null || this.internal.length > 0) && !this.stopped; i++) {
+      await (this.pumping ?? Promise.resolve());
+    }
+  }
+
+  private async onCatchup(r: SyncResponse, from: string): Promise<void> {
+    for (const e of r.entries) {
+      if (this.stopped) return;
+      if (e.height < this.current) continue;
+      if (e.height > this.current) break; // a gap: the next request fills it
+      const h = e.height;
+      const set: ValidatorSet = validatorSetAt(this.reg, h);
+      const cert = e.certificate;
+      const verdict =
+        cert.height !== h || valueIdOf(e.value) !== cert.valueId
+          ? { ok: false as const, reason: 'certificate does not match the entry' }
+          : verifyCommitCertificate(cert, set, (pk, d, s) => this.verify(pk, d, s), this.cluster);
+      if (!verdict.ok) {
+        this.c.certificatesRejected++;
+        this.log.warn('catch-up certificate rejected', { from, height: h, reason: verdict.reason });
+        return;
+      }
+      if (!this.isEmptyBatch(e.value) && !validateBatch(this.reg, h, e.value).ok) {
+        this.c.certificatesRejected++;
+        this.log.error('catch-up: a certified batch does not apply (more than a third of the validators are faulty?)', { from, height: h });
+        return;
+      }
+      if (this.running) await this.feed({ type: 'decided', height: h, value: e.value, certificate: cert });
+      else await this.decide(h, cert.round, e.value, cert);
+      if (this.current === h) return; // not applied (cannot happen after the checks above)
+      this.caughtUpHeights++;
+    }
+    // Level with the peer and it is mid-height: take its messages of this height.
+    if (r.decided < this.current && r.height === this.current) {
+      for (const m of r.messages) if (msgHeight(m) === this.current) await this.onMessage(m);
+    }
+  }
+
+  private async serve(stream: Parameters<typeof serveSync>[0], remote: string): Promise<void> {
+    const ok = await serveSync(stream, this.syncTimeoutMs, (req) => this.answer(req));
+    if (ok) this.c.syncServed++;
+    else {
+      this.c.syncBadRequests++;
+      this.log.debug('bad or failed sync request', { remote });
+    }
+  }
+
+  private async answer(req: SyncRequest): Promise<Uint8Array> {
+    const entries: { height: number; round: number; value: Uint8Array; certificate: Uint8Array }[] = [];
+    let budget = SYNC_RESPONSE_BUDGET_BYTES;
+    for await (const { height, bytes } of this.decidedLog.raw(req.from, req.limit)) {
+      const d = decodeDecision(height, bytes);
+      if (!d.ok) break;
+      const size = d.d.value.length + d.d.certificateBytes.length;
+      if (entries.length > 0 && size > budget) break;
+      budget -= size;
+      entries.push({ height, round: d.d.round, value: d.d.value, certificate: d.d.certificateBytes });
+    }
+    const messages: Uint8Array[] = [];
+    if (req.from > this.reg.height && this.running) {
+      for (const m of currentMessages(this.state)) {
+        if (messages.length >= MAX_SYNC_MESSAGES) break;
+        const b = encodeMessage(m);
+        if (b.length > budget) break;
+        budget -= b.length;
+        messages.push(b);
+      }
+    }
+    return encodeSyncResponse({ decided: this.reg.height, height: this.running ? this.current : this.reg.height, entries, messages });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Public API
+
+  submit(ops: readonly PatternOp[], opts?: { readonly timeoutMs?: number; readonly signal?: AbortSignal }): Promise<CommitReceipt> {
+    if (this.stopped) return Promise.reject(new ConsensusDriverError('ERR_CONSENSUS_STOPPED', 'consensus driver is stopped'));
+    if (!this.members.isMember(this.o.identity.peerId)) {
+      return Promise.reject(new ConsensusDriverError('ERR_NOT_MEMBER', `this node (${this.o.identity.peerId}) is not a member of the cluster yet; its ops would be rejected`));
+    }
+    const verdict = this.check(ops);
+    if (!verdict.ok) return Promise.reject(new ConsensusDriverError('ERR_PATTERN_REJECTED', `ops rejected: ${verdict.reason}`, { reason: verdict.reason, index: verdict.index }));
+    const ids = ops.map(opId);
+    const bytes = ids.reduce((a, x) => a + x.bytes, 0);
+    const fresh = ids.filter((x) => !this.pool.has(x.id));
+    if (!this.pool.fits(fresh.length, bytes) || this.waiterCount >= WAITERS_MAX) {
+      return Promise.reject(new ConsensusDriverError('ERR_MEMPOOL_FULL', `pending-op pool is full (${this.pool.size} ops, ${this.pool.bytes} bytes); try again later`, { ops: this.pool.size, bytes: this.pool.bytes }));
+    }
+    const timeoutMs = opts?.timeoutMs ?? this.submitTimeoutMs;
+    const promise = new Promise<CommitReceipt>((resolve, reject) => {
+      const remaining = new Set(ids.map((x) => x.id));
+      let timer: NodeJS.Timeout | null = null;
+      const onAbort = (): void => {
+        w.cleanup();
+        reject(new ConsensusDriverError('ERR_SUBMIT_TIMEOUT', 'submit aborted before the ops were decided (they may still be decided later)', { aborted: true }));
+      };
+      const w: Waiter = {
+        remaining,
+        resolve,
+        reject,
+        cleanup: () => {
+          if (timer !== null) clearTimeout(timer);
+          opts?.signal?.removeEventListener('abort', onAbort);
+          for (const id of ids) {
+            const set = this.waiters.get(id.id);
+            set?.delete(w);
+            if (set?.size === 0) this.waiters.delete(id.id);
+          }
+          this.waiterCount--;
+        },
+      };
+      for (const id of ids) {
+        let set = this.waiters.get(id.id);
+        if (set === undefined) {
+          set = new Set();
+          this.waiters.set(id.id, set);
+        }
+        set.add(w);
+      }
+      this.waiterCount++;
+      timer = setTimeout(() => {
+        w.cleanup();
+        reject(new ConsensusDriverError('ERR_SUBMIT_TIMEOUT', `ops not decided within ${timeoutMs} ms (they may still be decided later)`, { timeoutMs }));
+      }, timeoutMs);
+      if (opts?.signal !== undefined) {
+        if (opts.signal.aborted) onAbort();
+        else opts.signal.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+    for (let i = 0; i < ops.length; i++) this.pool.add(ids[i]!.id, ops[i]!, ids[i]!.bytes);
+    this.publish(KIND_OPS, encodeBatch(ops));
+    if (!this.running) this.push({ kind: 'kick' }, true);
+    return promise;
+  }
+
+  check(ops: readonly PatternOp[]): { readonly ok: true } | { readonly ok: false; readonly reason: string; readonly index: number | null } {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeBatch(ops);
+    } catch (err) {
+      const data = (err as { data?: Record<string, unknown> }).data;
+      return { ok: false, reason: (err as Error).message, index: typeof data?.['index'] === 'number' ? data['index'] : null };
+    }
+    const v = validateBatch(this.reg, this.reg.height + 1, bytes);
+    return v.ok ? { ok: true } : { ok: false, reason: v.reason, index: v.index };
+  }
+
+  registry(): Registry {
+    return this.reg;
+  }
+
+  async entries(from: number, limit: number): Promise<DecidedEntry[]> {
+    const out: DecidedEntry[] = [];
+    if (!Number.isSafeInteger(from) || !Number.isSafeInteger(limit) || limit <= 0) return out;
+    for await (const { height, bytes } of this.decidedLog.raw(Math.max(1, from), limit)) {
+      const d = decodeDecision(height, bytes);
+      if (!d.ok) break;
+      out.push({
+        height,
+        round: d.d.round,
+        valueId: d.d.certificate.valueId,
+        ops: opsOf(d.d.value),
+        certificate: d.d.certificate,
+        registryHash: toHex(d.d.registryHash),
+        decidedMs: d.d.decidedMs,
+      });
+    }
+    return out;
+  }
+
+  evidence(): readonly Evidence[] {
+    return [...this.evidenceList];
+  }
+
+  onDecided(listener: (e: DecidedEntry) => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  status(): ConsensusStatus {
+    const h = this.current;
+    const set = this.running && this.state.validators !== null ? this.state.validators : validatorSetAt(this.reg, h);
+    return {
+      height: h,
+      round: this.running ? this.state.round : 0,
+      step: this.running ? this.state.step : 'propose',
+      decidedHeight: this.reg.height,
+      registryHash: this.regHashHex,
+      validators: set.validators.map((v) => peerIdFromPublicKey(v.publicKey)),
+      isValidator: set.validators.some((v) => toHex(v.publicKey) === this.selfHex),
+      mempoolOps: this.pool.size,
+      evidence: this.evidenceList.map((e) => ({ validator: peerIdFromPublicKey(e.first.signer), height: e.height, round: e.round, voteType: e.voteType })),
+      caughtUpHeights: this.caughtUpHeights,
+      lastDecidedMs: this.lastDecidedMs,
+    };
+  }
+
+  counters(): DriverCounters {
+    return { ...this.c };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pure helpers
+
+/** The registry after an empty batch at `height`: only pending membership changes come into force. */
+function emptyApply(reg: Registry, height: number): Pick<Registry, 'height' | 'members' | 'membersSince' | 'pending'> {
+  const set = validatorSetAt(reg, height);
+  const keys = new Set(set.validators.map((v) => toHex(v.publicKey)));
+  const known = new Map<string, Registry['members'][number]>();
+  for (const m of reg.members) known.set(toHex(m.publicKey), m);
+  for (const p of reg.pending) if (p.effectiveHeight <= height && p.op.kind === 'member.add') known.set(toHex(p.op.publicKey), { publicKey: p.op.publicKey, power: p.op.power, name: p.op.name });
+  const members = [...keys].sort().map((k) => known.get(k)!);
+  return { height, members, membersSince: set.sinceHeight, pending: reg.pending.filter((p) => p.effectiveHeight > height) };
+}
+
+function parseStatus(body: unknown, nowMs: number): PeerStatus | null {
+  try {
+    const r = expectRecord(body, ['height', 'round', 'decided', 'hash'], 'status');
+    const { height, round, decided, hash } = r;
+    const isN = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+    if (!isN(height) || !isN(round) || !isN(decided) || !(hash instanceof Uint8Array) || hash.length !== 32) return null;
+    return { height, round, decided, atMs: nowMs };
+  } catch {
+    return null;
+  }
+}
+
+function decodeConsensusBody(bytes: Uint8Array): ConsensusMessage | null {
+  return decodeMessage(bytes); // never throws: null on garbage
+}
+
+/** Proposals and votes of the core's current height (for a peer at the same height). */
+function currentMessages(s: ConsensusState): ConsensusMessage[] {
+  const out: ConsensusMessage[] = [];
+  const rounds = [...s.rounds.keys()].sort((a, b) => b - a); // newest rounds first: they matter most
+  for (const r of rounds) {
+    const rv = s.rounds.get(r)!;
+    if (rv.proposal !== null) out.push({ type: 'proposal', proposal: rv.proposal });
+    for (const v of rv.prevotes.values()) out.push({ type: 'vote', vote: v });
+    for (const v of rv.precommits.values()) out.push({ type: 'vote', vote: v });
+  }
+  return out;
+}
+
+/**
+ * Proof-of-lock relay (CometBFT's gossipVotesRoutine sends a peer the prevotes of the
+ * proposal's POL round): the proposal and prevotes that justify this node's valid value and the
+ * current proposal's validRound. Without it an unlocked node that lost those prevotes never
+ * accepts a re-proposal of the locked value (found by the simnet). At most 2 (n + 1) messages.
+ */
+function polMessages(core: ConsensusState): ConsensusMessage[] {
+  if (core.step === 'decided' || core.round === 0) return [];
+  const out: ConsensusMessage[] = [];
+  const relay = (vr: number, valueId: string | null): void => {
+    if (vr < 0 || valueId === null) return;
+    const rv = core.rounds.get(vr);
+    if (rv === undefined) return;
+    if (rv.proposal !== null) out.push({ type: 'proposal', proposal: rv.proposal });
+    for (const sv of rv.prevotes.values()) if (sv.vote.valueId === valueId) out.push({ type: 'vote', vote: sv });
+  };
+  relay(core.validRound, core.validValue === null ? null : valueIdOf(core.validValue));
+  const p = core.rounds.get(core.round)?.proposal ?? null;
+  if (p !== null && p.proposal.validRound !== core.validRound) relay(p.proposal.validRound, valueIdOf(p.proposal.value));
+  return out;
+}

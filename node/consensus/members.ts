@@ -1,0 +1,56 @@
+/**
+ * MemberSource backed by the decided registry: the members in force at the next height, plus
+ * those a decided `member.add` will bring in (a member being added must be able to gossip as
+ * soon as it votes, i.e. from H+2, and be heard before that). A `member.remove` takes the peer
+ * out once it is in force. Emits onChange when a decision changes the set.
+ */
+import { validatorSetAt, type Registry } from '../../consensus/registry.js';
+import { peerIdFromPublicKey } from '../../crypto/keys.js';
+import type { MemberChange, MemberSource } from '../p2p/members.js';
+
+export function memberPeerIds(reg: Registry): Set<string> {
+  const out = new Set<string>();
+  for (const v of validatorSetAt(reg, reg.height + 1).validators) out.add(peerIdFromPublicKey(v.publicKey));
+  for (const p of reg.pending) if (p.op.kind === 'member.add') out.add(peerIdFromPublicKey(p.op.publicKey));
+  return out;
+}
+
+export class RegistryMembers implements MemberSource {
+  private set: Set<string>;
+  private readonly listeners = new Set<(ev: MemberChange) => void>();
+
+  constructor(reg: Registry) {
+    this.set = memberPeerIds(reg);
+  }
+
+  isMember(peerId: string): boolean {
+    return this.set.has(peerId);
+  }
+
+  members(): readonly string[] {
+    return [...this.set];
+  }
+
+  onChange(listener: (ev: MemberChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  /** Recompute from a newly decided registry; emits the difference, if any. */
+  update(reg: Registry): void {
+    const next = memberPeerIds(reg);
+    const added = [...next].filter((p) => !this.set.has(p));
+    const removed = [...this.set].filter((p) => !next.has(p));
+    this.set = next;
+    if (added.length === 0 && removed.length === 0) return;
+    for (const l of [...this.listeners]) {
+      try {
+        l({ added, removed });
+      } catch {
+        // one listener's bug must not stop the others or the driver
+      }
+    }
+  }
+}
