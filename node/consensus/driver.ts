@@ -174,7 +174,7 @@ function msgKey(bytes: Uint8Array): string {
 }
 
 /** The empty batch: a proposer with nothing pending proposes it once the height has started. */
-const EMPTY_BATCH = encodeCanonical({ v: 1, ops: EMPTY_VALUE_MARKER });
+export const EMPTY_VALUE = encodeCanonical({ v: 1, ops: EMPTY_VALUE_MARKER });
 
 /** Decode a decided value: the empty batch or a pattern batch. */
 function opsOf(value: Uint8Array): PatternOp[] {
@@ -296,7 +296,7 @@ class Driver implements DriverConsensus {
   private readonly validityOf = validityFor((h) => (h === this.reg.height + 1 ? this.reg : null));
   private validateValue(height: number, value: Uint8Array): boolean {
     // The empty batch is always valid (an idle proposer's value).
-    if (value.length === EMPTY_BATCH.length && msgKey(value) === msgKey(EMPTY_BATCH)) return height === this.reg.height + 1;
+    if (isEmptyValue(value)) return height === this.reg.height + 1;
     return this.validityOf(height, value);
   }
 
@@ -339,7 +339,7 @@ class Driver implements DriverConsensus {
       const d = dec.d;
       if (valueIdOf(d.value) !== d.certificate.valueId) throw bad('value does not match its certificate');
       try {
-        reg = this.isEmptyBatch(d.value) ? { ...reg, ...emptyApply(reg, height) } : applyBatch(reg, height, d.value);
+        reg = applyDecidedValue(reg, height, d.value);
       } catch (err) {
         throw bad(`batch does not apply: ${(err as Error).message}`);
       }
@@ -364,10 +364,6 @@ class Driver implements DriverConsensus {
     }
     if (this.audit !== null) await this.audit.open();
     this.log.info('consensus opened', { decidedHeight: this.reg.height, registryHash: this.regHashHex, signerHeight: signer?.record.height ?? 0 });
-  }
-
-  private isEmptyBatch(value: Uint8Array): boolean {
-    return value.length === EMPTY_BATCH.length && msgKey(value) === msgKey(EMPTY_BATCH);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -526,7 +522,7 @@ class Driver implements DriverConsensus {
           break;
         }
         case 'request-value': {
-          const value = this.pool.build(this.reg, e.height) ?? EMPTY_BATCH;
+          const value = this.pool.build(this.reg, e.height) ?? EMPTY_VALUE;
           this.push({ kind: 'core', event: { type: 'value-to-propose', height: e.height, round: e.round, value } }, true);
           break;
         }
@@ -593,7 +589,7 @@ class Driver implements DriverConsensus {
     if (height !== this.current) return;
     const before = this.reg;
     // Pure first (a batch that does not apply is refused before anything is written).
-    const next = this.isEmptyBatch(value) ? { ...before, ...emptyApply(before, height) } : applyBatch(before, height, value);
+    const next = applyDecidedValue(before, height, value);
     const hash = registryHash(next);
     const decidedMs = Math.floor(this.now());
     await this.decidedLog.put({ height, round, value, certificate, registryHash: hash, decidedMs });
@@ -845,7 +841,7 @@ class Driver implements DriverConsensus {
         this.log.warn('catch-up certificate rejected', { from, height: h, reason: verdict.reason });
         return;
       }
-      if (!this.isEmptyBatch(e.value) && !validateBatch(this.reg, h, e.value).ok) {
+      if (!isEmptyValue(e.value) && !validateBatch(this.reg, h, e.value).ok) {
         this.c.certificatesRejected++;
         this.log.error('catch-up: a certified batch does not apply (more than a third of the validators are faulty?)', { from, height: h });
         return;
@@ -1028,6 +1024,20 @@ class Driver implements DriverConsensus {
 
 // ---------------------------------------------------------------------------------------------
 // Pure helpers
+
+/**
+ * The registry after the decided value at `height` (registry at height - 1): a pattern batch
+ * (applyBatch), or the empty batch an idle proposer proposes (only pending membership changes
+ * come into force). Throws ConsensusError ERR_PATTERN_INVALID for an invalid batch.
+ */
+export function applyDecidedValue(reg: Registry, height: number, value: Uint8Array): Registry {
+  return isEmptyValue(value) ? { ...reg, ...emptyApply(reg, height) } : applyBatch(reg, height, value);
+}
+
+/** Is `value` the empty batch (canonical `{v: 1, ops: []}`)? */
+export function isEmptyValue(value: Uint8Array): boolean {
+  return value.length === EMPTY_VALUE.length && msgKey(value) === msgKey(EMPTY_VALUE);
+}
 
 /** The registry after an empty batch at `height`: only pending membership changes come into force. */
 function emptyApply(reg: Registry, height: number): Pick<Registry, 'height' | 'members' | 'membersSince' | 'pending'> {
