@@ -88,6 +88,17 @@ export function toHex(bytes: Uint8Array): string {
   return s;
 }
 
+const keyMemo = new WeakMap<Uint8Array, ValidatorKey>();
+/** toHex of a public key, memoised per array object (keys are immutable by contract, as values). */
+function keyOf(publicKey: Uint8Array): ValidatorKey {
+  let k = keyMemo.get(publicKey);
+  if (k === undefined) {
+    k = toHex(publicKey);
+    keyMemo.set(publicKey, k);
+  }
+  return k;
+}
+
 function bytesEqual(a: Uint8Array | null, b: Uint8Array | null): boolean {
   if (a === b) return true;
   if (a === null || b === null || a.length !== b.length) return false;
@@ -256,7 +267,7 @@ export function verifyCommitCertificate(cert: CommitCertificate, validators: Val
     if (v.round !== cert.round) return { ok: false, reason: 'precommit for another round' };
     if (v.valueId !== cert.valueId) return { ok: false, reason: 'precommit for another value' };
     if (!isKey(sv.signer) || !isSig(sv.signature)) return { ok: false, reason: 'malformed signer or signature' };
-    const key = toHex(sv.signer);
+    const key = keyOf(sv.signer);
     const p = powers.get(key);
     if (p === undefined) return { ok: false, reason: 'signer is not a validator' };
     if (seen.has(key)) return { ok: false, reason: 'duplicate signer' };
@@ -317,6 +328,279 @@ export function createConsensusState(config: ConsensusConfig, record: SignerReco
 }
 
 // ---------------------------------------------------------------------------------------------
+// Vote sets: append-only logs shared between states, seen through prefix views
+
+/**
+ * At most this many distinct votes per validator per (height, round, type) are kept. An honest
+ * validator signs one. The second is the evidence of equivocation and, kept as a vote, lets a
+ * proof-of-lock or a commit that a Byzantine signer's OTHER vote completed be proven to nodes
+ * that saw its first vote first (CometBFT keeps per-block vote sets for this). Both forks of a
+ * two-way equivocation are covered; a third or later value from the same signer is dropped, so
+ * a Byzantine signer costs at most 2 entries per (round, type) however much it signs.
+ */
+export const MAX_VOTES_PER_SIGNER = 2;
+
+/**
+ * Storage of one (round, type): votes in arrival order with running sums, never rewritten.
+ * States see it through `VoteView`s of a prefix length, so a state created earlier never sees
+ * a vote appended later: `step` appends in place (O(1) per vote) when the view it extends is the
+ * log's full length, and copies the prefix (O(votes), only when a caller steps an old state
+ * again) otherwise.
+ */
+class VoteLog {
+  readonly votes: SignedVote[] = [];
+  readonly keys: ValidatorKey[] = [];
+  /** Value id per entry, 'nil' for nil. */
+  readonly ids: string[] = [];
+  readonly powers: number[] = [];
+  /** Whether the entry is its signer's first vote here (the one `get` returns, counted once in `power`). */
+  readonly first: boolean[] = [];
+  /** Power / count of distinct signers after entry i. */
+  readonly distinctPower: number[] = [];
+  readonly distinctCount: number[] = [];
+  /** Power of distinct signers for ids[i] after entry i. */
+  readonly tally: number[] = [];
+  /** Entry indices per signer (at most MAX_VOTES_PER_SIGNER) and per value id, ascending. */
+  readonly byKey = new Map<ValidatorKey, number[]>();
+  readonly byId = new Map<string, number[]>();
+
+  push(sv: SignedVote, key: ValidatorKey, id: string, power: number): void {
+    const i = this.votes.length;
+    const mine = this.byKey.get(key);
+    const same = this.byId.get(id);
+    const isFirst = mine === undefined;
+    this.votes.push(sv);
+    this.keys.push(key);
+    this.ids.push(id);
+    this.powers.push(power);
+    this.first.push(isFirst);
+    this.distinctPower.push((i === 0 ? 0 : this.distinctPower[i - 1]!) + (isFirst ? power : 0));
+    this.distinctCount.push((i === 0 ? 0 : this.distinctCount[i - 1]!) + (isFirst ? 1 : 0));
+    this.tally.push((same === undefined ? 0 : this.tally[same[same.length - 1]!]!) + power);
+    if (mine === undefined) this.byKey.set(key, [i]);
+    else mine.push(i);
+    if (same === undefined) this.byId.set(id, [i]);
+    else same.push(i);
+  }
+
+  copyPrefix(len: number): VoteLog {
+    const c = new VoteLog();
+    for (let i = 0; i < len; i++) c.push(this.votes[i]!, this.keys[i]!, this.ids[i]!, this.powers[i]!);
+    return c;
+  }
+}
+
+/** Last index in ascending `ix` below `len`, or -1. */
+function lastBelow(ix: readonly number[], len: number): number {
+  for (let j = ix.length - 1; j >= 0; j--) if (ix[j]! < len) return ix[j]!;
+  return -1;
+}
+
+/** A state's view of a `VoteLog`: its first `len` entries. As a map: each signer's first vote. */
+class VoteView implements ReadonlyMap<ValidatorKey, SignedVote> {
+  private materialized: Map<ValidatorKey, SignedVote> | null = null;
+  constructor(
+    readonly log: VoteLog,
+    readonly len: number,
+  ) {}
+
+  get size(): number {
+    return this.len === 0 ? 0 : this.log.distinctCount[this.len - 1]!;
+  }
+  /** Voting power of distinct signers (each counted once, whatever it signed). */
+  get power(): number {
+    return this.len === 0 ? 0 : this.log.distinctPower[this.len - 1]!;
+  }
+  get(key: ValidatorKey): SignedVote | undefined {
+    const ix = this.log.byKey.get(key);
+    if (ix === undefined || ix[0]! >= this.len) return undefined;
+    return this.log.votes[ix[0]!];
+  }
+  has(key: ValidatorKey): boolean {
+    return this.get(key) !== undefined;
+  }
+  /** Power of distinct signers that voted for `id` ('nil' for nil), second votes included. */
+  tallyOf(id: string): number {
+    const ix = this.log.byId.get(id);
+    if (ix === undefined) return 0;
+    const i = lastBelow(ix, this.len);
+    return i < 0 ? 0 : this.log.tally[i]!;
+  }
+  /** Every visible vote for `id` (one per signer), in arrival order. */
+  votesFor(id: string): SignedVote[] {
+    const out: SignedVote[] = [];
+    for (const i of this.log.byId.get(id) ?? []) if (i < this.len) out.push(this.log.votes[i]!);
+    return out;
+  }
+  /** Ids with at least one visible vote. */
+  ids(): string[] {
+    const out: string[] = [];
+    for (const [id, ix] of this.log.byId) if (ix[0]! < this.len) out.push(id);
+    return out;
+  }
+  private map(): Map<ValidatorKey, SignedVote> {
+    if (this.materialized === null) {
+      const m = new Map<ValidatorKey, SignedVote>();
+      for (let i = 0; i < this.len; i++) if (this.log.first[i]!) m.set(this.log.keys[i]!, this.log.votes[i]!);
+      this.materialized = m;
+    }
+    return this.materialized;
+  }
+  entries(): MapIterator<[ValidatorKey, SignedVote]> {
+    return this.map().entries();
+  }
+  keys(): MapIterator<ValidatorKey> {
+    return this.map().keys();
+  }
+  values(): MapIterator<SignedVote> {
+    return this.map().values();
+  }
+  forEach(cb: (value: SignedVote, key: ValidatorKey, map: ReadonlyMap<ValidatorKey, SignedVote>) => void, thisArg?: unknown): void {
+    for (const [k, v] of this.map()) cb.call(thisArg, v, k, this);
+  }
+  [Symbol.iterator](): MapIterator<[ValidatorKey, SignedVote]> {
+    return this.map().entries();
+  }
+}
+
+/** The same prefix as a tally: value id ('nil' for nil) -> power of distinct signers for it. */
+class TallyView implements ReadonlyMap<string, number> {
+  private materialized: Map<string, number> | null = null;
+  constructor(private readonly votes: VoteView) {}
+  get size(): number {
+    return this.map().size;
+  }
+  get(id: string): number | undefined {
+    const t = this.votes.tallyOf(id);
+    return t === 0 ? undefined : t;
+  }
+  has(id: string): boolean {
+    return this.votes.tallyOf(id) > 0;
+  }
+  private map(): Map<string, number> {
+    if (this.materialized === null) this.materialized = new Map(this.votes.ids().map((id) => [id, this.votes.tallyOf(id)]));
+    return this.materialized;
+  }
+  entries(): MapIterator<[string, number]> {
+    return this.map().entries();
+  }
+  keys(): MapIterator<string> {
+    return this.map().keys();
+  }
+  values(): MapIterator<number> {
+    return this.map().values();
+  }
+  forEach(cb: (value: number, key: string, map: ReadonlyMap<string, number>) => void, thisArg?: unknown): void {
+    for (const [k, v] of this.map()) cb.call(thisArg, v, k, this);
+  }
+  [Symbol.iterator](): MapIterator<[string, number]> {
+    return this.map().entries();
+  }
+}
+
+/** Distinct signers of anything at one round (line 55), with their power: append-only, prefix views. */
+class SignerLog {
+  readonly index = new Map<ValidatorKey, number>();
+  readonly keys: ValidatorKey[] = [];
+  readonly powers: number[] = [];
+  readonly cumulative: number[] = [];
+  push(key: ValidatorKey, power: number): void {
+    const i = this.keys.length;
+    this.index.set(key, i);
+    this.keys.push(key);
+    this.powers.push(power);
+    this.cumulative.push((i === 0 ? 0 : this.cumulative[i - 1]!) + power);
+  }
+}
+
+/** Everything one round holds, as the core stores it (a `RoundVotes` with its logs). */
+interface RoundData extends RoundVotes {
+  readonly prevotes: VoteView;
+  readonly precommits: VoteView;
+  readonly prevoteTally: TallyView;
+  readonly precommitTally: TallyView;
+  readonly signers: SignerLog;
+  readonly signerCount: number;
+  /** Power of distinct signers of a proposal, prevote or precommit at this round. */
+  readonly signerPower: number;
+}
+
+function makeRound(proposal: SignedProposal | null, prevotes: VoteView, precommits: VoteView, signers: SignerLog, signerCount: number): RoundData {
+  return {
+    prevotes,
+    precommits,
+    proposal,
+    prevoteTally: new TallyView(prevotes),
+    prevotePower: prevotes.power,
+    precommitTally: new TallyView(precommits),
+    precommitPower: precommits.power,
+    signers,
+    signerCount,
+    signerPower: signerCount === 0 ? 0 : signers.cumulative[signerCount - 1]!,
+  };
+}
+
+const emptyRound = (): RoundData => makeRound(null, new VoteView(new VoteLog(), 0), new VoteView(new VoteLog(), 0), new SignerLog(), 0);
+
+/** `view` plus one vote: appended in place when `view` is its log's full length, else on a copy. */
+function appendVote(view: VoteView, sv: SignedVote, key: ValidatorKey, id: string, power: number): VoteView {
+  const log = view.len === view.log.votes.length ? view.log : view.log.copyPrefix(view.len);
+  log.push(sv, key, id, power);
+  return new VoteView(log, view.len + 1);
+}
+
+/** `rv` with `key` among its signers (no change if it is one already). */
+function withSigner(rv: RoundData, key: ValidatorKey, power: number): { signers: SignerLog; signerCount: number } {
+  const i = rv.signers.index.get(key);
+  if (i !== undefined && i < rv.signerCount) return { signers: rv.signers, signerCount: rv.signerCount };
+  let log = rv.signers;
+  if (rv.signerCount !== log.keys.length) {
+    log = new SignerLog();
+    for (let j = 0; j < rv.signerCount; j++) log.push(rv.signers.keys[j]!, rv.signers.powers[j]!);
+  }
+  log.push(key, power);
+  return { signers: log, signerCount: rv.signerCount + 1 };
+}
+
+/**
+ * A round of a state built outside the core (a test, a decoded snapshot) as the core stores it:
+ * rebuilt once from its maps, the first-vote maps only (O(votes)).
+ */
+function adoptRound(rv: RoundVotes, set: ValidatorSet | null): RoundData {
+  if (rv.prevotes instanceof VoteView && rv.precommits instanceof VoteView && (rv as Partial<RoundData>).signers instanceof SignerLog) return rv as RoundData;
+  const powers = set === null ? new Map<ValidatorKey, number>() : powerMap(set);
+  let round = emptyRound();
+  const add = (type: VoteType, sv: SignedVote): void => {
+    const key = keyOf(sv.signer);
+    const power = powers.get(key) ?? 0;
+    const id = sv.vote.valueId ?? 'nil';
+    const pv = type === 'prevote' ? appendVote(round.prevotes, sv, key, id, power) : round.prevotes;
+    const pc = type === 'precommit' ? appendVote(round.precommits, sv, key, id, power) : round.precommits;
+    const sg = withSigner(round, key, power);
+    round = makeRound(round.proposal, pv, pc, sg.signers, sg.signerCount);
+  };
+  for (const sv of rv.prevotes.values()) add('prevote', sv);
+  for (const sv of rv.precommits.values()) add('precommit', sv);
+  if (rv.proposal !== null) {
+    const key = keyOf(rv.proposal.signer);
+    const sg = withSigner(round, key, powers.get(key) ?? 0);
+    round = makeRound(rv.proposal, round.prevotes, round.precommits, sg.signers, sg.signerCount);
+  }
+  return round;
+}
+
+/**
+ * The votes of one type for one value at a round, second votes of equivocators included (one per
+ * signer). For relaying a proof-of-lock: `rv.prevotes` alone holds each signer's FIRST vote only.
+ */
+export function roundVotesFor(rv: RoundVotes, type: VoteType, valueId: ValueId | null): SignedVote[] {
+  const view = type === 'prevote' ? rv.prevotes : rv.precommits;
+  const id = valueId ?? 'nil';
+  if (view instanceof VoteView) return view.votesFor(id);
+  return [...view.values()].filter((sv) => (sv.vote.valueId ?? 'nil') === id);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The working copy of one step
 
 interface Work {
@@ -340,33 +624,53 @@ interface Work {
   awaitingValueRound: number;
   decision: ConsensusState['decision'];
   evidence: Evidence[];
-  owned: Set<Owned>;
+  /** Bit set of the collections already copied in this step (see `mut`). */
+  owned: number;
   effects: Effect[];
 }
 
 function begin(s: ConsensusState): Work {
   // Collections are shared with the input state until first written (see `mut`): most events
-  // touch one or two of them, and copying all of them per event dominated the step cost.
+  // touch one or two of them. An explicit literal (not a spread) keeps one object shape.
   return {
-    ...s,
+    config: s.config,
+    self: s.self,
+    height: s.height,
+    round: s.round,
+    step: s.step,
+    validators: s.validators,
+    lockedRound: s.lockedRound,
+    lockedValue: s.lockedValue,
+    validRound: s.validRound,
+    validValue: s.validValue,
     rounds: s.rounds as Map<number, RoundVotes>,
     values: s.values as Map<ValueId, Uint8Array>,
     validity: s.validity as Map<ValueId, boolean>,
     fired: s.fired as Set<string>,
     futureRounds: s.futureRounds as Map<ValidatorKey, readonly number[]>,
     buffered: s.buffered as ConsensusMessage[],
+    signerRecord: s.signerRecord,
+    awaitingValueRound: s.awaitingValueRound,
+    decision: s.decision,
     evidence: s.evidence as Evidence[],
-    owned: new Set(),
+    owned: 0,
     effects: [],
   };
 }
 
 type Owned = 'rounds' | 'values' | 'validity' | 'fired' | 'futureRounds' | 'buffered' | 'evidence';
+const OWNED_BIT: Record<Owned, number> = { rounds: 1, values: 2, validity: 4, fired: 8, futureRounds: 16, buffered: 32, evidence: 64 };
+const OWNED_ALL = 127;
 
-/** Copy-on-first-write of one collection of the working copy; the input state is never mutated. */
+/**
+ * Copy-on-first-write of one collection of the working copy; the input state is never mutated.
+ * The copies are shallow and per step: `rounds` holds a few rounds, and each round's vote sets
+ * are shared logs extended in O(1) (see VoteLog), so no step copies a round's votes.
+ */
 function mut<K extends Owned>(w: Work, k: K): Work[K] {
-  if (!w.owned.has(k)) {
-    w.owned.add(k);
+  const bit = OWNED_BIT[k];
+  if ((w.owned & bit) === 0) {
+    w.owned |= bit;
     const c = w[k] as unknown;
     const copy = c instanceof Map ? new Map(c) : c instanceof Set ? new Set(c) : [...(c as unknown[])];
     (w as unknown as Record<string, unknown>)[k] = copy;
@@ -375,18 +679,41 @@ function mut<K extends Owned>(w: Work, k: K): Work[K] {
 }
 
 function finish(w: Work): StepResult {
-  const { effects, owned: _owned, ...state } = w;
-  return { state, effects };
+  const state: ConsensusState = {
+    config: w.config,
+    self: w.self,
+    height: w.height,
+    round: w.round,
+    step: w.step,
+    validators: w.validators,
+    lockedRound: w.lockedRound,
+    lockedValue: w.lockedValue,
+    validRound: w.validRound,
+    validValue: w.validValue,
+    rounds: w.rounds,
+    values: w.values,
+    validity: w.validity,
+    fired: w.fired,
+    futureRounds: w.futureRounds,
+    buffered: w.buffered,
+    signerRecord: w.signerRecord,
+    awaitingValueRound: w.awaitingValueRound,
+    decision: w.decision,
+    evidence: w.evidence,
+  };
+  return { state, effects: w.effects };
 }
 
-const EMPTY_ROUND: RoundVotes = { prevotes: new Map(), precommits: new Map(), proposal: null, prevoteTally: new Map(), prevotePower: 0, precommitTally: new Map(), precommitPower: 0 };
-
-function roundOf(w: Work, r: number): RoundVotes {
-  return w.rounds.get(r) ?? EMPTY_ROUND;
+/** Round r as stored (read only: an absent round is a fresh empty one, not stored). */
+function roundOf(w: Work, r: number): RoundData {
+  const rv = w.rounds.get(r);
+  return rv === undefined ? emptyRound() : adoptRound(rv, w.validators);
 }
 
 // ---------------------------------------------------------------------------------------------
 // step
+
+const NO_EFFECTS: readonly Effect[] = Object.freeze([]);
 
 export function step(state: ConsensusState, event: Event): StepResult {
   const w = begin(state);
@@ -399,9 +726,11 @@ export function step(state: ConsensusState, event: Event): StepResult {
       break;
     case 'proposal':
       if (acceptProposal(w, event.proposal, false)) evaluate(w);
+      else if (w.owned === 0 && w.effects.length === 0) return { state, effects: NO_EFFECTS }; // ignored: nothing changed
       break;
     case 'vote':
       if (acceptVote(w, event.vote, false)) evaluate(w);
+      else if (w.owned === 0 && w.effects.length === 0) return { state, effects: NO_EFFECTS }; // ignored (a late or duplicate vote)
       break;
     case 'timeout':
       onTimeout(w, event.kind, event.height, event.round);
@@ -429,7 +758,7 @@ function onStartHeight(w: Work, height: number, validators: ValidatorSet): void 
   w.futureRounds = new Map();
   w.buffered = [];
   w.evidence = [...w.evidence];
-  w.owned = new Set(['rounds', 'values', 'validity', 'fired', 'futureRounds', 'buffered', 'evidence']);
+  w.owned = OWNED_ALL;
   w.decision = null;
   w.awaitingValueRound = -1;
   let startRound = 0;
@@ -479,7 +808,7 @@ function startRoundAt(w: Work, round: number): void {
   // Every node schedules the propose timeout (CometBFT does too): a proposer whose driver
   // never answers `request-value` must not stall the round.
   w.effects.push({ type: 'schedule-timeout', kind: 'propose', height: w.height, round, durationMs: timeoutMs(w.config.timeouts, 'propose', round) });
-  if (toHex(proposerFor(set, w.height, round).publicKey) === w.self) {
+  if (keyOf(proposerFor(set, w.height, round).publicKey) === w.self) {
     if (w.validValue !== null) propose(w, w.validValue, w.validRound); // line 14-15
     else {
       w.awaitingValueRound = round; // line 16: getValue()
@@ -594,11 +923,11 @@ function bufferFuture(w: Work, m: ConsensusMessage): void {
   if (set === null) return;
   const signer = messageSigner(m);
   if (!isKey(signer)) return;
-  const key = toHex(signer);
+  const key = keyOf(signer);
   // Rule: only members of the current set (the next set differs by at most the H+2 changes).
   if (!powerMap(set).has(key)) return;
   let count = 0;
-  for (const b of w.buffered) if (toHex(messageSigner(b)) === key) count++;
+  for (const b of w.buffered) if (keyOf(messageSigner(b)) === key) count++;
   if (count >= w.config.maxFutureMessagesPerSigner) return; // bound: per signer, drop newest
   // Signature before buffering: forged messages must not use up a validator's slots.
   const ok =
@@ -632,14 +961,15 @@ function acceptProposal(w: Work, sp: SignedProposal, own: boolean): boolean {
   if (typeof p.validRound !== 'number' || !Number.isSafeInteger(p.validRound) || p.validRound < -1 || p.validRound >= p.round) return false;
   if (!(p.value instanceof Uint8Array) || p.value.length > w.config.maxValueBytes) return false; // rule: size
   if (!isKey(sp.signer) || !isSig(sp.signature)) return false;
-  const key = toHex(sp.signer);
-  if (key !== toHex(proposerFor(set, p.height, p.round).publicKey)) return false; // rule: proposer of the round
+  const key = keyOf(sp.signer);
+  if (key !== keyOf(proposerFor(set, p.height, p.round).publicKey)) return false; // rule: proposer of the round
   const rv = roundOf(w, p.round);
   if (rv.proposal !== null) return false; // rule: first proposal per round only
   // Signature before the future-round bound: a forger must not use up a validator's round slots.
   if (!own && !w.config.verify(sp.signer, proposalDigest(w.config.cluster, p), sp.signature)) return false; // rule: signature
   if (!own && !admitRound(w, key, p.round)) return false;
-  mut(w, 'rounds').set(p.round, { ...rv, proposal: sp });
+  const sg = withSigner(rv, key, powerMap(set).get(key) ?? 0);
+  mut(w, 'rounds').set(p.round, makeRound(sp, rv.prevotes, rv.precommits, sg.signers, sg.signerCount));
   mut(w, 'values').set(valueIdOf(p.value), p.value);
   return true;
 }
@@ -658,31 +988,35 @@ function acceptVote(w: Work, sv: SignedVote, own: boolean): boolean {
   if (!isIndex(v.round) || v.round > MAX_ROUND) return false;
   if (v.valueId !== null && (typeof v.valueId !== 'string' || !VALUE_ID_RE.test(v.valueId))) return false;
   if (!isKey(sv.signer) || !isSig(sv.signature)) return false;
-  const key = toHex(sv.signer);
-  if (!powerMap(set).has(key)) return false; // rule: validators only
+  const key = keyOf(sv.signer);
+  const power = powerMap(set).get(key);
+  if (power === undefined) return false; // rule: validators only
   const rv = roundOf(w, v.round);
-  const slot = v.type === 'prevote' ? rv.prevotes : rv.precommits;
-  const prior = slot.get(key);
-  if (prior !== undefined) {
-    if (prior.vote.valueId === v.valueId) return false; // duplicate delivery
-    // Conflicting vote: evidence if validly signed; never counted (the first one stands).
-    if (w.config.verify(sv.signer, voteDigest(w.config.cluster, v), sv.signature)) addEvidence(w, key, prior, sv);
-    return false;
-  }
-  if (!own && !w.config.verify(sv.signer, voteDigest(w.config.cluster, v), sv.signature)) return false; // rule: signature
-  if (!own && !admitRound(w, key, v.round)) return false; // after the signature: forgers cannot use up slots
-  const next = new Map(slot);
-  next.set(key, sv);
-  const power = powerMap(set).get(key)!;
+  const view = v.type === 'prevote' ? rv.prevotes : rv.precommits;
   const id = v.valueId ?? 'nil';
-  const tallyOld = v.type === 'prevote' ? rv.prevoteTally : rv.precommitTally;
-  const tallyNew = new Map(tallyOld); // few distinct values: cheap
-  tallyNew.set(id, (tallyOld.get(id) ?? 0) + power);
+  // This signer's votes already here (at most MAX_VOTES_PER_SIGNER).
+  let seen = 0;
+  let first: SignedVote | undefined;
+  for (const i of view.log.byKey.get(key) ?? []) {
+    if (i >= view.len) break;
+    if (view.log.ids[i] === id) return false; // duplicate delivery
+    seen++;
+    first ??= view.log.votes[i];
+  }
+  if (seen >= MAX_VOTES_PER_SIGNER) return false; // bound: a third value adds no evidence and no proof
+  if (!own && !w.config.verify(sv.signer, voteDigest(w.config.cluster, v), sv.signature)) return false; // rule: signature
+  if (first === undefined) {
+    if (!own && !admitRound(w, key, v.round)) return false; // after the signature: forgers cannot use up slots
+  } else {
+    // Conflicting, validly signed: evidence, and the vote is kept in its value's set (it counts
+    // towards that value's quorum; the signer's power counts once in the round's total).
+    addEvidence(w, key, first, sv);
+  }
+  const next = appendVote(view, sv, key, id, power);
+  const sg = first === undefined ? withSigner(rv, key, power) : { signers: rv.signers, signerCount: rv.signerCount };
   mut(w, 'rounds').set(
     v.round,
-    v.type === 'prevote'
-      ? { ...rv, prevotes: next, prevoteTally: tallyNew, prevotePower: rv.prevotePower + power }
-      : { ...rv, precommits: next, precommitTally: tallyNew, precommitPower: rv.precommitPower + power },
+    v.type === 'prevote' ? makeRound(rv.proposal, next, rv.precommits, sg.signers, sg.signerCount) : makeRound(rv.proposal, rv.prevotes, next, sg.signers, sg.signerCount),
   );
   return true;
 }
@@ -732,31 +1066,27 @@ function evaluate(w: Work): void {
 }
 
 function evaluateOnce(w: Work, set: ValidatorSet): boolean {
-  // Line 49: a proposal's value with 2f+1 precommits in any round decides.
-  for (const [r, rv] of w.rounds) {
-    for (const [id, power] of rv.precommitTally) {
-      if (id === 'nil' || !quorum(power, set)) continue;
+  // Line 49: a proposal's value with 2f+1 precommits in any round decides. Per round O(1) unless
+  // its distinct precommit power is a quorum already (a value's tally never exceeds it).
+  for (const [r, stored] of w.rounds) {
+    const rv = adoptRound(stored, set);
+    if (!quorum(rv.precommitPower, set)) continue;
+    for (const id of rv.precommits.ids()) {
+      if (id === 'nil' || !quorum(rv.precommits.tallyOf(id), set)) continue;
       const value = w.values.get(id);
       if (value === undefined || !isValid(w, value)) continue;
-      const precommits = [...rv.precommits.entries()]
-        .filter(([, sv]) => sv.vote.valueId === id)
-        .sort(([a], [b]) => (a < b ? -1 : 1))
-        .map(([, sv]) => sv);
+      const precommits = rv.precommits.votesFor(id).sort((a, b) => (keyOf(a.signer) < keyOf(b.signer) ? -1 : 1));
       decide(w, r, value, { height: w.height, round: r, valueId: id, precommits });
       return false;
     }
   }
 
   // Line 55: f+1 voting power seen in a higher round -> skip to it (the highest such round).
+  // Each round keeps the power of its distinct signers up to date, so this is O(rounds).
   let skipTo = -1;
-  for (const [r, rv] of w.rounds) {
+  for (const [r, stored] of w.rounds) {
     if (r <= w.round || r <= skipTo) continue;
-    const signers = new Set<string>([...rv.prevotes.keys(), ...rv.precommits.keys()]);
-    if (rv.proposal !== null) signers.add(toHex(rv.proposal.signer));
-    const powers = powerMap(set);
-    let power = 0;
-    for (const k of signers) power += powers.get(k) ?? 0;
-    if (oneThird(power, set)) skipTo = r;
+    if (oneThird(adoptRound(stored, set).signerPower, set)) skipTo = r;
   }
   if (skipTo > w.round) {
     startRoundAt(w, skipTo);
@@ -777,7 +1107,7 @@ function evaluateOnce(w: Work, set: ValidatorSet): boolean {
       return true;
     }
     // Line 28: the proposal carries a proof-of-lock from validRound < r.
-    if (quorum(roundOf(w, p.validRound).prevoteTally.get(id) ?? 0, set)) {
+    if (quorum(roundOf(w, p.validRound).prevotes.tallyOf(id), set)) {
       const ok = isValid(w, p.value) && (w.lockedRound <= p.validRound || idOrNull(w.lockedValue) === id);
       castVote(w, 'prevote', ok ? id : null);
       return true;
@@ -793,7 +1123,7 @@ function evaluateOnce(w: Work, set: ValidatorSet): boolean {
   // Line 36: proposal + 2f+1 prevotes for it, step >= prevote, for the first time.
   if ((w.step === 'prevote' || w.step === 'precommit') && sp !== null && !w.fired.has(`36:${r}`)) {
     const id = valueIdOf(sp.proposal.value);
-    if (quorum(rv.prevoteTally.get(id) ?? 0, set) && isValid(w, sp.proposal.value)) {
+    if (quorum(rv.prevotes.tallyOf(id), set) && isValid(w, sp.proposal.value)) {
       mut(w, 'fired').add(`36:${r}`);
       const wasPrevote = w.step === 'prevote';
       if (wasPrevote) {
@@ -809,7 +1139,7 @@ function evaluateOnce(w: Work, set: ValidatorSet): boolean {
   }
 
   // Line 44: 2f+1 nil prevotes -> precommit nil.
-  if (w.step === 'prevote' && quorum(rv.prevoteTally.get('nil') ?? 0, set)) {
+  if (w.step === 'prevote' && quorum(rv.prevotes.tallyOf('nil'), set)) {
     castVote(w, 'precommit', null);
     return true;
   }

@@ -25,7 +25,7 @@ import { blake3 } from '../crypto/blake3.js';
 import { ed25519 } from '../crypto/ed25519.js';
 import { identityFromSeed } from '../crypto/keys.js';
 import type { Identity } from '../crypto/keys.js';
-import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, makeValidatorSet, step, toHex, valueIdOf, voteDigest } from '../consensus/core.js';
+import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, makeValidatorSet, roundVotesFor, step, toHex, valueIdOf, voteDigest } from '../consensus/core.js';
 import { encodeBatch } from '../consensus/patterns.js';
 import { applyBatch, genesisRegistry, registryHash, validateBatch } from '../consensus/registry.js';
 import type { Registry } from '../consensus/registry.js';
@@ -930,7 +930,7 @@ function polMessages(core: ConsensusState): ConsensusMessage[] {
     const rv = core.rounds.get(vr);
     if (rv === undefined) return;
     if (rv.proposal !== null) out.push({ type: 'proposal', proposal: rv.proposal });
-    for (const sv of rv.prevotes.values()) if (sv.vote.valueId === valueId) out.push({ type: 'vote', vote: sv });
+    for (const sv of roundVotesFor(rv, 'prevote', valueId)) out.push({ type: 'vote', vote: sv });
   };
   relay(core.validRound, core.validValue === null ? null : valueIdOf(core.validValue));
   const p = core.rounds.get(core.round)?.proposal ?? null;

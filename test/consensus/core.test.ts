@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { createConsensusState, makeValidatorSet, proposerFor, step, toHex, valueIdOf, verifyCommitCertificate, LAN_TIMEOUTS, timeoutMs } from '../../consensus/core.js';
+import { createConsensusState, makeValidatorSet, proposerFor, roundVotesFor, step, toHex, valueIdOf, verifyCommitCertificate, LAN_TIMEOUTS, timeoutMs } from '../../consensus/core.js';
 import type { ConsensusState, Effect, Event, SignedVote, StepResult, Vote } from '../../consensus/types.js';
 import { CLUSTER, Router, configFor, ident, signProposal, signVote, verify } from './harness.js';
 
@@ -111,6 +111,26 @@ describe('purity', () => {
     for (const e of events) step(s, e);
     run(s, events);
     expect(snapshot(s)).toBe(before);
+  });
+
+  it('an old state stepped again branches: the newer state does not see the other branch', () => {
+    const me = coreIndex();
+    const { set, state } = lone(me);
+    const [a, b, c] = [0, 1, 2, 3].filter((i) => i !== me) as [number, number, number];
+    const v = enc('branch');
+    const s0 = run(state, [{ type: 'start-height', height: 1, validators: set }, pv(a, 0, v)]).state;
+    const left = step(s0, pv(b, 0, v)).state; // appended in place to the shared vote log
+    const right = step(s0, pv(c, 0, null)).state; // s0 is no longer the log's tip: a copy
+    const view = (x: ConsensusState): string[] => [...x.rounds.get(0)!.prevotes.keys()].sort();
+    expect(view(s0)).toEqual([toHex(ids[a]!.publicKey)]);
+    expect(view(left)).toEqual([toHex(ids[a]!.publicKey), toHex(ids[b]!.publicKey)].sort());
+    expect(view(right)).toEqual([toHex(ids[a]!.publicKey), toHex(ids[c]!.publicKey)].sort());
+    expect(left.rounds.get(0)!.prevoteTally.get('nil')).toBeUndefined();
+    expect(right.rounds.get(0)!.prevoteTally.get(valueIdOf(v))).toBe(1);
+    // And both branches go on independently.
+    const left2 = step(left, pv(c, 0, v)).state;
+    expect(left2.rounds.get(0)!.prevoteTally.get(valueIdOf(v))).toBe(3);
+    expect(right.rounds.get(0)!.prevotes.size).toBe(2);
   });
 });
 
@@ -443,6 +463,70 @@ describe('safety guards', () => {
     const forged = signVote(ids[a]!, { type: 'precommit', height: 1, round: 0, valueId: null });
     const t = run(s.state, [{ type: 'vote', vote: forged }, { type: 'vote', vote: { ...signVote(ids[a]!, { type: 'precommit', height: 1, round: 0, valueId: valueIdOf(enc('z')) }), signature: forged.signature } }]);
     expect(t.state.evidence).toHaveLength(1);
+  });
+});
+
+describe('equivocation: per-value vote sets (liveness)', () => {
+  // me, two honest others (a, b) and an equivocator (e). e's FIRST vote seen is nil, its second is for v.
+  const setup = (): { me: number; a: number; b: number; e: number; set: ReturnType<typeof lone>['set']; state: ConsensusState; proposerOf: (r: number) => number } => {
+    const me = coreIndex();
+    const { set, state, proposerOf } = lone(me);
+    const others = [0, 1, 2, 3].filter((i) => i !== me);
+    const e = others.find((i) => i !== proposerOf(0)) ?? others[0]!;
+    const [a, b] = others.filter((i) => i !== e) as [number, number];
+    return { me, a, b, e, set, state, proposerOf };
+  };
+
+  it("locks on a prevote quorum that needs an equivocator's second vote", () => {
+    const { a, e, set, state, proposerOf } = setup();
+    const v = enc('value-v');
+    // Proposal v; prevotes for v: ours, a's, and e's second (its first was nil). b is silent.
+    const s = run(state, [{ type: 'start-height', height: 1, validators: set }, prop(proposerOf(0), 0, v), pv(e, 0, null), pv(a, 0, v), pv(e, 0, v)]);
+    expect(s.state.evidence).toHaveLength(1);
+    expect(s.state.lockedRound).toBe(0);
+    expect(toHex(s.state.lockedValue!)).toBe(toHex(v));
+    expect(votesOf(s.effects, 'precommit')).toEqual([{ type: 'precommit', height: 1, round: 0, valueId: valueIdOf(v) }]);
+    // Each validator counts once in the round's power, in both value tallies.
+    const r0 = s.state.rounds.get(0)!;
+    expect(r0.prevotePower).toBe(3);
+    expect(r0.prevoteTally.get(valueIdOf(v))).toBe(3);
+    expect(r0.prevoteTally.get('nil')).toBe(1);
+    expect(r0.prevotes.get(toHex(ids[e]!.publicKey))?.vote.valueId).toBeNull(); // the first vote stays the map's
+    expect(roundVotesFor(r0, 'prevote', valueIdOf(v)).map((sv) => toHex(sv.signer)).sort()).toHaveLength(3);
+  });
+
+  it("accepts a re-proposal whose proof-of-lock needs an equivocator's second vote (line 28)", () => {
+    const { a, b, e, set, state, proposerOf } = setup();
+    const v = enc('value-v');
+    // Round 0: we never saw the proposal; prevotes nil from e first, then v from a, b and e.
+    let s = run(state, [{ type: 'start-height', height: 1, validators: set }, pv(e, 0, null), pv(a, 0, v), pv(b, 0, v), pv(e, 0, v), { type: 'timeout', kind: 'propose', height: 1, round: 0 }]);
+    s = run(s.state, [pc(a, 0, null), pc(b, 0, null), pc(e, 0, null), { type: 'timeout', kind: 'precommit', height: 1, round: 0 }]);
+    expect(s.state.round).toBe(1);
+    // Round 1 re-proposes v with validRound 0: without e's second vote there is no POL (2 of 4).
+    s = run(s.state, [prop(proposerOf(1), 1, v, 0)]);
+    expect(votesOf(s.effects, 'prevote')).toEqual([{ type: 'prevote', height: 1, round: 1, valueId: valueIdOf(v) }]);
+  });
+
+  it("decides on a precommit quorum that needs an equivocator's second vote, with a certificate that verifies", () => {
+    const { a, e, set, state, proposerOf } = setup();
+    const v = enc('value-v');
+    const s = run(state, [{ type: 'start-height', height: 1, validators: set }, prop(proposerOf(0), 0, v), pv(a, 0, v), pv(e, 0, v), pc(e, 0, null), pc(a, 0, v), pc(e, 0, v)]);
+    const d = s.effects.find((x) => x.type === 'decide');
+    if (d?.type !== 'decide') throw new Error('no decision');
+    expect(toHex(d.value)).toBe(toHex(v));
+    expect(d.certificate.precommits).toHaveLength(3);
+    expect(d.certificate.precommits.map((sv) => toHex(sv.signer))).toContain(toHex(ids[e]!.publicKey));
+    expect(verifyCommitCertificate(d.certificate, set, verify, CLUSTER)).toMatchObject({ ok: true, power: 3 });
+  });
+
+  it('keeps at most two votes per validator per (round, type); a third value is dropped', () => {
+    const { e, set, state } = setup();
+    const s = run(state, [{ type: 'start-height', height: 1, validators: set }, pv(e, 0, enc('x')), pv(e, 0, enc('y')), pv(e, 0, enc('z')), pv(e, 0, null)]);
+    const r0 = s.state.rounds.get(0)!;
+    expect(r0.prevotePower).toBe(1);
+    expect([...r0.prevoteTally.keys()].sort()).toEqual([valueIdOf(enc('x')), valueIdOf(enc('y'))].sort());
+    expect(r0.prevoteTally.get(valueIdOf(enc('z')))).toBeUndefined();
+    expect(s.state.evidence).toHaveLength(1);
   });
 });
 
