@@ -51,18 +51,31 @@ export function decodeDecision(height: number, bytes: Uint8Array): DecodedDecisi
   }
 }
 
+export type DecisionInput = Omit<StoredDecision, 'certificateBytes'> & { readonly certificateBytes?: Uint8Array };
+
+function encodeDecision(d: DecisionInput): Uint8Array {
+  return encodeCanonical({
+    round: d.round,
+    value: d.value,
+    certificate: d.certificateBytes ?? encodeCertificate(d.certificate),
+    registryHash: d.registryHash,
+    decidedMs: d.decidedMs,
+  });
+}
+
 export class DecidedLog {
   constructor(private readonly db: StoreSectionDb) {}
 
-  async put(d: Omit<StoredDecision, 'certificateBytes'> & { certificateBytes?: Uint8Array }): Promise<void> {
-    const bytes = encodeCanonical({
-      round: d.round,
-      value: d.value,
-      certificate: d.certificateBytes ?? encodeCertificate(d.certificate),
-      registryHash: d.registryHash,
-      decidedMs: d.decidedMs,
-    });
-    await this.db.put(heightKey(d.height), bytes, { sync: true });
+  async put(d: DecisionInput): Promise<void> {
+    await this.db.put(heightKey(d.height), encodeDecision(d), { sync: true });
+  }
+
+  /** Several heights in one synced LevelDB batch (tests and tools that build a log). */
+  async putMany(ds: readonly DecisionInput[]): Promise<void> {
+    await this.db.batch(
+      ds.map((d) => ({ type: 'put' as const, key: heightKey(d.height), value: encodeDecision(d) })),
+      { sync: true },
+    );
   }
 
   /** Raw entries with height >= from, ascending, at most `limit`. */

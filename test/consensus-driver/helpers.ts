@@ -49,6 +49,8 @@ export interface ClusterOptions {
   readonly silent?: readonly number[];
   readonly extra?: (idx: number) => Partial<DriverOptions>;
   readonly timeouts?: TimeoutConfig;
+  /** Called with each node's fresh store before its driver opens (e.g. to write a decided log). */
+  readonly prepare?: (idx: number, store: Store) => Promise<void>;
 }
 
 export interface DriverCluster {
@@ -87,12 +89,17 @@ export async function startDriverCluster(n: number, o: ClusterOptions = {}): Pro
   });
   const open = async (idx: number, id: Identity, dir: string, voting: boolean): Promise<DriverNode> => {
     const store = await openStore(join(dir, 'store'));
+    if (o.prepare !== undefined && !prepared.has(idx)) {
+      prepared.add(idx);
+      await o.prepare(idx, store);
+    }
     const consensus = await openConsensus(options({ idx, id, dir, store }));
     const host = await createHost({ identity: id, cluster: CLUSTER, swarmKey, members: consensus.members, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: null });
     await host.start();
     if (voting) await consensus.start(host);
     return { idx, id, dir, store, consensus, host, voting };
   };
+  const prepared = new Set<number>();
   const nodes: DriverNode[] = [];
   for (let i = 0; i < n; i++) nodes.push(await open(i, ids[i]!, join(root, `n${i + 1}`), !(o.silent ?? []).includes(i)));
   const connect = async (x: DriverNode): Promise<void> => {
