@@ -89,6 +89,10 @@ export interface DriverCounters {
   farAhead: number;
   /** Messages for heights already decided (ignored). */
   stale: number;
+  /** Proposals or votes whose inner signer is not a validator of that height (relayed by a member). */
+  nonValidator: number;
+  /** Proposals whose value exceeds the batch bound (never verified or validated). */
+  oversize: number;
   /** Signatures that did not verify (forged or corrupted votes, proposals, certificate precommits). */
   badSignatures: number;
   /** Received messages dropped because the event queue was full. */
@@ -209,6 +213,8 @@ class Driver implements DriverConsensus {
     nonMember: 0,
     farAhead: 0,
     stale: 0,
+    nonValidator: 0,
+    oversize: 0,
     badSignatures: 0,
     queueDropped: 0,
     opsReceived: 0,
@@ -679,8 +685,28 @@ class Driver implements DriverConsensus {
       this.c.farAhead++; // a peer is ahead: the status tick fetches the decided heights
       return;
     }
+    // [size] a proposal's value is a batch (<= MAX_BATCH_BYTES); larger ones are never looked at
+    if (m.type === 'proposal' && m.proposal.proposal.value.length > MAX_BATCH_BYTES) {
+      this.c.oversize++;
+      return;
+    }
+    // [validator] the inner signer must vote at that height (the set of h <= reg.height + 2 is known)
+    if (!this.validatorKeysAt(h).has(toHex(msgSigner(m)))) {
+      this.c.nonValidator++;
+      return;
+    }
     if (!this.running) await this.startNextIfIdle(); // a message for the next height is work
     await this.feed(m.type === 'vote' ? { type: 'vote', vote: m.vote } : { type: 'proposal', proposal: m.proposal });
+  }
+
+  private validatorKeysMemo: { reg: Registry; height: number; keys: Set<string> } | null = null;
+  /** Validator keys (hex) at `height` (<= reg.height + 2), memoised per registry and height. */
+  private validatorKeysAt(height: number): Set<string> {
+    const m = this.validatorKeysMemo;
+    if (m !== null && m.reg === this.reg && m.height === height) return m.keys;
+    const keys = new Set(validatorSetAt(this.reg, height).validators.map((v) => toHex(v.publicKey)));
+    this.validatorKeysMemo = { reg: this.reg, height, keys };
+    return keys;
   }
 
   private onStatus(from: string, body: unknown): void {
