@@ -18,6 +18,9 @@ const port = z.number().int().min(0).max(65535);
 const loopbackHosts = new Set(['127.0.0.1', '::1', 'localhost']);
 
 export const powerProfiles = ['eco', 'balanced', 'boost', 'turbo'] as const;
+/** How a member treats a valid join claim: propose member.add at once, or wait for `fednode approve`. */
+export const admissionModes = ['auto', 'approve'] as const;
+export type AdmissionMode = (typeof admissionModes)[number];
 
 export const configSchema = z
   .strictObject({
@@ -66,6 +69,12 @@ export const configSchema = z
         level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
       })
       .prefault({}),
+    consensus: z
+      .strictObject({
+        admission: z.enum(admissionModes).default('auto'),
+        auditLogPath: z.string().min(1).max(4096).nullable().default(null),
+      })
+      .prefault({}),
   })
   .superRefine((c, ctx) => {
     if (c.adverts.goneAfterPeriods <= c.adverts.staleAfterPeriods) {
@@ -110,6 +119,8 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
   { path: 'power.gpuTempCeilingC', default: 85, why: 'above this GPU temperature the profile drops a level and routing avoids the node' },
   { path: 'backends', default: [], why: 'inference backends (ollama, openai-compatible, simulated); empty = this node routes but serves nothing' },
   { path: 'log.level', default: 'info', why: 'JSON-lines logs on stderr at this level and above' },
+  { path: 'consensus.admission', default: 'auto', why: "what a member does with a valid join claim: 'auto' proposes member.add through consensus at once; 'approve' keeps it pending until an operator runs `fednode approve <peer>` on any member" },
+  { path: 'consensus.auditLogPath', default: null, why: 'append-only JSON-lines audit of every consensus signature this node makes (fsynced before sending; for crash tests and forensics); $FEDNODE_CONSENSUS_AUDIT overrides; null = off' },
 ];
 
 export function defaultConfig(): FednodeConfig {

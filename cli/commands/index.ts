@@ -15,5 +15,9 @@ import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
 import { inferCommand, modelsCommand } from './infer.js';
 import { simnetCommand } from './simnet.js';
+import { proposeCommand } from './propose.js';
+import { patternsCommand } from './patterns.js';
+import { logCommand } from './log.js';
+import { approveCommand } from './approve.js';
 
-export const COMMANDS: readonly Command[] = [initCommand, startCommand, inviteCommand, joinCommand, statusCommand, peersCommand, doctorCommand, clusterCommand, inferCommand, modelsCommand, simnetCommand];
+export const COMMANDS: readonly Command[] = [initCommand, startCommand, inviteCommand, joinCommand, statusCommand, peersCommand, doctorCommand, clusterCommand, inferCommand, modelsCommand, proposeCommand, patternsCommand, logCommand, approveCommand, simnetCommand];

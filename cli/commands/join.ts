@@ -12,7 +12,7 @@ export const joinCommand: Command = {
     const r = await joinDataDir({ dir: ctx.dataDir, token, config: configFromFlags(ctx.args), nowMs: ctx.now() });
     ctx.result(
       { dataDir: r.paths.root, peerId: r.peerId, cluster: r.cluster, issuer: r.issuer, bootstrap: r.bootstrap },
-      `joined cluster ${r.cluster ?? ''} (invited by ${r.issuer})\n  peer id    ${r.peerId}\n  data dir   ${r.paths.root}\n  bootstrap  ${r.bootstrap.join('\n             ')}\nnext: fednode start --data-dir ${r.paths.root}\n`,
+      `joined cluster ${r.cluster ?? ''} (invited by ${r.issuer})\n  peer id    ${r.peerId}\n  data dir   ${r.paths.root}\n  bootstrap  ${r.bootstrap.join('\n             ')}\nnext: fednode start --data-dir ${r.paths.root}\n  once started, a member proposes this node's member.add (or, in approve mode, an operator runs \`fednode approve ${r.peerId}\` on a member);\n  \`fednode status\` then shows "admitted at height H"\n`,
     );
     return 0;
   },

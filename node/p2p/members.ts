@@ -84,15 +84,24 @@ export function createInvite(inviter: Identity, o: InviteOptions): Uint8Array {
   });
 }
 
-/** The invitee's signed claim to membership, carrying the invite (and the secret if the invite has one). */
-export function createJoinClaim(invitee: Identity, o: { cluster: string; nowMs: number; invite: Uint8Array; secret?: Uint8Array }): Uint8Array {
+/** A member's display name in a join claim: what `member.add` records (consensus/patterns.ts MAX_MEMBER_NAME_CHARS). */
+export const JOIN_NAME_MAX_CHARS = 64;
+
+/**
+ * The invitee's signed claim to membership, carrying the invite (and the secret if the invite
+ * has one) and optionally the name it asks to be listed under.
+ */
+export function createJoinClaim(invitee: Identity, o: { cluster: string; nowMs: number; invite: Uint8Array; secret?: Uint8Array; name?: string }): Uint8Array {
   if (o.secret !== undefined) checkSecret(o.secret);
+  if (o.name !== undefined && o.name.length > JOIN_NAME_MAX_CHARS) {
+    throw new P2pError('ERR_OPTIONS', `join name must be at most ${JOIN_NAME_MAX_CHARS} characters`, { length: o.name.length });
+  }
   return createEnvelope(invitee, {
     kind: JOIN_KIND,
     cluster: o.cluster,
     seq: 0,
     time: o.nowMs,
-    body: { invite: o.invite, secret: o.secret ?? null },
+    body: { invite: o.invite, secret: o.secret ?? null, ...(o.name !== undefined ? { name: o.name } : {}) },
   });
 }
 
@@ -106,6 +115,90 @@ export type InviteCheck =
   | { ok: true; inviter: string; expiresMs: number; invitee: Uint8Array | null; secretHash: Uint8Array | null; digest: Uint8Array }
   | { ok: false; code: P2pErrorCode; detail: string };
 export type AdmitResult = { ok: true; peerId: string; inviter: string } | { ok: false; code: P2pErrorCode; detail: string };
+/** A join claim that verifies (signatures, inviter is a member, not expired, names its signer); one-time use is the caller's. */
+export type JoinClaimCheck =
+  | { ok: true; peerId: string; publicKey: Uint8Array; inviter: string; name: string | null; expiresMs: number; inviteKey: string }
+  | { ok: false; code: P2pErrorCode; detail: string };
+
+export interface JoinClaimContext {
+  cluster: string;
+  /** Is the inviter a member now (whatever the source of truth: invite list or decided log)? */
+  isMember(peerId: string): boolean;
+  /** Injected clock (unix ms) for invite expiry. */
+  now(): number;
+}
+
+/** Check an invite envelope: signature, inviter is a member now, not expired. */
+export function checkInviteEnvelope(invite: Uint8Array, ctx: JoinClaimContext): InviteCheck {
+  const d = openEnvelope(invite, { kinds: [INVITE_KIND], cluster: ctx.cluster, maxBytes: INVITE_MAX_BYTES });
+  if (!d.ok) return { ok: false, code: 'ERR_INVITE_INVALID', detail: `invite envelope: ${d.code}: ${d.detail}` };
+  let body: Record<string, unknown>;
+  try {
+    body = expectRecord(d.envelope.body, ['invitee', 'secretHash', 'expires'], 'invite body');
+  } catch (err) {
+    return { ok: false, code: 'ERR_INVITE_INVALID', detail: err instanceof Error ? err.message : 'invite body' };
+  }
+  const { invitee, secretHash, expires } = body;
+  if (!(invitee === null || (invitee instanceof Uint8Array && invitee.length === 32))) {
+    return { ok: false, code: 'ERR_INVITE_INVALID', detail: 'invite body: invitee must be null or a 32-byte key' };
+  }
+  if (!(secretHash === null || (secretHash instanceof Uint8Array && secretHash.length === 32))) {
+    return { ok: false, code: 'ERR_INVITE_INVALID', detail: 'invite body: secretHash must be null or 32 bytes' };
+  }
+  if (invitee === null && secretHash === null) {
+    return { ok: false, code: 'ERR_INVITE_INVALID', detail: 'invite body: names neither an invitee nor a secret' };
+  }
+  if (typeof expires !== 'number' || !Number.isSafeInteger(expires) || expires - d.envelope.time > INVITE_TTL_MAX_MS) {
+    return { ok: false, code: 'ERR_INVITE_INVALID', detail: 'invite body: expires must be an integer within a week of the invite time' };
+  }
+  if (!ctx.isMember(d.envelope.signerId)) {
+    return { ok: false, code: 'ERR_INVITE_NOT_MEMBER', detail: `inviter ${d.envelope.signerId} is not a member` };
+  }
+  const now = ctx.now();
+  if (now >= expires) {
+    return { ok: false, code: 'ERR_INVITE_EXPIRED', detail: `invite expired at ${new Date(expires).toISOString()}` };
+  }
+  return { ok: true, inviter: d.envelope.signerId, expiresMs: expires, invitee, secretHash, digest: d.digest };
+}
+
+/**
+ * Check a join claim: its signature, its invite (see checkInviteEnvelope), and that the invite
+ * names the claim's signer or the claim carries the invite's secret. Does not record the invite
+ * as used: `inviteKey` (hex digest of the invite) is for the caller's one-time-use bookkeeping.
+ */
+export function verifyJoinClaim(joinClaim: Uint8Array, ctx: JoinClaimContext): JoinClaimCheck {
+  const c = openEnvelope(joinClaim, { kinds: [JOIN_KIND], cluster: ctx.cluster, maxBytes: INVITE_MAX_BYTES });
+  if (!c.ok) return { ok: false, code: 'ERR_INVITE_INVALID', detail: `join claim: ${c.code}: ${c.detail}` };
+  let body: Record<string, unknown>;
+  try {
+    body = expectRecord(c.envelope.body, ['invite', 'secret', 'name'], 'join claim body');
+  } catch (err) {
+    return { ok: false, code: 'ERR_INVITE_INVALID', detail: err instanceof Error ? err.message : 'join claim body' };
+  }
+  const { invite, secret, name } = body;
+  if (!(invite instanceof Uint8Array)) return { ok: false, code: 'ERR_INVITE_INVALID', detail: 'join claim: invite must be bytes' };
+  if (!(secret === null || secret instanceof Uint8Array)) return { ok: false, code: 'ERR_INVITE_INVALID', detail: 'join claim: secret must be null or bytes' };
+  if (!(name === undefined || (typeof name === 'string' && name.length <= JOIN_NAME_MAX_CHARS))) {
+    return { ok: false, code: 'ERR_INVITE_INVALID', detail: `join claim: name must be a string of at most ${JOIN_NAME_MAX_CHARS} characters` };
+  }
+  const inv = checkInviteEnvelope(invite, ctx);
+  if (!inv.ok) return inv;
+  if (inv.invitee !== null && !bytesEqual(inv.invitee, c.envelope.signer)) {
+    return { ok: false, code: 'ERR_INVITE_MISMATCH', detail: 'join claim is not signed by the invited key' };
+  }
+  if (inv.secretHash !== null && (secret === null || !bytesEqual(blake3(secret), inv.secretHash))) {
+    return { ok: false, code: 'ERR_INVITE_MISMATCH', detail: 'join claim does not carry the invite secret' };
+  }
+  return {
+    ok: true,
+    peerId: c.envelope.signerId,
+    publicKey: c.envelope.signer,
+    inviter: inv.inviter,
+    name: typeof name === 'string' ? name : null,
+    expiresMs: inv.expiresMs,
+    inviteKey: Buffer.from(inv.digest).toString('hex'),
+  };
+}
 
 export interface InviteMemberSourceOptions {
   cluster: string;
@@ -168,71 +261,28 @@ export class InviteMemberSource implements MemberSource {
 
   /** Check an invite envelope: signature, inviter is a member now, not expired. */
   checkInvite(invite: Uint8Array): InviteCheck {
-    const d = openEnvelope(invite, { kinds: [INVITE_KIND], cluster: this.cluster, maxBytes: INVITE_MAX_BYTES });
-    if (!d.ok) return { ok: false, code: 'ERR_INVITE_INVALID', detail: `invite envelope: ${d.code}: ${d.detail}` };
-    let body: Record<string, unknown>;
-    try {
-      body = expectRecord(d.envelope.body, ['invitee', 'secretHash', 'expires'], 'invite body');
-    } catch (err) {
-      return { ok: false, code: 'ERR_INVITE_INVALID', detail: err instanceof Error ? err.message : 'invite body' };
-    }
-    const { invitee, secretHash, expires } = body;
-    if (!(invitee === null || (invitee instanceof Uint8Array && invitee.length === 32))) {
-      return { ok: false, code: 'ERR_INVITE_INVALID', detail: 'invite body: invitee must be null or a 32-byte key' };
-    }
-    if (!(secretHash === null || (secretHash instanceof Uint8Array && secretHash.length === 32))) {
-      return { ok: false, code: 'ERR_INVITE_INVALID', detail: 'invite body: secretHash must be null or 32 bytes' };
-    }
-    if (invitee === null && secretHash === null) {
-      return { ok: false, code: 'ERR_INVITE_INVALID', detail: 'invite body: names neither an invitee nor a secret' };
-    }
-    if (typeof expires !== 'number' || !Number.isSafeInteger(expires) || expires - d.envelope.time > INVITE_TTL_MAX_MS) {
-      return { ok: false, code: 'ERR_INVITE_INVALID', detail: 'invite body: expires must be an integer within a week of the invite time' };
-    }
-    if (!this.set.has(d.envelope.signerId)) {
-      return { ok: false, code: 'ERR_INVITE_NOT_MEMBER', detail: `inviter ${d.envelope.signerId} is not a member` };
-    }
-    const now = this.now();
-    if (now >= expires) {
-      return { ok: false, code: 'ERR_INVITE_EXPIRED', detail: `invite expired at ${new Date(expires).toISOString()}` };
-    }
-    return { ok: true, inviter: d.envelope.signerId, expiresMs: expires, invitee, secretHash, digest: d.digest };
+    return checkInviteEnvelope(invite, this.claimContext());
   }
 
   /** Admit the signer of a join claim if its invite is valid, unused, and names it. */
   admit(joinClaim: Uint8Array): AdmitResult {
-    const c = openEnvelope(joinClaim, { kinds: [JOIN_KIND], cluster: this.cluster, maxBytes: INVITE_MAX_BYTES });
-    if (!c.ok) return { ok: false, code: 'ERR_INVITE_INVALID', detail: `join claim: ${c.code}: ${c.detail}` };
-    let body: Record<string, unknown>;
-    try {
-      body = expectRecord(c.envelope.body, ['invite', 'secret'], 'join claim body');
-    } catch (err) {
-      return { ok: false, code: 'ERR_INVITE_INVALID', detail: err instanceof Error ? err.message : 'join claim body' };
-    }
-    const { invite, secret } = body;
-    if (!(invite instanceof Uint8Array)) return { ok: false, code: 'ERR_INVITE_INVALID', detail: 'join claim: invite must be bytes' };
-    if (!(secret === null || secret instanceof Uint8Array)) return { ok: false, code: 'ERR_INVITE_INVALID', detail: 'join claim: secret must be null or bytes' };
-    const inv = this.checkInvite(invite);
-    if (!inv.ok) return inv;
-    const usedKey = Buffer.from(inv.digest).toString('hex');
-    if (this.used.has(usedKey)) return { ok: false, code: 'ERR_INVITE_USED', detail: 'invite was already used' };
-    if (inv.invitee !== null && !bytesEqual(inv.invitee, c.envelope.signer)) {
-      return { ok: false, code: 'ERR_INVITE_MISMATCH', detail: 'join claim is not signed by the invited key' };
-    }
-    if (inv.secretHash !== null && (secret === null || !bytesEqual(blake3(secret), inv.secretHash))) {
-      return { ok: false, code: 'ERR_INVITE_MISMATCH', detail: 'join claim does not carry the invite secret' };
-    }
-    const peerId = c.envelope.signerId;
-    if (!this.set.has(peerId) && this.set.size >= this.maxMembers) {
+    const v = verifyJoinClaim(joinClaim, this.claimContext());
+    if (!v.ok) return v;
+    if (this.used.has(v.inviteKey)) return { ok: false, code: 'ERR_INVITE_USED', detail: 'invite was already used' };
+    if (!this.set.has(v.peerId) && this.set.size >= this.maxMembers) {
       return { ok: false, code: 'ERR_MEMBERS_FULL', detail: `member set is full (${this.maxMembers})` };
     }
     if (this.used.size >= USED_INVITES_MAX) {
       const oldest = this.used.values().next().value;
       if (oldest !== undefined) this.used.delete(oldest);
     }
-    this.used.add(usedKey);
-    this.add(peerId);
-    return { ok: true, peerId, inviter: inv.inviter };
+    this.used.add(v.inviteKey);
+    this.add(v.peerId);
+    return { ok: true, peerId: v.peerId, inviter: v.inviter };
+  }
+
+  private claimContext(): JoinClaimContext {
+    return { cluster: this.cluster, isMember: (id) => this.set.has(id), now: this.now };
   }
 
   private emit(ev: MemberChange): void {

@@ -29,7 +29,13 @@ export type RuntimeErrorCode =
   | 'ERR_CONTROL_UNAUTHORIZED'
   | 'ERR_CONTROL_HTTP'
   | 'ERR_NO_ADDRESSES'
-  | 'ERR_NOT_AVAILABLE';
+  | 'ERR_NOT_AVAILABLE'
+  /** A control request body or query is malformed (data: field, the path of the bad field). */
+  | 'ERR_BAD_REQUEST'
+  /** `approve` of a peer that is already a member or whose member.add is already decided. */
+  | 'ERR_ALREADY_MEMBER'
+  /** The pending-joins list (approve mode) is full; approve or let some expire first. */
+  | 'ERR_JOINS_FULL';
 
 export class RuntimeError extends FednodeError<RuntimeErrorCode> {
   constructor(code: RuntimeErrorCode, message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {

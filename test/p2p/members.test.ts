@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createEnvelope } from '../../crypto/envelope.js';
-import { createInvite, createJoinClaim, InviteMemberSource } from '../../node/p2p/members.js';
+import { createInvite, createJoinClaim, InviteMemberSource, verifyJoinClaim } from '../../node/p2p/members.js';
 import { formatSwarmKey, generateSwarmKey, parseSwarmKey } from '../../node/p2p/psk.js';
 import { P2pError } from '../../node/p2p/errors.js';
 import { CLUSTER, ident } from './helpers.js';
@@ -108,6 +108,30 @@ describe('InviteMemberSource (genesis + signed invites)', () => {
   it('createInvite refuses invites naming nobody or living too long', () => {
     expect(() => createInvite(ident(1), { cluster: CLUSTER, nowMs: T0, ttlMs: 1000 })).toThrow(P2pError);
     expect(() => createInvite(ident(1), { cluster: CLUSTER, nowMs: T0, ttlMs: 30 * 86_400_000, invitee: ident(3).publicKey })).toThrow(P2pError);
+  });
+});
+
+describe('verifyJoinClaim (the check admission by consensus runs)', () => {
+  const ctx = (t: number) => ({ cluster: CLUSTER, isMember: (p: string) => p === ident(1).peerId, now: () => t });
+  it('returns the joiner, its key, the inviter, the claimed name and the invite key, and records nothing', () => {
+    const invite = createInvite(ident(1), { cluster: CLUSTER, nowMs: T0, ttlMs: 60_000, invitee: ident(3).publicKey });
+    const claim = createJoinClaim(ident(3), { cluster: CLUSTER, nowMs: T0 + 1, invite, name: 'gpu-box' });
+    const v = verifyJoinClaim(claim, ctx(T0 + 5));
+    expect(v).toMatchObject({ ok: true, peerId: ident(3).peerId, inviter: ident(1).peerId, name: 'gpu-box', expiresMs: T0 + 60_000 });
+    if (!v.ok) throw new Error('unreachable');
+    expect(v.publicKey).toEqual(ident(3).publicKey);
+    expect(v.inviteKey).toMatch(/^[0-9a-f]{64}$/);
+    expect(verifyJoinClaim(claim, ctx(T0 + 5))).toMatchObject({ ok: true }); // not one-time here: the caller keeps that
+    expect(verifyJoinClaim(createJoinClaim(ident(3), { cluster: CLUSTER, nowMs: T0 + 1, invite }), ctx(T0 + 5))).toMatchObject({ ok: true, name: null });
+  });
+  it('refuses an expired invite, a non-member inviter, an over-long or non-string name', () => {
+    const invite = createInvite(ident(1), { cluster: CLUSTER, nowMs: T0, ttlMs: 60_000, invitee: ident(3).publicKey });
+    expect(verifyJoinClaim(createJoinClaim(ident(3), { cluster: CLUSTER, nowMs: T0, invite }), ctx(T0 + 60_000))).toMatchObject({ ok: false, code: 'ERR_INVITE_EXPIRED' });
+    const byTwo = createInvite(ident(2), { cluster: CLUSTER, nowMs: T0, ttlMs: 60_000, invitee: ident(3).publicKey });
+    expect(verifyJoinClaim(createJoinClaim(ident(3), { cluster: CLUSTER, nowMs: T0, invite: byTwo }), ctx(T0))).toMatchObject({ ok: false, code: 'ERR_INVITE_NOT_MEMBER' });
+    expect(() => createJoinClaim(ident(3), { cluster: CLUSTER, nowMs: T0, invite, name: 'x'.repeat(65) })).toThrow(P2pError);
+    const numericName = createEnvelope(ident(3), { kind: 'join', cluster: CLUSTER, seq: 0, time: T0, body: { invite, secret: null, name: 5 } });
+    expect(verifyJoinClaim(numericName, ctx(T0))).toMatchObject({ ok: false, code: 'ERR_INVITE_INVALID' });
   });
 });
 

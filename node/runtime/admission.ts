@@ -1,0 +1,265 @@
+/**
+ * Join by consensus. A joining node's signed join claim (node/p2p/members.ts) reaches the
+ * members over member sync; each member checks it (invite signed by a member, not expired,
+ * one-time, names the joiner or carries the secret) and then, by the cluster's admission mode:
+ * - `auto`: submits `member.add` (power 1, the claim's name) through consensus. To keep
+ *   duplicates rare, the inviter submits at once and the other members only when the claim
+ *   is still not decided after AUTO_FALLBACK_MS (the inviter may be down). A duplicate that
+ *   still races is rejected by the registry ("already a member") and logged at debug level.
+ * - `approve`: keeps the claim in a bounded pending-joins list (store section `invites`)
+ *   until an operator runs `fednode approve <peer>` on any member.
+ * The joiner itself learns its admission from the decided log and records the height.
+ */
+import type { PatternOp } from '../../consensus/patterns.js';
+import { toHex } from '../../consensus/core.js';
+import type { Registry } from '../../consensus/registry.js';
+import { peerIdFromPublicKey } from '../../crypto/keys.js';
+import type { AdmissionMode } from '../config.js';
+import type { CommitReceipt, Consensus, DecidedEntry } from '../consensus/api.js';
+import { ConsensusDriverError } from '../consensus/api.js';
+import type { Logger } from '../log.js';
+import { verifyJoinClaim } from '../p2p/members.js';
+import type { Store } from '../store/index.js';
+import { publicKeyOfPeerId } from './consensus-ops.js';
+import { RuntimeError } from './errors.js';
+
+/** Joins waiting for approval: a lab admits a handful of machines at a time; bounds memory and the store section. */
+export const PENDING_JOINS_MAX = 256;
+/** Invite digests remembered for one-time use; far more invites than a week of admin work. */
+export const USED_INVITES_MAX = 4096;
+/** Non-inviting members propose a claim's member.add only after this long (the inviter may be down). */
+export const AUTO_FALLBACK_MS = 10_000;
+/** One automatic member.add waits this long for its commit; the next claim exchange retries. */
+export const AUTO_SUBMIT_TIMEOUT_MS = 30_000;
+/** Heights scanned to find this node's own member.add after a restart (bounded work at start). */
+const ADMISSION_SCAN_MAX_HEIGHTS = 100_000;
+const SCAN_PAGE = 500;
+
+export interface PendingJoin {
+  readonly peer: string;
+  readonly name: string;
+  readonly inviter: string;
+  readonly seenMs: number;
+  readonly expiresMs: number;
+}
+
+export interface AdmissionStatus {
+  readonly mode: AdmissionMode;
+  /** Is this node a decided member (in force, or decided and taking effect at a later height)? */
+  readonly admitted: boolean;
+  /** Height that decided this node's member.add; 0 for a genesis member; null if not (yet) known. */
+  readonly admittedAtHeight: number | null;
+  readonly pendingJoins: number;
+}
+
+export type AdmissionConsensus = Pick<Consensus, 'submit' | 'check' | 'registry' | 'status' | 'entries' | 'onDecided'>;
+
+export interface AdmissionOptions {
+  readonly cluster: string;
+  readonly selfId: string;
+  readonly selfKey: Uint8Array;
+  readonly mode: AdmissionMode;
+  readonly consensus: AdmissionConsensus;
+  readonly store: Store;
+  readonly logger: Logger;
+  readonly now: () => number;
+  /** Whether this node was in the cluster file's genesis list. */
+  readonly genesisMember: boolean;
+}
+
+export interface Admission {
+  start(): Promise<void>;
+  stop(): void;
+  /** A join claim received from `from` over member sync. Never throws. */
+  onClaim(claim: Uint8Array, from: string): Promise<void>;
+  pending(): PendingJoin[];
+  /** Submit member.add for `peer` (approve mode, or any mode by hand) and wait for its commit. */
+  approve(peer: string, o: { timeoutMs: number; signal?: AbortSignal }): Promise<{ receipt: CommitReceipt; name: string; hadClaim: boolean }>;
+  status(): AdmissionStatus;
+}
+
+/** Peer ids (hex keys) that are members now or have a decided member.add not yet in force, minus decided removals. */
+export function decidedMemberKeys(reg: Registry): Set<string> {
+  const keys = new Set(reg.members.map((m) => toHex(m.publicKey)));
+  for (const p of reg.pending) {
+    if (p.op.kind === 'member.add') keys.add(toHex(p.op.publicKey));
+    else keys.delete(toHex(p.op.publicKey));
+  }
+  return keys;
+}
+
+export function createAdmission(o: AdmissionOptions): Admission {
+  const log = o.logger.child('admission');
+  const section = o.store.section('invites');
+  const selfHex = toHex(o.selfKey);
+  const pendingJoins = new Map<string, PendingJoin>(); // peer -> join (bounded by PENDING_JOINS_MAX)
+  const claimsOf = new Map<string, { name: string }>(); // peer -> claimed name (same bound, cleared on admission)
+  const used = new Map<string, string>(); // invite digest hex -> peer that used it (bounded by USED_INVITES_MAX)
+  const firstSeen = new Map<string, number>(); // peer -> first time a valid claim was seen (same bound)
+  const inFlight = new Set<string>();
+  let admittedAtHeight: number | null = o.genesisMember ? 0 : null;
+  let unsubscribe: (() => void) | null = null;
+  let stopped = false;
+
+  const isDecidedMember = (hexKey: string): boolean => decidedMemberKeys(o.consensus.registry()).has(hexKey);
+  const isMemberPeer = (peer: string): boolean => {
+    try {
+      return isDecidedMember(toHex(publicKeyOfPeerId(peer, 'peer')));
+    } catch {
+      return false;
+    }
+  };
+
+  const bounded = <K, V>(m: Map<K, V>, max: number): void => {
+    while (m.size > max) {
+      const oldest = m.keys().next();
+      if (oldest.done === true) break;
+      m.delete(oldest.value);
+    }
+  };
+
+  const dropPending = async (peer: string): Promise<void> => {
+    claimsOf.delete(peer);
+    firstSeen.delete(peer);
+    if (pendingJoins.delete(peer)) await section.del(`pending:${peer}`).catch(() => undefined);
+  };
+
+  const recordAdmission = async (height: number): Promise<void> => {
+    if (admittedAtHeight !== null) return;
+    admittedAtHeight = height;
+    log.info('this node was admitted by a committed member.add', { height });
+    await section.put('admitted', new TextEncoder().encode(String(height)), { sync: true });
+  };
+
+  const onDecided = (e: DecidedEntry): void => {
+    for (const op of e.ops) {
+      if (op.kind !== 'member.add') continue;
+      const peer = peerIdFromPublicKey(op.publicKey);
+      if (toHex(op.publicKey) === selfHex) void recordAdmission(e.height).catch((err: unknown) => log.warn('cannot record admission height', { err }));
+      void dropPending(peer);
+    }
+  };
+
+  const submitAdd = async (peer: string, publicKey: Uint8Array, name: string): Promise<void> => {
+    if (inFlight.has(peer) || inFlight.size >= PENDING_JOINS_MAX || stopped) return;
+    const ops: PatternOp[] = [{ kind: 'member.add', publicKey, power: 1, name }];
+    const verdict = o.consensus.check(ops);
+    if (!verdict.ok) {
+      log.debug('member.add not proposed', { peer, reason: verdict.reason }); // usually: already a member (another member was first)
+      return;
+    }
+    inFlight.add(peer);
+    try {
+      const r = await o.consensus.submit(ops, { timeoutMs: AUTO_SUBMIT_TIMEOUT_MS });
+      log.info('member admitted by consensus', { peer, name, height: r.height });
+    } catch (e) {
+      if (e instanceof ConsensusDriverError && (e.code === 'ERR_PATTERN_REJECTED' || e.code === 'ERR_CONSENSUS_STOPPED')) log.debug('member.add not committed', { peer, code: e.code, err: e.message });
+      else if (e instanceof ConsensusDriverError && e.code === 'ERR_SUBMIT_TIMEOUT') log.info('member.add not committed yet; will retry on the next claim exchange', { peer });
+      else log.warn('member.add submit failed', { peer, err: e });
+    } finally {
+      inFlight.delete(peer);
+    }
+  };
+
+  const onClaim = async (claim: Uint8Array, from: string): Promise<void> => {
+    try {
+      const v = verifyJoinClaim(claim, { cluster: o.cluster, isMember: isMemberPeer, now: o.now });
+      if (!v.ok) {
+        log.debug('join claim refused', { from, code: v.code, detail: v.detail });
+        return;
+      }
+      if (isDecidedMember(toHex(v.publicKey))) {
+        if (pendingJoins.has(v.peerId)) await dropPending(v.peerId);
+        return;
+      }
+      const prior = used.get(v.inviteKey);
+      if (prior !== undefined && prior !== v.peerId) {
+        log.debug('join claim refused', { from, peer: v.peerId, code: 'ERR_INVITE_USED', detail: `invite already used by ${prior}` });
+        return;
+      }
+      if (prior === undefined) {
+        used.set(v.inviteKey, v.peerId);
+        bounded(used, USED_INVITES_MAX);
+        await section.put(`used:${v.inviteKey}`, new TextEncoder().encode(v.peerId), { sync: true });
+      }
+      const name = v.name ?? v.peerId.slice(-8);
+      if (!firstSeen.has(v.peerId)) {
+        firstSeen.set(v.peerId, o.now());
+        bounded(firstSeen, PENDING_JOINS_MAX);
+      }
+      claimsOf.set(v.peerId, { name });
+      bounded(claimsOf, PENDING_JOINS_MAX);
+      if (o.mode === 'approve') {
+        if (pendingJoins.has(v.peerId)) return;
+        if (pendingJoins.size >= PENDING_JOINS_MAX) {
+          log.warn('pending joins list is full; claim not kept', { peer: v.peerId, bound: PENDING_JOINS_MAX });
+          return;
+        }
+        const j: PendingJoin = { peer: v.peerId, name, inviter: v.inviter, seenMs: o.now(), expiresMs: v.expiresMs };
+        pendingJoins.set(v.peerId, j);
+        await section.put(`pending:${v.peerId}`, new TextEncoder().encode(JSON.stringify(j)), { sync: true });
+        log.info('join waiting for approval (fednode approve <peer>)', { peer: v.peerId, name, inviter: v.inviter });
+        return;
+      }
+      if (!o.consensus.status().isValidator) return; // only voting members propose
+      const waited = o.now() - (firstSeen.get(v.peerId) ?? o.now());
+      if (v.inviter !== o.selfId && waited < AUTO_FALLBACK_MS) return; // the inviter proposes first
+      await submitAdd(v.peerId, v.publicKey, name);
+    } catch (e) {
+      log.warn('join claim handling failed', { from, err: e });
+    }
+  };
+
+  return {
+    async start() {
+      const dec = new TextDecoder();
+      for await (const [key, value] of section.entries({ gte: 'pending:', lt: 'pending;' })) {
+        try {
+          const j = JSON.parse(dec.decode(value)) as PendingJoin;
+          if (typeof j.peer === 'string' && pendingJoins.size < PENDING_JOINS_MAX) pendingJoins.set(j.peer, j);
+        } catch {
+          await section.del(key).catch(() => undefined);
+        }
+      }
+      for await (const [key, value] of section.entries({ gte: 'used:', lt: 'used;' })) {
+        if (used.size >= USED_INVITES_MAX) break;
+        used.set(key.slice('used:'.length), dec.decode(value));
+      }
+      const stored = await section.get('admitted');
+      if (stored !== undefined) {
+        const h = Number(dec.decode(stored));
+        if (Number.isSafeInteger(h) && h >= 0) admittedAtHeight = h;
+      }
+      unsubscribe = o.consensus.onDecided(onDecided);
+      for (const j of [...pendingJoins.values()]) if (isMemberPeer(j.peer)) await dropPending(j.peer);
+      if (admittedAtHeight === null && isDecidedMember(selfHex)) {
+        // Admitted before this restart but the height was not recorded: find the member.add.
+        const top = o.consensus.status().decidedHeight;
+        for (let from = 1; from <= Math.min(top, ADMISSION_SCAN_MAX_HEIGHTS) && admittedAtHeight === null; from += SCAN_PAGE) {
+          for (const e of await o.consensus.entries(from, SCAN_PAGE)) {
+            if (e.ops.some((op) => op.kind === 'member.add' && toHex(op.publicKey) === selfHex)) {
+              await recordAdmission(e.height);
+              break;
+            }
+          }
+        }
+      }
+    },
+    stop() {
+      stopped = true;
+      unsubscribe?.();
+    },
+    onClaim,
+    pending: () => [...pendingJoins.values()],
+    async approve(peer, a) {
+      const publicKey = publicKeyOfPeerId(peer, 'peer');
+      if (isDecidedMember(toHex(publicKey))) throw new RuntimeError('ERR_ALREADY_MEMBER', `${peer} is already a member (or its member.add is decided)`, { peer });
+      const join = pendingJoins.get(peer);
+      const name = join?.name ?? claimsOf.get(peer)?.name ?? peer.slice(-8);
+      const receipt = await o.consensus.submit([{ kind: 'member.add', publicKey, power: 1, name }], { timeoutMs: a.timeoutMs, ...(a.signal !== undefined ? { signal: a.signal } : {}) });
+      await dropPending(peer);
+      return { receipt, name, hadClaim: join !== undefined };
+    },
+    status: () => ({ mode: o.mode, admitted: isDecidedMember(selfHex), admittedAtHeight, pendingJoins: pendingJoins.size }),
+  };
+}

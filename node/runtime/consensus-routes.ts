@@ -1,0 +1,131 @@
+/**
+ * Control API routes of consensus (HTTP on loopback with the control token, see
+ * node/control/server.ts):
+ *   POST /consensus/propose  {ops: [...], waitMs?}  -> 200 receipt | 400 ERR_BAD_REQUEST {field}
+ *        | 400 ERR_PATTERN_REJECTED {reason, index} | 504 ERR_SUBMIT_TIMEOUT
+ *        | 503 ERR_MEMPOOL_FULL / ERR_NOT_MEMBER / ERR_CONSENSUS_STOPPED
+ *   GET  /consensus/status                         -> driver status + admission
+ *   GET  /consensus/patterns                       -> the registry (JSON form) and its hash
+ *   GET  /consensus/log?from=&limit=               -> decided heights (limit <= LOG_LIMIT_MAX)
+ *   GET  /consensus/joins                          -> joins waiting for approval
+ *   POST /consensus/approve  {peer, waitMs?}       -> 200 receipt (member.add committed)
+ * Ops travel in their JSON form (node/runtime/consensus-ops.ts).
+ */
+import type { Consensus, ConsensusStatus } from '../consensus/api.js';
+import { ConsensusDriverError } from '../consensus/api.js';
+import type { ControlRequest, ControlResponse, ControlServer } from '../control/server.js';
+import type { Admission, AdmissionStatus } from './admission.js';
+import type { EntryJson, RegistryJson } from './consensus-ops.js';
+import { badRequest, entryToJson, opsFromJson, registryToJson } from './consensus-ops.js';
+
+/** Default wait for a commit; LAN commits take milliseconds, a round change a few hundred. */
+export const WAIT_MS_DEFAULT = 30_000;
+/** Longest a control request may hold its connection waiting for a commit. */
+export const WAIT_MS_MAX = 600_000;
+/** Decided heights per `log` request: each carries its ops (up to 192 KiB); 1,000 bounds a reply. */
+export const LOG_LIMIT_MAX = 1000;
+export const LOG_LIMIT_DEFAULT = 20;
+
+export interface ProposeBody {
+  ops: unknown[];
+  waitMs?: number;
+}
+
+export interface ConsensusStatusJson extends ConsensusStatus {
+  readonly admission: AdmissionStatus;
+}
+
+export interface PatternsJson {
+  readonly height: number;
+  readonly registryHash: string;
+  readonly registry: RegistryJson;
+}
+
+export interface LogJson {
+  readonly decidedHeight: number;
+  readonly entries: EntryJson[];
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function bodyRecord(body: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (!isRecord(body)) throw badRequest('body', 'must be a JSON object');
+  for (const k of Object.keys(body)) if (!allowed.includes(k)) throw badRequest(k, `unknown field (allowed: ${allowed.join(', ')})`);
+  return body;
+}
+
+function waitMsOf(v: unknown): number {
+  if (v === undefined) return WAIT_MS_DEFAULT;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0 || v > WAIT_MS_MAX) throw badRequest('waitMs', `must be an integer in (0, ${WAIT_MS_MAX}]`);
+  return v;
+}
+
+function intParam(q: URLSearchParams, name: string, min: number, max: number): number | null {
+  const raw = q.get(name);
+  if (raw === null || raw === '') return null;
+  if (!/^\d+$/.test(raw)) throw badRequest(name, `must be an integer in [${min}, ${max}], got '${raw.slice(0, 40)}'`);
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw badRequest(name, `must be an integer in [${min}, ${max}], got ${raw.slice(0, 40)}`);
+  return n;
+}
+
+/** HTTP status of each driver error: the caller's fault (400), not now (503), too slow (504). */
+export function statusForDriverError(e: ConsensusDriverError): number {
+  switch (e.code) {
+    case 'ERR_PATTERN_REJECTED':
+      return 400;
+    case 'ERR_SUBMIT_TIMEOUT':
+      return 504;
+    case 'ERR_MEMPOOL_FULL':
+    case 'ERR_NOT_MEMBER':
+    case 'ERR_CONSENSUS_STOPPED':
+      return 503;
+    case 'ERR_CONSENSUS_STATE_CORRUPT':
+      return 500;
+  }
+}
+
+/** Driver errors become their own status and `{error: {code, message, data}}`; others propagate. */
+async function mapDriverErrors(f: () => Promise<ControlResponse>): Promise<ControlResponse> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof ConsensusDriverError) return { status: statusForDriverError(e), body: { error: { code: e.code, message: e.message, data: e.data } } };
+    throw e;
+  }
+}
+
+export function registerConsensusRoutes(control: ControlServer, c: Consensus, admission: Admission): void {
+  control.route('POST', '/consensus/propose', (req: ControlRequest) =>
+    mapDriverErrors(async () => {
+      const b = bodyRecord(req.body, ['ops', 'waitMs']);
+      const ops = opsFromJson(b['ops']);
+      const waitMs = waitMsOf(b['waitMs']);
+      const verdict = c.check(ops);
+      if (!verdict.ok) throw new ConsensusDriverError('ERR_PATTERN_REJECTED', `rejected: ${verdict.reason}`, { reason: verdict.reason, index: verdict.index });
+      const receipt = await c.submit(ops, { timeoutMs: waitMs, signal: req.signal });
+      return { body: receipt };
+    }),
+  );
+  control.route('GET', '/consensus/status', () => ({ body: { ...c.status(), admission: admission.status() } satisfies ConsensusStatusJson }));
+  control.route('GET', '/consensus/patterns', () => {
+    const reg = c.registry();
+    return { body: { height: reg.height, registryHash: c.status().registryHash, registry: registryToJson(reg) } satisfies PatternsJson };
+  });
+  control.route('GET', '/consensus/log', async (req) => {
+    const top = c.status().decidedHeight;
+    const limit = intParam(req.query, 'limit', 1, LOG_LIMIT_MAX) ?? LOG_LIMIT_DEFAULT;
+    const from = intParam(req.query, 'from', 1, Number.MAX_SAFE_INTEGER) ?? Math.max(1, top - limit + 1);
+    const entries = await c.entries(from, limit);
+    return { body: { decidedHeight: top, entries: entries.slice(0, limit).map(entryToJson) } satisfies LogJson };
+  });
+  control.route('GET', '/consensus/joins', () => ({ body: { mode: admission.status().mode, pending: admission.pending() } }));
+  control.route('POST', '/consensus/approve', (req) =>
+    mapDriverErrors(async () => {
+      const b = bodyRecord(req.body, ['peer', 'waitMs']);
+      const waitMs = waitMsOf(b['waitMs']);
+      const r = await admission.approve(typeof b['peer'] === 'string' ? b['peer'] : '', { timeoutMs: waitMs, signal: req.signal });
+      return { body: { ...r.receipt, peer: b['peer'], name: r.name, hadClaim: r.hadClaim } };
+    }),
+  );
+}
