@@ -18,7 +18,7 @@ import { ed25519 } from '../../crypto/ed25519.js';
 import { createEnvelope } from '../../crypto/envelope.js';
 import { peerIdFromPublicKey } from '../../crypto/keys.js';
 import { decodeMessage, encodeMessage } from '../../consensus/codec.js';
-import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, step, toHex, valueIdOf, verifyCommitCertificate } from '../../consensus/core.js';
+import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, roundVotesFor, step, toHex, valueIdOf, verifyCommitCertificate } from '../../consensus/core.js';
 import { decodeBatch, encodeBatch, MAX_BATCH_BYTES, type PatternOp } from '../../consensus/patterns.js';
 import { applyBatch, genesisRegistry, registryHash, validateBatch, validatorSetAt, validityFor, type Registry } from '../../consensus/registry.js';
 import type { CommitCertificate, ConsensusMessage, ConsensusState, Effect, Event, Evidence, SignerRecord, ValidatorSet, VerifyFn } from '../../consensus/types.js';
@@ -1099,8 +1099,9 @@ function currentMessages(s: ConsensusState): ConsensusMessage[] {
   for (const r of rounds) {
     const rv = s.rounds.get(r)!;
     if (rv.proposal !== null) out.push({ type: 'proposal', proposal: rv.proposal });
-    for (const v of rv.prevotes.values()) out.push({ type: 'vote', vote: v });
-    for (const v of rv.precommits.values()) out.push({ type: 'vote', vote: v });
+    // Per value (the core keeps up to two votes per validator when one equivocates).
+    for (const id of rv.prevoteTally.keys()) for (const v of roundVotesFor(rv, 'prevote', id === 'nil' ? null : id)) out.push({ type: 'vote', vote: v });
+    for (const id of rv.precommitTally.keys()) for (const v of roundVotesFor(rv, 'precommit', id === 'nil' ? null : id)) out.push({ type: 'vote', vote: v });
   }
   return out;
 }
@@ -1119,7 +1120,7 @@ function polMessages(core: ConsensusState): ConsensusMessage[] {
     const rv = core.rounds.get(vr);
     if (rv === undefined) return;
     if (rv.proposal !== null) out.push({ type: 'proposal', proposal: rv.proposal });
-    for (const sv of rv.prevotes.values()) if (sv.vote.valueId === valueId) out.push({ type: 'vote', vote: sv });
+    for (const sv of roundVotesFor(rv, 'prevote', valueId)) out.push({ type: 'vote', vote: sv });
   };
   relay(core.validRound, core.validValue === null ? null : valueIdOf(core.validValue));
   const p = core.rounds.get(core.round)?.proposal ?? null;

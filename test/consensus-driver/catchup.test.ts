@@ -13,7 +13,7 @@ import { encodeBatch } from '../../consensus/patterns.js';
 import { applyBatch, genesisRegistry, registryHash, type Registry } from '../../consensus/registry.js';
 import type { CommitCertificate, SignedVote } from '../../consensus/types.js';
 import { DecidedLog } from '../../node/consensus/decided-log.js';
-import { openConsensus, type DriverConsensus } from '../../node/consensus/driver.js';
+import { openConsensus } from '../../node/consensus/driver.js';
 import { encodeSyncResponse, serveSync, SYNC_PROTOCOL } from '../../node/consensus/sync.js';
 import { nullLogger } from '../../node/log.js';
 import { createHost, type Host } from '../../node/p2p/host.js';
@@ -71,7 +71,7 @@ describe('catch-up', () => {
     await waitFor(() => lagging.consensus.status().decidedHeight >= HEIGHTS, 60_000, 'lagging node caught up');
     expect(lagging.consensus.status().caughtUpHeights).toBe(HEIGHTS);
     expect(lagging.consensus.status().registryHash).toBe(toHex(registryHash(built.final)));
-    expect((lagging.consensus as DriverConsensus).counters().certificatesRejected).toBe(0);
+    expect(lagging.consensus.counters().certificatesRejected).toBe(0);
     const got = await lagging.consensus.entries(1, HEIGHTS);
     expect(got.map((e) => e.valueId)).toEqual(built.entries.map((e) => valueIdOf(e.value)));
     // And it takes part in new heights.
