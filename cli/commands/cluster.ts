@@ -15,7 +15,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Command } from '../command.js';
 import { flagBool, flagNumber, flagString } from '../command.js';
-import { pathExists } from '../../node/datadir.js';
+import { pathExists, readControlToken, dataDirPaths } from '../../node/datadir.js';
+import { controlClient } from '../../node/control/client.js';
+import type { NodeStatus } from '../../node/runtime/node.js';
 import { RuntimeError } from '../../node/runtime/errors.js';
 import { table } from './format.js';
 
@@ -26,6 +28,8 @@ export const CLUSTER_SIMULATED_MODEL = 'simulated-7b';
 export const CLUSTER_NODES_MAX = 16;
 /** A node is ready in about a second; 30 s covers a loaded CI machine. */
 const READY_TIMEOUT_MS = 30_000;
+/** A joiner's member.add commits in well under a second on loopback; 30 s covers a loaded CI machine. */
+const ADMIT_TIMEOUT_MS = 30_000;
 /** Time a node gets to shut down after SIGTERM before SIGKILL. */
 const STOP_GRACE_MS = 10_000;
 
@@ -87,9 +91,25 @@ function startChild(name: string, dir: string, logFile: string): Promise<Member>
   });
 }
 
+/**
+ * Wait until the node on `dir` sees its own member.add decided. Joiners are admitted one at a
+ * time: each admission grows the validator set, and the next member.add needs the new member
+ * caught up and voting.
+ */
+async function waitAdmitted(m: Member): Promise<number | null> {
+  const client = controlClient(m.ready.control, await readControlToken(dataDirPaths(m.dir).controlToken));
+  const deadline = Date.now() + ADMIT_TIMEOUT_MS;
+  for (;;) {
+    const s = await client.get<NodeStatus>('/status').catch(() => null);
+    if (s?.consensus.admission.admitted === true) return s.consensus.admission.admittedAtHeight;
+    if (Date.now() > deadline) throw new RuntimeError('ERR_NOT_AVAILABLE', `${m.name} was not admitted by consensus within ${ADMIT_TIMEOUT_MS} ms (is node-1 running? see its log)`, { name: m.name });
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export const clusterCommand: Command = {
   name: 'cluster',
-  summary: 'Start N nodes as child processes on loopback (own data dirs; node-1 founds the cluster, the rest join by invite), print their status, stop all on Ctrl-C.',
+  summary: 'Start N nodes as child processes on loopback (own data dirs; node-1 founds the cluster, the rest join by invite and are admitted by a committed member.add), print their status, stop all on Ctrl-C.',
   flags: [
     { name: 'nodes', type: 'int', min: 1, max: CLUSTER_NODES_MAX, placeholder: '<n>', description: 'number of nodes', defaultText: '3' },
     { name: 'dir', type: 'string', placeholder: '<dir>', description: 'parent of the nodes\' data dirs (node-1, node-2, ...); reused if they exist', defaultText: 'a new temp dir, removed on exit' },
@@ -158,6 +178,7 @@ export const clusterCommand: Command = {
         }
         const m = await startChild(name, dir, join(base, `${name}.log`));
         members.push(m);
+        if (i > 1) await waitAdmitted(m);
         void m.exited.then((code) => {
           if (!stopping) ctx.err(`${name} exited unexpectedly with code ${String(code)} (log: ${join(base, `${name}.log`)})\n`);
         });

@@ -2,6 +2,23 @@ import type { Command } from '../command.js';
 import type { NodeStatus } from '../../node/runtime/node.js';
 import { ago, num } from './format.js';
 
+/** The consensus part of `status`: height, registry hash, admission, evidence (equivocations) when any. */
+export function consensusLines(c: NodeStatus['consensus'] | undefined): string[] {
+  if (c === undefined) return [];
+  const a = c.admission;
+  const admitted = a.admittedAtHeight === 0 ? 'genesis member' : a.admittedAtHeight !== null ? `admitted at height ${a.admittedAtHeight}` : a.admitted ? 'admitted' : 'not admitted yet (waiting for a committed member.add)';
+  const lines = [
+    `consensus   height ${c.height} round ${c.round} ${c.step}  decided ${c.decidedHeight}  validators ${c.validators.length}${c.isValidator ? ' (voting)' : ''}  pending ops ${c.mempoolOps}`,
+    `registry    ${c.registryHash}`,
+    `membership  ${admitted}  admission ${a.mode}${a.pendingJoins > 0 ? `  ${a.pendingJoins} join(s) waiting for \`fednode approve\`` : ''}`,
+  ];
+  if (c.evidence.length > 0) {
+    lines.push(`evidence    ${c.evidence.length} equivocation(s)`);
+    for (const e of c.evidence) lines.push(`            ${e.validator} signed two ${e.voteType}s at height ${e.height} round ${e.round}`);
+  }
+  return lines;
+}
+
 export const statusCommand: Command = {
   name: 'status',
   summary: 'Show this node: id, addresses, cluster, members, power profile, GPU and load (asks the running node).',
@@ -32,6 +49,7 @@ export const statusCommand: Command = {
     const inf = s.inference;
     lines.push(`backends    ${inf.backends.length === 0 ? 'none (this node routes only)' : inf.backends.join(', ')}${Object.keys(inf.backendErrors).length > 0 ? `  errors: ${JSON.stringify(inf.backendErrors)}` : ''}`);
     if (inf.models.length > 0) lines.push(`models      ${inf.models.join(', ')}`);
+    lines.push(...consensusLines(s.consensus));
     for (const [k, v] of Object.entries(s.extensions)) lines.push(`${k.padEnd(11)} ${JSON.stringify(v)}`);
     ctx.result(s, lines.join('\n') + '\n');
     return 0;

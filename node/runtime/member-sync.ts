@@ -1,43 +1,48 @@
 /**
- * Spreads join claims between nodes until consensus owns membership (issue 5 swaps
- * this out): every node keeps the join claims it admitted (store section `invites`)
- * and exchanges them with each connected peer over `/fednode/members/1.0.0`
- * (one length-prefixed CBOR frame each way: the list of claims). Each receiver runs
- * InviteMemberSource.admit() on claims whose signer it does not know yet, so a node
- * admitted by the member it joined through becomes known to all members.
+ * Carries join claims to the members: over `/fednode/members/1.0.0` each pair of connected
+ * nodes swaps one length-prefixed CBOR frame each way, the list of claims it holds (its own,
+ * if it joined by invite, and the claims of not-yet-admitted nodes it has seen, so a claim
+ * reaches members the joiner is not connected to). Each received claim goes to `onClaim`
+ * (node/runtime/admission.ts), which checks it and gets the joiner admitted by consensus
+ * (`member.add`). Membership itself is the decided log's; nothing here grants it.
  */
 import * as lp from 'it-length-prefixed';
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.js';
 import type { Logger } from '../log.js';
 import type { Host, Stream } from '../p2p/host.js';
-import type { InviteMemberSource } from '../p2p/members.js';
 import { JOIN_KIND } from '../p2p/members.js';
 import { decodeEnvelope } from '../../crypto/envelope.js';
 import type { Store } from '../store/index.js';
 
 export const MEMBERS_PROTOCOL = '/fednode/members/1.0.0';
-/** Claims per frame: one per admitted member; bounded like the member set. */
+/** Claims per frame: pending joiners are few; bounded like the member set. */
 export const CLAIMS_MAX = 1024;
 /** A claim is < 1 KiB; 1024 of them plus CBOR overhead. */
 export const CLAIMS_FRAME_MAX_BYTES = 1024 * 1024 + 4096;
 /** One exchange must finish quickly on a LAN; a stuck peer is dropped after this. */
 export const SYNC_TIMEOUT_MS = 5000;
+/** A join claim is a few hundred bytes (two envelopes); 8 KiB bounds the decode. */
+const CLAIM_MAX_BYTES = 8192;
+const OWN_CLAIM_KEY = 'own-claim';
 
 export interface MemberSyncOptions {
   host: Host;
-  members: InviteMemberSource;
   store: Store;
   cluster: string;
   selfId: string;
   logger: Logger;
   /** How often to exchange with each connected peer. */
   intervalMs: number;
+  /** Decided membership: claims of members are neither relayed nor handed on. */
+  isMember(peerId: string): boolean;
+  /** A claim of a non-member, received from `from` (checked there; must not throw). */
+  onClaim(claim: Uint8Array, from: string): Promise<void>;
 }
 
 export interface MemberSync {
-  /** Claims known (own first), for status. */
+  /** Claims held (own + relayed), for status. */
   count(): number;
-  /** Record this node's own claim (joined nodes) so it is shared. */
+  /** Record this node's own claim (joined nodes) so it is shared; persisted for restarts. */
   addOwn(claim: Uint8Array): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -50,44 +55,34 @@ async function readOne(source: AsyncIterable<{ subarray(): Uint8Array }>): Promi
 
 export function createMemberSync(o: MemberSyncOptions): MemberSync {
   const log = o.logger.child('members');
-  const claims = new Map<string, Uint8Array>(); // peerId -> claim bytes (bounded by CLAIMS_MAX)
+  const relayed = new Map<string, Uint8Array>(); // signer peer id -> claim bytes (bounded by CLAIMS_MAX)
+  let own: Uint8Array | null = null;
   const section = o.store.section('invites');
   let timer: NodeJS.Timeout | null = null;
   let stopped = false;
   const inFlight = new Set<string>();
 
   const signerOf = (claim: Uint8Array): string | null => {
-    const d = decodeEnvelope(claim, { kinds: [JOIN_KIND], cluster: o.cluster, maxBytes: 8192 });
+    const d = decodeEnvelope(claim, { kinds: [JOIN_KIND], cluster: o.cluster, maxBytes: CLAIM_MAX_BYTES });
     return d.ok ? d.envelope.signerId : null;
-  };
-
-  const remember = async (peerId: string, claim: Uint8Array): Promise<void> => {
-    if (claims.has(peerId) || claims.size >= CLAIMS_MAX) return;
-    claims.set(peerId, claim);
-    await section.put(`claim:${peerId}`, claim, { sync: true });
   };
 
   const receive = async (list: unknown, from: string): Promise<void> => {
     if (!Array.isArray(list)) return;
     for (const c of list.slice(0, CLAIMS_MAX)) {
-      if (!(c instanceof Uint8Array)) continue;
+      if (!(c instanceof Uint8Array) || c.length > CLAIM_MAX_BYTES) continue;
       const signer = signerOf(c);
-      if (signer === null || claims.has(signer)) continue;
-      if (o.members.isMember(signer)) {
-        await remember(signer, c);
-        continue;
-      }
-      const r = o.members.admit(c);
-      if (r.ok) {
-        log.info('member admitted by invite', { peerId: r.peerId, inviter: r.inviter, via: from });
-        await remember(r.peerId, c);
-      } else {
-        log.debug('join claim refused', { from, code: r.code, detail: r.detail });
-      }
+      if (signer === null || signer === o.selfId || o.isMember(signer)) continue;
+      // Relay only what the signer signed (cheap decode here; the full check is onClaim's).
+      if (!relayed.has(signer) && relayed.size < CLAIMS_MAX) relayed.set(signer, c);
+      await o.onClaim(c, from);
     }
   };
 
-  const frame = (): Uint8Array => encodeCanonical([...claims.values()]);
+  const frame = (): Uint8Array => {
+    for (const p of [...relayed.keys()]) if (o.isMember(p)) relayed.delete(p); // admitted: nothing left to carry
+    return encodeCanonical([...(own !== null ? [own] : []), ...relayed.values()]);
+  };
 
   const exchange = async (peerId: string): Promise<void> => {
     if (inFlight.has(peerId) || stopped) return;
@@ -113,16 +108,13 @@ export function createMemberSync(o: MemberSyncOptions): MemberSync {
   };
 
   return {
-    count: () => claims.size,
+    count: () => relayed.size + (own !== null ? 1 : 0),
     addOwn: async (claim) => {
-      await remember(o.selfId, claim);
+      own = claim;
+      await section.put(OWN_CLAIM_KEY, claim, { sync: true });
     },
     async start() {
-      for await (const [key, value] of section.entries({ gte: 'claim:', lt: 'claim;' })) {
-        const peerId = key.slice('claim:'.length);
-        claims.set(peerId, value);
-        if (!o.members.isMember(peerId)) o.members.add(peerId); // admitted before this restart (checked then)
-      }
+      own ??= (await section.get(OWN_CLAIM_KEY)) ?? null;
       await o.host.handle(
         MEMBERS_PROTOCOL,
         (stream, remote) => {

@@ -1,10 +1,14 @@
 /**
- * The running node: composes store, identity, cluster membership, the libp2p host,
- * member sync, adverts (publisher + peer table), the inference API (when present)
- * and the local control API. `startNode` brings them up in dependency order and
- * `stop()` takes them down in reverse, so peers are told (libp2p stop closes the
- * connections) and the store is closed last with nothing pending.
+ * The running node: composes store, identity, the consensus driver (whose decided log is
+ * the cluster membership), the libp2p host, member sync and admission by consensus, adverts
+ * (publisher + peer table), the inference API (when present) and the local control API.
+ * `startNode` brings them up in dependency order and `stop()` takes them down in reverse:
+ * consensus stops before the host (no vote half-sent), peers are told (libp2p stop closes
+ * the connections) and the store is closed last with nothing pending.
  */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Genesis } from '../../consensus/registry.js';
 import { loadIdentity } from '../../crypto/keys.js';
 import type { Identity } from '../../crypto/keys.js';
 import type { FednodeConfig } from '../config.js';
@@ -17,7 +21,10 @@ import { startControlServer } from '../control/server.js';
 import type { Host } from '../p2p/host.js';
 import { parseAdvertBody } from '../adverts/advert.js';
 import { createHost } from '../p2p/host.js';
-import { createJoinClaim, InviteMemberSource } from '../p2p/members.js';
+import { createJoinClaim } from '../p2p/members.js';
+import type { MemberSource } from '../p2p/members.js';
+import type { Consensus } from '../consensus/api.js';
+import { openConsensus } from '../consensus/driver.js';
 import type { Store } from '../store/index.js';
 import { openStore } from '../store/index.js';
 import type { AdvertsService } from './adverts.js';
@@ -29,6 +36,10 @@ import { createInviteToken, INVITE_TTL_DEFAULT_MS, INVITE_TTL_MAX_MS } from './i
 import type { MemberSync } from './member-sync.js';
 import { createMemberSync } from './member-sync.js';
 import { parseInviteToken } from './invite.js';
+import type { Admission } from './admission.js';
+import { createAdmission } from './admission.js';
+import type { ConsensusStatusJson } from './consensus-routes.js';
+import { registerConsensusRoutes } from './consensus-routes.js';
 
 import { FEDNODE_VERSION } from './version.js';
 
@@ -51,7 +62,9 @@ export interface NodeContext {
   readonly cluster: ClusterFile;
   readonly store: Store;
   readonly host: Host;
-  readonly members: InviteMemberSource;
+  readonly members: MemberSource;
+  readonly consensus: Consensus;
+  readonly admission: Admission;
   readonly adverts: AdvertsService;
   readonly inference: InferenceService;
   readonly control: ControlServer;
@@ -93,6 +106,7 @@ export interface NodeStatus {
   members: string[];
   connectedPeers: number;
   adverts: ReturnType<AdvertsService['selfSummary']>;
+  consensus: ConsensusStatusJson;
   extensions: Record<string, unknown>;
 }
 
@@ -125,8 +139,20 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     const store = await openStore(paths.store);
     undo.push(() => store.close());
 
-    const members = new InviteMemberSource({ cluster: cluster.id, genesis: cluster.genesis.map((m) => m.peerId), now });
-    if (!members.isMember(identity.peerId)) members.add(identity.peerId); // joined via invite: a member in its own view
+    // Consensus first: its decided log is the membership the host admits gossip from.
+    const stateDir = join(paths.root, 'consensus');
+    await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    const consensus = await openConsensus({
+      identity,
+      cluster: cluster.id,
+      store,
+      stateDir,
+      genesis: genesisOf(cluster),
+      logger: log.child('consensus'),
+      now,
+      auditLogPath: consensusAuditPath(config, process.env),
+    });
+    const members = consensus.members;
 
     const host = await createHost({
       identity,
@@ -144,23 +170,39 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     });
     await host.start();
     undo.push(() => host.stop());
+    await consensus.start(host);
+    undo.push(() => consensus.stop());
 
+    const admission = createAdmission({
+      cluster: cluster.id,
+      selfId: identity.peerId,
+      selfKey: identity.publicKey,
+      mode: config.consensus.admission,
+      consensus,
+      store,
+      logger: log,
+      now,
+      genesisMember: cluster.genesis.some((g) => g.peerId === identity.peerId),
+    });
+    await admission.start();
+    undo.push(() => Promise.resolve(admission.stop()));
     const sync: MemberSync = createMemberSync({
       host,
-      members,
       store,
       cluster: cluster.id,
       selfId: identity.peerId,
       logger: log,
       intervalMs: Math.max(200, Math.min(config.adverts.periodMs, 5000)),
+      isMember: (p) => members.isMember(p),
+      onClaim: (claim, from) => admission.onClaim(claim, from),
     });
     await sync.start();
     undo.push(() => sync.stop());
-    if (cluster.joinedWith !== null) {
-      // Our own claim to membership, from the invite we joined with (kept so restarts re-share it).
+    if (cluster.joinedWith !== null && !admission.status().admitted) {
+      // Our own claim to membership, from the invite we joined with (re-shared until a member.add is decided).
       try {
         const t = parseInviteToken(cluster.joinedWith, 0);
-        await sync.addOwn(createJoinClaim(identity, { cluster: cluster.id, nowMs: now(), invite: t.invite, secret: t.secret }));
+        await sync.addOwn(createJoinClaim(identity, { cluster: cluster.id, nowMs: now(), invite: t.invite, secret: t.secret, ...(config.name !== null ? { name: config.name } : {}) }));
       } catch (e) {
         log.warn('cannot build join claim from the stored invite', { err: e });
       }
@@ -177,7 +219,9 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     const control = await startControlServer({ host: config.control.host, port: config.control.port, token: controlToken, logger: log.child('control') });
     undo.push(() => control.close());
 
-    const ctx: NodeContext = { paths, config, identity, cluster, store, host, members, adverts, inference, control, logger: log, now };
+    registerConsensusRoutes(control, consensus, admission);
+
+    const ctx: NodeContext = { paths, config, identity, cluster, store, host, members, consensus, admission, adverts, inference, control, logger: log, now };
     const extensions: NodeExtension[] = [];
     for (const ext of o.extensions ?? []) {
       await ext.start(ctx);
@@ -201,6 +245,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       members: [...members.members()],
       connectedPeers: host.peers().filter((p) => p.connections > 0).length,
       adverts: adverts.selfSummary(),
+      consensus: { ...consensus.status(), admission: admission.status() },
       extensions: Object.fromEntries(extensions.filter((e) => e.status !== undefined).map((e) => [e.name, e.status?.()])),
     });
 
@@ -273,4 +318,17 @@ export function invitableAddresses(addrs: readonly string[], announce: readonly 
 export function advertBodyProblem(body: unknown): string | null {
   const r = parseAdvertBody(body);
   return r.ok ? null : `${r.code} at ${r.field}: ${r.detail}`;
+}
+
+/** Genesis registry from the cluster file: every genesis member with power 1, named by its peer id's tail (same on every node). */
+export function genesisOf(cluster: ClusterFile): Genesis {
+  return { members: cluster.genesis.map((m) => ({ publicKey: new Uint8Array(Buffer.from(m.publicKey, 'hex')), power: 1, name: m.peerId.slice(-8) })) };
+}
+
+/** Environment variable naming the consensus audit log (overrides config consensus.auditLogPath). */
+export const CONSENSUS_AUDIT_ENV = 'FEDNODE_CONSENSUS_AUDIT';
+
+export function consensusAuditPath(config: FednodeConfig, env: NodeJS.ProcessEnv): string | null {
+  const e = env[CONSENSUS_AUDIT_ENV];
+  return e !== undefined && e !== '' ? e : config.consensus.auditLogPath;
 }
