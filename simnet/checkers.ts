@@ -43,6 +43,8 @@ export interface History {
   f: number;
   /** honest[i] is false for Byzantine nodes (their decisions and signatures are not checked). */
   honest: readonly boolean[];
+  /** left[i]: node i was removed from the cluster (churn) and stopped; its log ends there. */
+  left?: readonly boolean[];
   decisions: readonly DecisionRecord[];
   signed: readonly SignedRecord[];
   /** Per node, its decided log at the end (valueHex by height index 0 = height 1). */
@@ -177,11 +179,11 @@ export function checkLiveness(h: History): Violation[] {
   return [];
 }
 
-/** Catch-up: every honest node ends with the target number of heights decided. */
+/** Catch-up: every honest node still in the cluster (a joiner too) ends with the target number of heights decided. */
 export function checkCatchUp(h: History): Violation[] {
   const out: Violation[] = [];
   h.finalLogs.forEach((log, node) => {
-    if (h.honest[node] === true && log.length < h.targetHeight) {
+    if (h.honest[node] === true && h.left?.[node] !== true && log.length < h.targetHeight) {
       out.push({ kind: 'catch-up', height: log.length + 1, nodes: [node], detail: `honest node ${node} ended at height ${log.length} < target ${h.targetHeight}` });
     }
   });

@@ -25,9 +25,10 @@ import { blake3 } from '../crypto/blake3.js';
 import { ed25519 } from '../crypto/ed25519.js';
 import { identityFromSeed } from '../crypto/keys.js';
 import type { Identity } from '../crypto/keys.js';
-import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, makeValidatorSet, roundVotesFor, step, toHex, valueIdOf, voteDigest } from '../consensus/core.js';
+import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, roundVotesFor, step, toHex, valueIdOf, voteDigest } from '../consensus/core.js';
 import { encodeBatch } from '../consensus/patterns.js';
-import { applyBatch, genesisRegistry, registryHash, validateBatch } from '../consensus/registry.js';
+import { applyBatch, genesisRegistry, registryHash, validateBatch, validatorSetAt } from '../consensus/registry.js';
+import type { PatternOp } from '../consensus/patterns.js';
 import type { Registry } from '../consensus/registry.js';
 import type {
   CommitCertificate,
@@ -47,8 +48,8 @@ import { SimnetError } from './errors.js';
 import { checkAll } from './checkers.js';
 import type { DecisionRecord, History, LivenessWindow, SignedRecord, Violation } from './checkers.js';
 
-export type FaultKind = 'loss' | 'tail' | 'reorder' | 'duplicate' | 'partition' | 'crash' | 'skew';
-export const FAULT_KINDS: readonly FaultKind[] = ['loss', 'tail', 'reorder', 'duplicate', 'partition', 'crash', 'skew'];
+export type FaultKind = 'loss' | 'tail' | 'reorder' | 'duplicate' | 'partition' | 'crash' | 'skew' | 'churn';
+export const FAULT_KINDS: readonly FaultKind[] = ['loss', 'tail', 'reorder', 'duplicate', 'partition', 'crash', 'skew', 'churn'];
 export type ByzBehaviour = 'equivocate' | 'invalid-value' | 'forge' | 'future-round' | 'silent' | 'amnesia';
 export const BYZ_BEHAVIOURS: readonly ByzBehaviour[] = ['equivocate', 'invalid-value', 'forge', 'future-round', 'silent', 'amnesia'];
 
@@ -58,17 +59,18 @@ export interface NetworkParams {
   /** Log-normal shape of per-message latency. @default 0.5 */
   latencySigma: number;
   /**
-   * Delay between deciding a height and starting the next (CometBFT's timeout_commit:
-   * the proposer batches pattern operations meanwhile). @default 100
+   * Delay between deciding a height and starting the next (CometBFT's timeout_commit, 1 s by
+   * default there: the proposer batches pattern operations meanwhile; fednode's driver starts
+   * a height only when there is work, so a lab cluster decides far less often). @default 1000
    */
   commitIntervalMs: number;
-  /** Status / re-gossip period. @default 500 */
+  /** Status / re-gossip period: the driver's STATUS_INTERVAL_MS_DEFAULT. @default 1000 */
   statusIntervalMs: number;
   /** Faults (loss, tail, reordering, duplication) are drawn inside [0, faultPhaseMs]. @default 3000 */
   faultPhaseMs: number;
 }
 
-export const DEFAULT_NETWORK: NetworkParams = { latencyMedianMs: 5, latencySigma: 0.5, commitIntervalMs: 100, statusIntervalMs: 500, faultPhaseMs: 3000 };
+export const DEFAULT_NETWORK: NetworkParams = { latencyMedianMs: 5, latencySigma: 0.5, commitIntervalMs: 1000, statusIntervalMs: 1000, faultPhaseMs: 3000 };
 
 export interface WorldOptions {
   nodes: number;
@@ -110,6 +112,13 @@ export interface Counters {
   evidenceAgainstHonest: number;
   catchUpApplied: number;
   statusSent: number;
+  /** Churn: member.add / member.remove decided (first honest decision of each), nodes that joined (booted) and left (stopped). */
+  memberAdds: number;
+  memberRemoves: number;
+  joined: number;
+  left: number;
+  /** Heights the joining node took from others' decided logs (certificates verified by its core). */
+  joinerCatchUp: number;
 }
 
 export interface SeedResult {
@@ -139,6 +148,14 @@ export interface FaultPlan {
   duplicateProb: number;
   partition: { kind: 'halves' | 'isolate' | 'one-way'; startUs: number; healUs: number; side: number[] } | null;
   crash: { node: number; atUs: number; restartUs: number } | null;
+  /**
+   * Join/leave churn: node `joiner` (index n, not a genesis member) comes online at joinUs and
+   * proposers put `member.add` for it in their batches until one is decided; once the add is
+   * decided, `member.remove` of honest genesis node `leaver` is proposed the same way (join
+   * first: the Byzantine bound holds at every height). Both take effect at H+2 (registry rule);
+   * the leaver stops when its own registry says it is no longer a validator.
+   */
+  churn: { joiner: number; joinUs: number; leaver: number } | null;
   faultEndUs: number;
 }
 
@@ -167,22 +184,46 @@ function bytesKey(...parts: Uint8Array[]): string {
   return s;
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /**
- * Verification cache shared by all simulated nodes and seeds (as the issue allows):
- * key = public key || digest || signature, so a forged signature never hits an
- * honest entry. Bound 200k entries (~40 MB): cleared wholesale when full.
+ * Verification cache shared by all simulated nodes and seeds (as the issue allows), keyed by
+ * the signature OBJECT: one signed message object reaches every node, so the first node pays
+ * the Ed25519 check and the others find it by identity. An entry holds the (key, digest) it
+ * was checked against, compared by identity then by bytes, so a forged re-labelling (same
+ * signature, another signer or value) never reuses an honest verdict. Weak keys: nothing is
+ * kept alive by the cache. Entries per signature: at most VERIFY_PER_SIG (a forger re-labels
+ * one signature a few times; beyond that it is checked again, never trusted).
  */
+const VERIFY_PER_SIG = 4;
+const verifyCache = new WeakMap<Uint8Array, { pk: Uint8Array; digest: Uint8Array; ok: boolean }[]>();
+/** Bytes-keyed fallback for equal signatures in different objects (a re-signed identical vote). Bound: cleared when full. */
 const VERIFY_CACHE_MAX = 200_000;
-const verifyCache = new Map<string, boolean>();
+const verifyBytesCache = new Map<string, boolean>();
 function cachedVerify(publicKey: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false;
+  let list = verifyCache.get(signature);
+  if (list !== undefined) {
+    for (const e of list) if (e.pk === publicKey && e.digest === digest) return e.ok;
+    for (const e of list) if (sameBytes(e.pk, publicKey) && sameBytes(e.digest, digest)) return e.ok;
+  }
   const k = bytesKey(publicKey, digest, signature);
-  let ok = verifyCache.get(k);
+  let ok = verifyBytesCache.get(k);
   if (ok === undefined) {
     ok = ed25519.verify(publicKey, digest, signature);
-    if (verifyCache.size >= VERIFY_CACHE_MAX) verifyCache.clear();
-    verifyCache.set(k, ok);
+    if (verifyBytesCache.size >= VERIFY_CACHE_MAX) verifyBytesCache.clear();
+    verifyBytesCache.set(k, ok);
   }
+  if (list === undefined) {
+    list = [];
+    verifyCache.set(signature, list);
+  }
+  if (list.length < VERIFY_PER_SIG) list.push({ pk: publicKey, digest, ok });
   return ok;
 }
 
@@ -213,15 +254,71 @@ const ALIAS_SLOTS = 32;
 const valueMemo = new Map<string, Uint8Array>();
 /** Bound of the value memo (values repeat across seeds: same height/round/proposer). */
 const VALUE_MEMO_MAX = 100_000;
-function makeValue(height: number, round: number, proposer: number, variant: number): Uint8Array {
-  const key = `${height}/${round}/${proposer}/${variant}`;
+function makeValue(height: number, round: number, proposer: number, variant: number, member: MemberOp | null = null): Uint8Array {
+  const key = `${height}/${round}/${proposer}/${variant}/${member === null ? '' : `${member.kind}:${member.node}`}`;
   let v = valueMemo.get(key);
   if (v === undefined) {
-    v = encodeBatch([{ kind: 'model.alias', alias: `a${height % ALIAS_SLOTS}`, model: `m-${height}-${round}-${proposer}-${variant}` }]);
+    const ops: PatternOp[] = [{ kind: 'model.alias', alias: `a${height % ALIAS_SLOTS}`, model: `m-${height}-${round}-${proposer}-${variant}` }];
+    if (member !== null) {
+      const publicKey = identityOf(member.node).publicKey;
+      ops.push(member.kind === 'member.add' ? { kind: 'member.add', publicKey, power: 1, name: `n${member.node}` } : { kind: 'member.remove', publicKey });
+    }
+    v = encodeBatch(ops);
     if (valueMemo.size >= VALUE_MEMO_MAX) valueMemo.clear();
     valueMemo.set(key, v);
   }
   return v;
+}
+
+/** A membership change a proposer puts in its batch (churn). */
+interface MemberOp {
+  kind: 'member.add' | 'member.remove';
+  node: number;
+}
+
+/** Is `key` a member once every decided change is in force (members plus pending, in order)? */
+function projectedMember(reg: Registry, key: string): boolean {
+  let present = reg.members.some((m) => toHex(m.publicKey) === key);
+  for (const p of reg.pending) if (toHex(p.op.publicKey) === key) present = p.op.kind === 'member.add';
+  return present;
+}
+
+/**
+ * Registry after a decided batch, shared by every node (and seed) that applies the same batch
+ * at the same height to a registry with the same hash: registries are immutable plain data and
+ * `applyBatch` is a pure function of (content, height, bytes), so n nodes pay for one apply and
+ * one `registryHash` (the checkers still compare each node's own chain of hashes). Bound:
+ * cleared when full.
+ */
+const APPLY_MEMO_MAX = 20_000;
+const applyMemo = new Map<string, { registry: Registry; hash: Uint8Array; hex: string }>();
+function applyShared(before: Registry, beforeHex: string, height: number, value: Uint8Array): { registry: Registry; hash: Uint8Array; hex: string } {
+  const key = `${beforeHex}|${height}|${valueIdOf(value)}`;
+  let r = applyMemo.get(key);
+  if (r === undefined) {
+    const registry = applyBatch(before, height, value);
+    const hash = registryHash(registry);
+    r = { registry, hash, hex: toHex(hash) };
+    if (applyMemo.size >= APPLY_MEMO_MAX) applyMemo.clear();
+    applyMemo.set(key, r);
+  }
+  return r;
+}
+
+/** Validator set of `height` from a registry at height - 1, one object per (registry, height) (the core memoises per set object). */
+const setMemo = new WeakMap<Registry, Map<number, ValidatorSet>>();
+function validatorsFor(reg: Registry, height: number): ValidatorSet {
+  let m = setMemo.get(reg);
+  if (m === undefined) {
+    m = new Map();
+    setMemo.set(reg, m);
+  }
+  let set = m.get(height);
+  if (set === undefined) {
+    set = validatorSetAt(reg, height);
+    m.set(height, set);
+  }
+  return set;
 }
 
 /** Well-formed but invalid in state: removes a member that does not exist. */
@@ -256,6 +353,8 @@ interface Fork {
   log: Decided[];
   /** Derived from the durable log (a restart replays it; carried over here as the replay's result). */
   registry: Registry;
+  /** Hex of registryHash(registry). */
+  registryHex: string;
   /**
    * Durable: own signed messages at the current height (a WAL, as CometBFT's consensus
    * WAL), re-gossiped on each status tick. It must survive a crash: otherwise a node
@@ -270,6 +369,8 @@ interface Fork {
   polRound: number;
 }
 
+/** Peers a proof-of-lock is relayed to per tick or round entry (see relayPol). */
+const POL_FANOUT = 4;
 /** WAL / re-gossip bound: a proposal and the prevote/precommit of the last few rounds. */
 const RECENT_MAX = 6;
 /** Catch-up reply bound: heights per reply (the asker asks again on its next status tick). */
@@ -292,6 +393,12 @@ interface SimNode {
   timeoutScale: number;
   crashPending: boolean;
   applyingCatchup: boolean;
+  /** Churn: false until a joining node comes online. */
+  booted: boolean;
+  /** Churn: removed from the validator set and stopped for good. */
+  left: boolean;
+  /** Counted in `remaining` no more (reached the target height, or left). */
+  finished: boolean;
 }
 
 type Ev =
@@ -302,7 +409,8 @@ type Ev =
   | { k: 'crash'; node: number }
   | { k: 'crash-now'; node: number }
   | { k: 'restart'; node: number }
-  | { k: 'amnesia'; node: number };
+  | { k: 'amnesia'; node: number }
+  | { k: 'join'; node: number };
 
 function resolveNetwork(p: Partial<NetworkParams> | undefined): NetworkParams {
   const n = { ...DEFAULT_NETWORK, ...(p ?? {}) };
@@ -342,6 +450,11 @@ function emptyCounters(): Counters {
     evidenceAgainstHonest: 0,
     catchUpApplied: 0,
     statusSent: 0,
+    memberAdds: 0,
+    memberRemoves: 0,
+    joined: 0,
+    left: 0,
+    joinerCatchUp: 0,
   };
 }
 
@@ -370,17 +483,16 @@ export function runSeed(o: WorldOptions): SeedResult {
   const byzList: { node: number; behaviour: ByzBehaviour }[] = [];
 
   // --- validator set (equal power)
-  const validators: ValidatorSet = makeValidatorSet(
-    Array.from({ length: n }, (_, i) => ({ publicKey: identityOf(i).publicKey, power: 1 })),
-    1,
-  );
+  // Node slots: the n genesis members, plus one joiner when churn is on (index n).
+  const churnOn = has('churn') && o.splitBrain !== true;
+  const N = churnOn ? n + 1 : n;
 
   // Genesis registry: every node a member with power 1 (membership stays fixed: no churn yet).
   const genesis = genesisRegistry({ members: Array.from({ length: n }, (_, i) => ({ publicKey: identityOf(i).publicKey, power: 1, name: `n${i}` })) });
 
   // --- nodes
   const nodes: SimNode[] = [];
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < N; i++) {
     const id = identityOf(i);
     const honest = !byzSet.has(i);
     const behaviour: ByzBehaviour | null = honest || behaviours.length === 0 ? null : rByz.pick(behaviours);
@@ -395,7 +507,8 @@ export function runSeed(o: WorldOptions): SeedResult {
     };
     const skew = has('skew') ? 0.5 + 1.5 * rPlan.float() : 1;
     if (skew !== 1) counters.skewedNodes++;
-    nodes.push({ idx: i, honest, behaviour, id, config, up: true, epoch: 0, forks: [], group: 0, timeoutScale: skew, crashPending: false, applyingCatchup: false });
+    const joiner = i >= n;
+    nodes.push({ idx: i, honest, behaviour, id, config, up: !joiner, epoch: 0, forks: [], group: 0, timeoutScale: skew, crashPending: false, applyingCatchup: false, booted: !joiner, left: false, finished: false });
   }
   const honestIdx = nodes.filter((x) => x.honest).map((x) => x.idx);
   // Two honest groups as equal as possible (each equivocating fork has an audience; the
@@ -403,8 +516,8 @@ export function runSeed(o: WorldOptions): SeedResult {
   rPlan.shuffle(honestIdx).forEach((h, i) => ((nodes[h] as SimNode).group = i % 2 === 0 ? 0 : 1));
 
   // --- per-link latency medians (us)
-  const linkMedianUs: number[] = new Array<number>(n * n);
-  for (let i = 0; i < n * n; i++) linkMedianUs[i] = net.latencyMedianMs * MS * rNet.logNormal(1, 0.3);
+  const linkMedianUs: number[] = new Array<number>(N * N);
+  for (let i = 0; i < N * N; i++) linkMedianUs[i] = net.latencyMedianMs * MS * rNet.logNormal(1, 0.3);
 
   // --- fault plan
   const faultPhaseUs = net.faultPhaseMs * MS;
@@ -415,6 +528,7 @@ export function runSeed(o: WorldOptions): SeedResult {
     duplicateProb: has('duplicate') ? 0.02 + 0.08 * rPlan.float() : 0,
     partition: null,
     crash: null,
+    churn: null,
     faultEndUs: faultPhaseUs,
   };
   if (o.splitBrain === true) {
@@ -428,10 +542,14 @@ export function runSeed(o: WorldOptions): SeedResult {
     plan.partition = { kind, startUs, healUs, side };
   }
   if (has('crash') && honestIdx.length > 0) {
-    const node = rPlan.pick(honestIdx);
+    const node = rPlan.pick(honestIdx.filter((h) => h < n));
     const atUs = Math.round(rPlan.float() * faultPhaseUs * 0.7);
     const restartUs = atUs + Math.round((0.05 + 0.25 * rPlan.float()) * faultPhaseUs);
     plan.crash = { node, atUs, restartUs };
+  }
+  if (churnOn) {
+    const genesisHonest = honestIdx.filter((h) => h < n && h !== plan.crash?.node);
+    if (genesisHonest.length > 0) plan.churn = { joiner: n, joinUs: Math.round((0.1 + 0.4 * rPlan.float()) * faultPhaseUs), leaver: rPlan.pick(genesisHonest) };
   }
   plan.faultEndUs = Math.max(faultPhaseUs, plan.partition?.healUs ?? 0, plan.crash?.restartUs ?? 0);
   const sideSet = new Set(plan.partition?.side ?? []);
@@ -464,37 +582,29 @@ export function runSeed(o: WorldOptions): SeedResult {
   const decisions: DecisionRecord[] = [];
   const signed: SignedRecord[] = [];
   let sendSeq = 0;
-  const lastDeliveredSeq = new Int32Array(n * n).fill(-1);
-  let honestDone = 0;
+  const lastDeliveredSeq = new Int32Array(N * N).fill(-1);
   let liveness: LivenessWindow | null = null;
-  const honestCount = honestIdx.length;
+  /** Honest nodes still to reach the target height (a node that leaves is done). */
+  let remaining = honestIdx.length;
+  const finish = (x: SimNode): void => {
+    if (!x.honest || x.finished) return;
+    x.finished = true;
+    remaining--;
+  };
+  const genesisHex = toHex(registryHash(genesis));
+  /** Decided heights already counted for churn counters (first node to decide each). */
+  const churnCounted = new Set<number>();
 
-  const traceLine = (height: number, line: string): void => {
+  /** `line` is a thunk: building trace strings for every delivery cost more than the delivery. */
+  const traceLine = (height: number, line: () => string): void => {
     if (o.traceHeight === undefined || height !== o.traceHeight) return;
     // Ring of the last TRACE_MAX lines about that height.
     if (traceLines.length >= TRACE_MAX) traceLines.shift();
-    traceLines.push(`${(engine.now / 1000).toFixed(3)}ms ${line}`);
+    traceLines.push(`${(engine.now / 1000).toFixed(3)}ms ${line()}`);
   };
 
   // --- sending
-  const recipientsOf = (from: SimNode, fork: number): { to: number; toFork: number }[] => {
-    const out: { to: number; toFork: number }[] = [];
-    const equivocating = from.forks.length > 1;
-    for (const x of nodes) {
-      if (x.idx === from.idx) continue;
-      if (x.forks.length > 1) {
-        // Equivocator receiver: a Byzantine sender's fork k talks to fork k (or 0);
-        // an honest sender talks to the fork of its group.
-        out.push({ to: x.idx, toFork: from.honest ? from.group : Math.min(fork, x.forks.length - 1) });
-      } else if (!equivocating || !x.honest || x.group === fork || rByz.chance(0.2)) {
-        // A fork's messages go to its half of the honest nodes, 20% leak to the other half.
-        out.push({ to: x.idx, toFork: 0 });
-      }
-    }
-    return out;
-  };
-
-  const send = (from: SimNode, fork: number, to: number, toFork: number, wire: Wire): void => {
+  const send = (from: SimNode, fork: number, to: number, wire: Wire): void => {
     const now = engine.now;
     const seq = sendSeq++;
     if (cut(from.idx, to, now)) {
@@ -506,7 +616,7 @@ export function runSeed(o: WorldOptions): SeedResult {
       counters.lost++;
       return;
     }
-    let d = rNet.logNormal(linkMedianUs[from.idx * n + to] as number, net.latencySigma);
+    let d = rNet.logNormal(linkMedianUs[from.idx * N + to] as number, net.latencySigma);
     if (faulty && plan.tailProb > 0 && rNet.chance(plan.tailProb)) {
       d *= 10 + 90 * rNet.float(); // long tail: 10-100x the link's latency
       counters.tailDelayed++;
@@ -524,7 +634,32 @@ export function runSeed(o: WorldOptions): SeedResult {
       counters.silentDropped++;
       return;
     }
-    for (const r of recipientsOf(from, fork)) send(from, fork, r.to, r.toFork, wire);
+    const equivocating = from.forks.length > 1;
+    for (const x of nodes) {
+      if (x.idx === from.idx || !x.booted || x.left) continue; // nobody sends to a node not (or no longer) in the cluster
+      // An equivocator's fork talks to its half of the honest nodes, with 20% leaking to the
+      // other half; every other sender talks to everyone (the receiving side picks the fork).
+      if (x.forks.length > 1 || !equivocating || !x.honest || x.group === fork || rByz.chance(0.2)) send(from, fork, x.idx, wire);
+    }
+  };
+
+  /**
+   * Proof-of-lock relay (see polMessages) to POL_FANOUT random peers, not to all: every node
+   * relaying up to n + 1 messages to n peers on each tick and round entry cost n^3 deliveries
+   * (80% of all events at n = 50 while a height sat in round 2). Epidemic relay reaches every
+   * peer within a few ticks (CometBFT also sends each peer only what it lacks).
+   */
+  const relayPol = (x: SimNode, fi: number): void => {
+    const fk = x.forks[fi] as Fork;
+    const msgs = polMessages(fk.core);
+    if (msgs.length === 0) return;
+    if (x.behaviour === 'silent') {
+      counters.silentDropped++;
+      return;
+    }
+    const peers = nodes.filter((y) => y.idx !== x.idx && y.booted && !y.left);
+    const chosen = peers.length <= POL_FANOUT ? peers : rNet.shuffle(peers).slice(0, POL_FANOUT);
+    for (const y of chosen) for (const m of msgs) send(x, fi, y.idx, { t: 'cons', m });
   };
 
   // --- Byzantine extras (hand-crafted, signed with the Byzantine node's own key)
@@ -551,13 +686,36 @@ export function runSeed(o: WorldOptions): SeedResult {
     }
   };
 
+  // --- churn: the membership change a proposer batches, judged against its own registry
+  const memberOpFor = (fk: Fork): MemberOp | null => {
+    const c = plan.churn;
+    if (c === null || engine.now < c.joinUs) return null;
+    const joinerKey = toHex(identityOf(c.joiner).publicKey);
+    if (!projectedMember(fk.registry, joinerKey)) return (nodes[c.joiner] as SimNode).left ? null : { kind: 'member.add', node: c.joiner };
+    if (projectedMember(fk.registry, toHex(identityOf(c.leaver).publicKey))) return { kind: 'member.remove', node: c.leaver };
+    return null;
+  };
+
   // --- driving a core
   const recordDecision = (x: SimNode, fk: Fork, d: Decided): void => {
     fk.log.push(d);
     const before = fk.registry;
-    const valid = before.height === d.height - 1 && validateBatch(before, d.height, d.value).ok;
-    if (valid) fk.registry = applyBatch(before, d.height, d.value);
-    const regHash = registryHash(fk.registry);
+    const verdict = before.height === d.height - 1 ? validateBatch(before, d.height, d.value) : null;
+    const valid = verdict !== null && verdict.ok;
+    let regHash: Uint8Array;
+    if (valid) {
+      const next = applyShared(before, fk.registryHex, d.height, d.value);
+      fk.registry = next.registry;
+      fk.registryHex = next.hex;
+      regHash = next.hash;
+      if (!churnCounted.has(d.height)) {
+        churnCounted.add(d.height);
+        for (const op of verdict.ops) {
+          if (op.kind === 'member.add') counters.memberAdds++;
+          if (op.kind === 'member.remove') counters.memberRemoves++;
+        }
+      }
+    } else regHash = registryHash(fk.registry);
     trace.u32(0xdec1de);
     trace.u32(x.idx);
     trace.u32(d.height);
@@ -565,8 +723,17 @@ export function runSeed(o: WorldOptions): SeedResult {
     trace.bytesPrefix(regHash);
     if (x.forks[0] === fk) {
       decisions.push({ node: x.idx, height: d.height, round: d.round, valueHex: toHex(d.value), valid, atUs: engine.now, registryHash: toHex(regHash) });
-      traceLine(d.height, `node ${x.idx} decides round ${d.round} value ${toHex(d.value)}`);
-      if (x.honest && fk.log.length === o.heights) honestDone++;
+      traceLine(d.height, () => `node ${x.idx} decides round ${d.round} value ${toHex(d.value)}`);
+      if (fk.log.length >= o.heights) finish(x);
+      if (x.idx === plan.churn?.joiner && x.applyingCatchup) counters.joinerCatchUp++;
+    }
+    // A node no longer in the validator set of its next height leaves the cluster and stops.
+    if (plan.churn !== null && x.idx === plan.churn.leaver && x.forks[0] === fk && !x.left && !validatorsFor(fk.registry, fk.log.length + 1).validators.some((v) => v.publicKey === x.id.publicKey)) {
+      x.left = true;
+      x.up = false;
+      x.epoch++;
+      counters.left++;
+      finish(x);
     }
   };
 
@@ -580,7 +747,8 @@ export function runSeed(o: WorldOptions): SeedResult {
       throw new SimnetError('ERR_SIMNET_CORE', `consensus core threw on node ${x.idx}: ${String(err)}`, { node: x.idx, event: event.type, seed: o.seed }, { cause: err });
     }
     fk.core = res.state;
-    let effects: readonly Effect[] = res.effects;
+    const all = res.effects;
+    let effects: readonly Effect[] = all;
     // A pending crash strikes at the first step that has effects to carry out: only a
     // prefix of them happens (a step without effects changes nothing durable).
     const crashHere = x.crashPending && effects.length > 0;
@@ -592,17 +760,30 @@ export function runSeed(o: WorldOptions): SeedResult {
     const followUps: Event[] = [];
     for (const e of effects) {
       switch (e.type) {
-        case 'persist':
+        case 'persist': {
           fk.record = e.record;
+          // The signed message is written with the record (as the driver's signer file holds
+          // this height's own messages): a crash between this persist and the broadcast must
+          // not lose it, or the restarted node can neither re-sign (the record forbids a
+          // different digest) nor resend it, and with n - f honest nodes up the round stalls.
+          const sig = e.record.signature;
+          const m = sig === null ? undefined : all.find((b): b is Extract<Effect, { type: 'broadcast' }> => b.type === 'broadcast' && (b.message.type === 'vote' ? b.message.vote.signature : b.message.proposal.signature) === sig)?.message;
+          if (m !== undefined && !fk.recent.includes(m)) {
+            fk.recent.push(m);
+            if (fk.recent.length > RECENT_MAX) fk.recent.shift();
+          }
           break;
+        }
         case 'broadcast': {
           const m = e.message;
           if (x.honest) {
             if (m.type === 'vote') signed.push({ node: x.idx, kind: m.vote.vote.type, height: m.vote.vote.height, round: m.vote.vote.round, payload: m.vote.vote.valueId ?? 'nil' });
             else signed.push({ node: x.idx, kind: 'proposal', height: m.proposal.proposal.height, round: m.proposal.proposal.round, payload: `${valueIdOf(m.proposal.proposal.value)}:${m.proposal.proposal.validRound}` });
           }
-          fk.recent.push(m);
-          if (fk.recent.length > RECENT_MAX) fk.recent.shift();
+          if (!fk.recent.includes(m)) {
+            fk.recent.push(m);
+            if (fk.recent.length > RECENT_MAX) fk.recent.shift();
+          }
           broadcast(x, fi, { t: 'cons', m });
           byzExtras(x, fi, m);
           break;
@@ -615,7 +796,7 @@ export function runSeed(o: WorldOptions): SeedResult {
           if (x.behaviour === 'invalid-value') {
             value = makeInvalidValue(e.height, x.idx);
             counters.invalidProposals++;
-          } else value = makeValue(e.height, e.round, x.idx, fi);
+          } else value = makeValue(e.height, e.round, x.idx, fi, memberOpFor(fk));
           followUps.push({ type: 'value-to-propose', height: e.height, round: e.round, value });
           break;
         }
@@ -640,18 +821,18 @@ export function runSeed(o: WorldOptions): SeedResult {
     if (fk.core.round > 0 && fk.core.round !== fk.polRound && fk.core.step !== 'decided') {
       // Entering a new round above 0: relay the proof-of-lock at once (see polMessages).
       fk.polRound = fk.core.round;
-      for (const m of polMessages(fk.core)) broadcast(x, fi, { t: 'cons', m });
+      relayPol(x, fi);
     }
     for (const ev of followUps) feed(x, fi, ev);
   };
 
   const startFork = (x: SimNode, fi: number): void => {
     const fk = x.forks[fi] as Fork;
-    feed(x, fi, { type: 'start-height', height: fk.log.length + 1, validators });
+    feed(x, fi, { type: 'start-height', height: fk.log.length + 1, validators: validatorsFor(fk.registry, fk.log.length + 1) });
   };
 
-  const newFork = (x: SimNode, record: SignerRecord | null, log: Decided[], registry: Registry, fi: number): Fork => {
-    const fk = { record, log, registry, recent: [], lastMark: '', polRound: 0 } as unknown as Fork;
+  const newFork = (x: SimNode, record: SignerRecord | null, log: Decided[], registry: Registry, registryHex: string, fi: number): Fork => {
+    const fk = { record, log, registry, registryHex, recent: [], lastMark: '', polRound: 0 } as unknown as Fork;
     // Validity: the real predicate against this fork's registry (at height - 1). An
     // equivocator's second fork judges every value invalid, so it prevotes nil where the
     // first prevotes the value: conflicting votes at every height.
@@ -674,7 +855,7 @@ export function runSeed(o: WorldOptions): SeedResult {
     counters.restarts++;
     // Rebuilt from what was durable: the persisted signer record and the decided log.
     x.forks = x.forks.map((fk, fi) => {
-      const fresh = newFork(x, fk.record, fk.log, fk.registry, fi); // (its validity closure holds this object: never spread it)
+      const fresh = newFork(x, fk.record, fk.log, fk.registry, fk.registryHex, fi); // (its validity closure holds this object: never spread it)
       fresh.recent = fk.recent;
       return fresh;
     });
@@ -696,7 +877,7 @@ export function runSeed(o: WorldOptions): SeedResult {
     try {
       for (const d of entries) {
         if (d.height !== fk.log.length + 1) continue;
-        if (fk.core.height < d.height) feed(x, fi, { type: 'start-height', height: d.height, validators });
+        if (fk.core.height < d.height) feed(x, fi, { type: 'start-height', height: d.height, validators: validatorsFor(fk.registry, d.height) });
         const before = fk.log.length;
         feed(x, fi, { type: 'decided', height: d.height, value: d.value, certificate: d.certificate });
         if (fk.log.length > before) {
@@ -708,7 +889,7 @@ export function runSeed(o: WorldOptions): SeedResult {
     } finally {
       x.applyingCatchup = false;
     }
-    if (applied && x.up) feed(x, fi, { type: 'start-height', height: fk.log.length + 1, validators });
+    if (applied && x.up) feed(x, fi, { type: 'start-height', height: fk.log.length + 1, validators: validatorsFor(fk.registry, fk.log.length + 1) });
   };
 
   // --- event handler
@@ -722,7 +903,7 @@ export function runSeed(o: WorldOptions): SeedResult {
         trace.u32(ev.to);
         if (!x.up) return;
         counters.delivered++;
-        const link = ev.from * n + ev.to;
+        const link = ev.from * N + ev.to;
         if (ev.sendSeq < (lastDeliveredSeq[link] as number)) counters.reordered++;
         else lastDeliveredSeq[link] = ev.sendSeq;
         const toFork = x.forks.length > 1 ? ((nodes[ev.from] as SimNode).honest ? (nodes[ev.from] as SimNode).group : Math.min(ev.fromFork, x.forks.length - 1)) : 0;
@@ -732,10 +913,10 @@ export function runSeed(o: WorldOptions): SeedResult {
             const m = w.m;
             trace.bytesPrefix(m.type === 'vote' ? m.vote.signature : m.proposal.signature);
             if (m.type === 'vote') {
-              traceLine(m.vote.vote.height, `${ev.from}->${ev.to} ${m.vote.vote.type} r${m.vote.vote.round} ${m.vote.vote.valueId?.slice(0, 8) ?? 'nil'} signer ${toHex(m.vote.signer).slice(0, 8)}`);
+              traceLine(m.vote.vote.height, () => `${ev.from}->${ev.to} ${m.vote.vote.type} r${m.vote.vote.round} ${m.vote.vote.valueId?.slice(0, 8) ?? 'nil'} signer ${toHex(m.vote.signer).slice(0, 8)}`);
               feed(x, toFork, { type: 'vote', vote: m.vote });
             } else {
-              traceLine(m.proposal.proposal.height, `${ev.from}->${ev.to} proposal r${m.proposal.proposal.round} ${toHex(m.proposal.proposal.value)} vr ${m.proposal.proposal.validRound}`);
+              traceLine(m.proposal.proposal.height, () => `${ev.from}->${ev.to} proposal r${m.proposal.proposal.round} ${toHex(m.proposal.proposal.value)} vr ${m.proposal.proposal.validRound}`);
               feed(x, toFork, { type: 'proposal', proposal: m.proposal });
             }
             return;
@@ -745,7 +926,7 @@ export function runSeed(o: WorldOptions): SeedResult {
             const fk = x.forks[toFork] as Fork;
             if (w.height <= fk.log.length) {
               const entries = fk.log.slice(w.height - 1, w.height - 1 + CATCHUP_BATCH);
-              send(x, toFork, ev.from, ev.fromFork, { t: 'catchup', entries });
+              send(x, toFork, ev.from, { t: 'catchup', entries });
             }
             return;
           }
@@ -762,7 +943,7 @@ export function runSeed(o: WorldOptions): SeedResult {
         trace.u32(2);
         trace.num(now);
         trace.u32(ev.node);
-        traceLine(ev.height, `node ${ev.node} timeout ${ev.kind} r${ev.round}`);
+        traceLine(ev.height, () => `node ${ev.node} timeout ${ev.kind} r${ev.round}`);
         feed(x, ev.fork, { type: 'timeout', kind: ev.kind, height: ev.height, round: ev.round });
         return;
       }
@@ -774,7 +955,7 @@ export function runSeed(o: WorldOptions): SeedResult {
         if (ev.height !== fk.log.length + 1) return;
         trace.u32(3);
         trace.num(now);
-        feed(x, ev.fork, { type: 'start-height', height: ev.height, validators });
+        feed(x, ev.fork, { type: 'start-height', height: ev.height, validators: validatorsFor(fk.registry, ev.height) });
         return;
       }
       case 'status': {
@@ -787,7 +968,7 @@ export function runSeed(o: WorldOptions): SeedResult {
           // CometBFT gossips what a peer lacks, not everything): the good case pays nothing.
           const mark = `${fk.core.height}/${fk.core.round}/${fk.core.step}`;
           if (mark === fk.lastMark) for (const m of fk.recent) broadcast(x, fi, { t: 'cons', m });
-          for (const m of polMessages(fk.core)) broadcast(x, fi, { t: 'cons', m });
+          relayPol(x, fi);
           fk.lastMark = mark;
         });
         engine.after(net.statusIntervalMs * MS * x.timeoutScale, { k: 'status', node: x.idx, epoch: x.epoch });
@@ -813,12 +994,25 @@ export function runSeed(o: WorldOptions): SeedResult {
         if (!x.up) restart(x);
         return;
       }
+      case 'join': {
+        // A new machine comes online: it starts from genesis and catches up from the others'
+        // decided logs (its core verifies every certificate) while the cluster decides to add it.
+        const x = nodes[ev.node] as SimNode;
+        trace.u32(6);
+        x.booted = true;
+        x.up = true;
+        counters.joined++;
+        startFork(x, 0);
+        broadcast(x, 0, { t: 'status', height: 1 });
+        engine.after(net.statusIntervalMs * MS * x.timeoutScale, { k: 'status', node: x.idx, epoch: x.epoch });
+        return;
+      }
       case 'amnesia': {
         const x = nodes[ev.node] as SimNode;
         if (!x.up) return;
         // Forget the lock and the signer record, keep the decided log.
         counters.amnesiaResets++;
-        x.forks = x.forks.map((fk, fi) => newFork(x, null, fk.log, fk.registry, fi));
+        x.forks = x.forks.map((fk, fi) => newFork(x, null, fk.log, fk.registry, fk.registryHex, fi));
         x.epoch++;
         x.forks.forEach((_, fi) => startFork(x, fi));
         engine.after(net.statusIntervalMs * MS, { k: 'status', node: x.idx, epoch: x.epoch });
@@ -832,25 +1026,28 @@ export function runSeed(o: WorldOptions): SeedResult {
   for (const x of nodes) {
     const forks = x.behaviour === 'equivocate' ? 2 : 1;
     if (forks > 1) counters.equivocationForks++;
-    x.forks = Array.from({ length: forks }, (_, fi) => newFork(x, null, [], genesis, fi));
+    x.forks = Array.from({ length: forks }, (_, fi) => newFork(x, null, [], genesis, genesisHex, fi));
   }
   for (const x of nodes) {
+    if (!x.booted) continue; // the joiner boots at plan.churn.joinUs
     x.forks.forEach((_, fi) => startFork(x, fi));
     engine.after(net.statusIntervalMs * MS * x.timeoutScale * rNet.float(), { k: 'status', node: x.idx, epoch: x.epoch });
     if (x.behaviour === 'amnesia') engine.after((200 + rByz.int(800)) * MS, { k: 'amnesia', node: x.idx });
   }
+  if (plan.churn !== null) engine.at(plan.churn.joinUs, { k: 'join', node: plan.churn.joiner });
   if (plan.crash !== null) {
     engine.at(plan.crash.atUs, { k: 'crash', node: plan.crash.node });
     engine.at(plan.crash.restartUs, { k: 'restart', node: plan.crash.node });
   }
 
   // Run the fault phase, snapshot the liveness window, then run to completion.
-  const done = (): boolean => honestDone >= honestCount;
+  const done = (): boolean => remaining === 0;
   engine.run(stableUs, handle, done);
   if (!done()) {
     let heightAtStable = 0;
     let maxRound = 0;
     for (const h of honestIdx) {
+      if (!(nodes[h] as SimNode).booted || (nodes[h] as SimNode).left) continue;
       const c = ((nodes[h] as SimNode).forks[0] as Fork).core;
       const ht = c.step === 'decided' ? c.height + 1 : Math.max(1, c.height);
       const r = c.step === 'decided' ? 0 : c.round;
@@ -861,14 +1058,15 @@ export function runSeed(o: WorldOptions): SeedResult {
     }
     if (heightAtStable <= o.heights) liveness = { stableAtUs: stableUs, heightAtStable, maxRoundAtStable: maxRound };
     // Time bound after stabilisation: generous per height (rounds of LAN timeouts) plus slack.
-    const limitUs = stableUs + o.heights * 1000 * MS + 20_000 * MS;
+    const limitUs = stableUs + o.heights * (net.commitIntervalMs + 1000) * MS + 20_000 * MS;
     engine.run(limitUs, handle, done);
   }
 
   const history: History = {
-    nodes: n,
+    nodes: N,
     f,
     honest: nodes.map((x) => x.honest),
+    left: nodes.map((x) => x.left),
     decisions,
     signed,
     finalLogs: nodes.map((x) => ((x.forks[0] as Fork).log).map((d) => toHex(d.value))),
@@ -890,7 +1088,8 @@ export function runSeed(o: WorldOptions): SeedResult {
   }
   let roundSum = 0;
   for (const r of firstRound.values()) roundSum += r + 1;
-  const commits = honestIdx.length === 0 ? 0 : Math.min(...honestIdx.map((h) => ((nodes[h] as SimNode).forks[0] as Fork).log.length));
+  const staying = honestIdx.filter((h) => !(nodes[h] as SimNode).left);
+  const commits = staying.length === 0 ? 0 : Math.min(...staying.map((h) => ((nodes[h] as SimNode).forks[0] as Fork).log.length));
 
   return {
     seed: o.seed,

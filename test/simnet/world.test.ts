@@ -25,10 +25,10 @@ describe('determinism', () => {
 });
 
 describe('each fault and Byzantine behaviour actually happens', () => {
-  const sum = (faults: readonly FaultKind[], behaviours: readonly ByzBehaviour[], seeds: number, heights = 4): Counters => {
+  const sum = (faults: readonly FaultKind[], behaviours: readonly ByzBehaviour[], seeds: number, heights = 4, network: WorldOptions['network'] = {}): Counters => {
     const total: Record<string, number> = {};
     for (let s = 1; s <= seeds; s++) {
-      const r = runSeed({ ...base, seed: s, faults, behaviours, heights });
+      const r = runSeed({ ...base, seed: s, faults, behaviours, heights, network });
       for (const [k, v] of Object.entries(r.counters)) total[k] = (total[k] ?? 0) + v;
     }
     return total as unknown as Counters;
@@ -40,7 +40,9 @@ describe('each fault and Byzantine behaviour actually happens', () => {
     expect(sum(['reorder'], [], 3).reordered).toBeGreaterThan(0);
     expect(sum(['duplicate'], [], 3).duplicated).toBeGreaterThan(0);
     expect(sum(['partition'], [], 3, 30).partitionDropped).toBeGreaterThan(0);
-    const crash = sum(['crash'], [], 10, 30); // long enough that every planned crash happens
+    // Long enough that every planned crash happens; busy (100 ms between heights) so that some
+    // crashes land inside a step and cut its effects short.
+    const crash = sum(['crash'], [], 10, 30, { commitIntervalMs: 100 });
     expect(crash.crashes).toBe(10);
     expect(crash.restarts).toBe(10);
     expect(crash.crashLostEffects).toBeGreaterThan(0); // some crashes cut a step's effects short
@@ -60,6 +62,30 @@ describe('each fault and Byzantine behaviour actually happens', () => {
     expect(sum([], ['future-round'], 2).futureRoundSent).toBeGreaterThan(0);
     expect(sum([], ['silent'], 2).silentDropped).toBeGreaterThan(0);
     expect(sum([], ['amnesia'], 2, 30).amnesiaResets).toBeGreaterThan(0);
+  });
+
+  it('churn: a node joins by a decided member.add and catches up by certificates, a member leaves by member.remove and stops', () => {
+    let joinerCatchUp = 0;
+    for (let s = 1; s <= 6; s++) {
+      const r = runSeed({ ...base, seed: s, faults: ['churn'], heights: 12 });
+      const churn = r.plan.churn;
+      if (churn === null) throw new Error('churn not planned');
+      expect(r.violations).toEqual([]);
+      // Both changes were decided through consensus (real pattern ops, validated by the registry) ...
+      expect(r.counters.memberAdds).toBe(1);
+      expect(r.counters.memberRemoves).toBe(1);
+      expect(r.counters.joined).toBe(1);
+      expect(r.counters.left).toBe(1);
+      // ... the joiner reached the target like every staying honest node, and decided the same values ...
+      const logs = r.history.finalLogs;
+      expect(logs[churn.joiner]!.length).toBeGreaterThanOrEqual(12);
+      expect(logs[churn.joiner]!.slice(0, 12)).toEqual(logs.find((_, i) => i !== churn.joiner && i !== churn.leaver && r.history.honest[i])!.slice(0, 12));
+      // ... and the leaver stopped: its log ends at most 2 heights after the removal was decided.
+      expect(r.history.left?.[churn.leaver]).toBe(true);
+      expect(logs[churn.leaver]!.length).toBeLessThan(12);
+      joinerCatchUp += r.counters.joinerCatchUp;
+    }
+    expect(joinerCatchUp).toBeGreaterThan(0);
   });
 
   it('a crashed node is rebuilt from what it persisted and catches up by certificates', () => {
