@@ -2,6 +2,8 @@
 import type { FlagSpec, ParsedArgs } from '../args.js';
 import { flagBool, flagList, flagNumber, flagString } from '../command.js';
 import type { FednodeConfigInput } from '../../node/config.js';
+import { admissionModes } from '../../node/config.js';
+import { UsageError } from '../args.js';
 
 export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { name: 'name', type: 'string', placeholder: '<name>', description: 'node name shown in status and peers (config: name)' },
@@ -14,6 +16,8 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { name: 'advert-period', type: 'duration', placeholder: '<duration>', description: 'advert heartbeat (config: adverts.periodMs)', defaultText: '2s' },
   { name: 'simulated-model', type: 'string', repeatable: true, placeholder: '<model>', description: 'serve this model id from the embedded SIMULATED backend: deterministic tokens, no weights (config: backends)' },
   { name: 'simulated-tps', type: 'int', min: 0, max: 100_000, placeholder: '<n>', description: 'tokens/s per request of the simulated backend; 0 = zero delay', defaultText: '50' },
+  { name: 'admission', type: 'string', placeholder: '<mode>', description: "what this member does with a valid join claim: 'auto' proposes member.add, 'approve' waits for `fednode approve` (config: consensus.admission)", defaultText: 'auto' },
+  { name: 'consensus-audit', type: 'string', placeholder: '<path>', description: 'append every consensus signature to this JSON-lines file (config: consensus.auditLogPath)' },
   { name: 'log-level', type: 'string', placeholder: '<level>', description: 'debug, info, warn or error (config: log.level)', defaultText: 'info' },
 ];
 
@@ -37,6 +41,10 @@ export function configFromFlags(args: ParsedArgs): FednodeConfigInput {
   if (period !== undefined) c['adverts'] = { periodMs: period };
   const simModels = flagList(args, 'simulated-model');
   if (simModels.length > 0) c['backends'] = [{ kind: 'simulated', id: 'simulated', models: simModels, tokensPerSecond: flagNumber(args, 'simulated-tps') ?? 50 }];
+  const admission = flagString(args, 'admission');
+  if (admission !== undefined && !(admissionModes as readonly string[]).includes(admission)) throw new UsageError(`--admission must be ${admissionModes.join(' or ')}, got '${admission}'`, null);
+  const audit = flagString(args, 'consensus-audit');
+  if (admission !== undefined || audit !== undefined) c['consensus'] = { ...(admission !== undefined ? { admission } : {}), ...(audit !== undefined ? { auditLogPath: audit } : {}) };
   const level = flagString(args, 'log-level');
   if (level !== undefined) c['log'] = { level };
   return c;
