@@ -19,7 +19,7 @@ import { createEnvelope } from '../../crypto/envelope.js';
 import { peerIdFromPublicKey } from '../../crypto/keys.js';
 import { decodeMessage, encodeMessage } from '../../consensus/codec.js';
 import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, roundVotesFor, step, toHex, valueIdOf, verifyCommitCertificate } from '../../consensus/core.js';
-import { decodeBatch, encodeBatch, MAX_BATCH_BYTES, type PatternOp } from '../../consensus/patterns.js';
+import { decodeBatch, encodeBatch, MAX_BATCH_BYTES, MAX_BATCH_OPS, type PatternOp } from '../../consensus/patterns.js';
 import { applyBatch, genesisRegistry, registryHash, validateBatch, validatorSetAt, validityFor, type Registry } from '../../consensus/registry.js';
 import type { CommitCertificate, ConsensusMessage, ConsensusState, Effect, Event, Evidence, SignerRecord, ValidatorSet, VerifyFn } from '../../consensus/types.js';
 import type { Logger } from '../log.js';
@@ -69,6 +69,13 @@ const WAITERS_MAX = 4096;
 export const STATUS_INTERVAL_MS_DEFAULT = 1_000;
 /** A `submit` without its own timeout waits this long (a few dozen rounds on a LAN). */
 export const SUBMIT_TIMEOUT_MS_DEFAULT = 30_000;
+/**
+ * Decided op ids remembered to drop late gossip copies: 65,536 is two minutes at the 500/s
+ * target, far longer than gossip takes to deliver a copy.
+ */
+const RECENTLY_DECIDED_MAX = 65_536;
+/** Room for a batch's own framing beyond its ops' bytes when coalescing ops for gossip. */
+const OPS_ENVELOPE_FRAMING_BYTES = 64;
 /** Status ticks without progress before own messages are re-sent and the current votes fetched. */
 const STUCK_TICKS = 2;
 /** Status ticks without hearing any peer status before a connected peer is asked directly. */
@@ -249,6 +256,11 @@ class Driver implements DriverConsensus {
   private waiterCount = 0;
   private readonly verified = new Set<string>();
   private readonly peerStatus = new Map<string, PeerStatus>();
+  /** Own submitted ops waiting to be gossiped (flushed on the next turn; bounded by the pool). */
+  private gossipOps: { op: PatternOp; bytes: number }[] = [];
+  private gossipFlushScheduled = false;
+  /** Op id -> height that decided it (LRU, RECENTLY_DECIDED_MAX): late gossip copies are not new work. */
+  private readonly recentlyDecided = new Map<string, number>();
 
   // event loop
   private readonly internal: Job[] = [];
@@ -605,7 +617,16 @@ class Driver implements DriverConsensus {
     this.members.update(next);
     const ops = opsOf(value);
     const ids = ops.map((op) => opId(op).id);
-    for (const id of ids) this.pool.remove(id);
+    for (const id of ids) {
+      this.pool.remove(id);
+      this.recentlyDecided.delete(id);
+      this.recentlyDecided.set(id, height);
+    }
+    while (this.recentlyDecided.size > RECENTLY_DECIDED_MAX) {
+      const oldest = this.recentlyDecided.keys().next().value;
+      if (oldest === undefined) break;
+      this.recentlyDecided.delete(oldest);
+    }
     const entry: DecidedEntry = { height, round, valueId: certificate.valueId, ops, certificate, registryHash: this.regHashHex, decidedMs };
     this.resolveWaiters(ids, entry, before);
     for (const l of [...this.listeners]) {
@@ -726,13 +747,15 @@ class Driver implements DriverConsensus {
   }
 
   private onOps(body: unknown): void {
-    if (!(body instanceof Uint8Array) || body.length > MAX_BATCH_BYTES) {
-      this.c.opsRejected++;
-      return;
-    }
     let ops: PatternOp[];
+    let senderDecided: number;
     try {
-      ops = decodeBatch(body);
+      const r = expectRecord(body, ['decided', 'batch'], 'ops');
+      const { decided, batch } = r;
+      if (typeof decided !== 'number' || !Number.isSafeInteger(decided) || decided < 0) throw new TypeError('decided');
+      if (!(batch instanceof Uint8Array) || batch.length > MAX_BATCH_BYTES) throw new TypeError('batch');
+      ops = decodeBatch(batch);
+      senderDecided = decided;
     } catch {
       this.c.opsRejected++;
       return;
@@ -740,6 +763,9 @@ class Driver implements DriverConsensus {
     let added = 0;
     for (const op of ops) {
       const { id, bytes } = opId(op);
+      // Decided after the sender sent it: a late copy, not new work.
+      const at = this.recentlyDecided.get(id);
+      if (at !== undefined && at > senderDecided) continue;
       const r = this.pool.add(id, op, bytes);
       if (r === 'added') added++;
       else if (r === 'full') this.c.opsDropped++;
@@ -973,10 +999,38 @@ class Driver implements DriverConsensus {
         else opts.signal.addEventListener('abort', onAbort, { once: true });
       }
     });
-    for (let i = 0; i < ops.length; i++) this.pool.add(ids[i]!.id, ops[i]!, ids[i]!.bytes);
-    this.publish(KIND_OPS, encodeBatch(ops));
+    for (let i = 0; i < ops.length; i++) {
+      if (this.pool.add(ids[i]!.id, ops[i]!, ids[i]!.bytes) === 'added') this.gossipOps.push({ op: ops[i]!, bytes: ids[i]!.bytes });
+    }
+    if (!this.gossipFlushScheduled && this.gossipOps.length > 0) {
+      // Submits of the same turn of the event loop travel in one envelope (one signature, one
+      // gossip message per batch instead of one per submit: the throughput target needs it).
+      this.gossipFlushScheduled = true;
+      setImmediate(() => this.flushOpsGossip());
+    }
     if (!this.running) this.push({ kind: 'kick' }, true);
     return promise;
+  }
+
+  private flushOpsGossip(): void {
+    this.gossipFlushScheduled = false;
+    const all = this.gossipOps;
+    this.gossipOps = [];
+    let chunk: PatternOp[] = [];
+    let size = OPS_ENVELOPE_FRAMING_BYTES;
+    const flush = (): void => {
+      // `decided`: the sender's last decided height, so receivers can tell a late copy of an op
+      // decided since (dropped) from a deliberate re-submission of an op decided before (kept).
+      if (chunk.length > 0) this.publish(KIND_OPS, { decided: this.reg.height, batch: encodeBatch(chunk) });
+      chunk = [];
+      size = OPS_ENVELOPE_FRAMING_BYTES;
+    };
+    for (const x of all) {
+      if (chunk.length >= MAX_BATCH_OPS || size + x.bytes > MAX_BATCH_BYTES) flush();
+      chunk.push(x.op);
+      size += x.bytes;
+    }
+    flush();
   }
 
   check(ops: readonly PatternOp[]): { readonly ok: true } | { readonly ok: false; readonly reason: string; readonly index: number | null } {

@@ -64,8 +64,9 @@ describe('consensus driver: bad input', () => {
     await waitFor(() => total(honest, 'oversize') >= 3, 5_000, 'oversize proposals counted');
     // Malformed pending ops and status bodies.
     await pub('ops', new Uint8Array([0xa1, 0x61, 0x76, 0x02]));
+    await pub('ops', { decided: 0, batch: new Uint8Array([0xa1, 0x61, 0x76, 0x02]) });
     await pub('status', { height: -1 });
-    await waitFor(() => total(honest, 'opsRejected') >= 3 && total(honest, 'badStatus') >= 3, 5_000, 'bad ops/status counted');
+    await waitFor(() => total(honest, 'opsRejected') >= 6 && total(honest, 'badStatus') >= 3, 5_000, 'bad ops/status counted');
     // Raw garbage that is not an envelope: rejected by the gossip validator.
     await attacker.host.publish('consensus', new Uint8Array([0xde, 0xad, 0xbe, 0xef]));
     await waitFor(() => honest.some((x) => x.host.stats().consensus.reject > 0), 5_000, 'garbage envelope rejected');
