@@ -7,7 +7,8 @@
  * scoring with a member bonus / non-member penalty, per-topic validators from
  * gossip.ts); discovery by mDNS (service tag derived from fednode + cluster id) and
  * bootstrap addresses; reconnect with capped exponential backoff; one connection per
- * peer pair.
+ * peer pair; libp2p's own metrics (@libp2p/prometheus-metrics) on a prom-client
+ * registry per host, where node/metrics adds fednode's and serves them.
  */
 import { gossipsub } from '@chainsafe/libp2p-gossipsub';
 import type { GossipSub, GossipsubOpts } from '@chainsafe/libp2p-gossipsub';
@@ -22,9 +23,11 @@ import { mdns } from '@libp2p/mdns';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
+import { prometheusMetrics } from '@libp2p/prometheus-metrics';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
+import { Registry } from 'prom-client';
 import { blake3 } from '../../crypto/blake3.js';
 import type { Identity } from '../../crypto/keys.js';
 import { toLibp2pPrivateKey } from '../../crypto/keys.js';
@@ -70,6 +73,13 @@ export interface HostInit {
   gossip?: Partial<GossipLimits>;
   /** Body schema checks per topic, e.g. `{ adverts: (b) => { const r = parseAdvertBody(b); return r.ok ? null : r.detail } }`. @default none (body opaque) */
   bodyCheck?: Partial<Record<TopicName, BodyCheck>>;
+  /**
+   * libp2p metrics (@libp2p/prometheus-metrics) into a prom-client registry of this
+   * host (never prom-client's global one, so in-process hosts do not mix their
+   * numbers); node/metrics adds fednode's counters and serves them. null disables.
+   * @default {} (on, with a new Registry)
+   */
+  metrics?: { registry?: Registry } | null;
   /** Bound on open connections. @default 128 (a home lab has tens of nodes; headroom for churn) */
   maxConnections?: number;
   logger?: Logger;
@@ -87,6 +97,8 @@ export interface PeerSummary {
 export interface Host {
   readonly peerId: string;
   readonly members: MemberSource;
+  /** The registry holding libp2p's metrics for this host (null when metrics are off). */
+  readonly metricsRegistry: Registry | null;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Listen addresses with /p2p/<id>. */
@@ -212,6 +224,8 @@ export async function createHost(init: HostInit): Promise<Host> {
     return initiator === (selfIdStr < peer.toString() ? selfIdStr : peer.toString());
   };
 
+  const metricsRegistry = init.metrics === null ? null : (init.metrics?.registry ?? new Registry());
+
   const peerDiscovery: NonNullable<Parameters<typeof createLibp2p>[0]>['peerDiscovery'] = [];
   if (init.mdns !== null) {
     peerDiscovery.push(mdns({ serviceTag: mdnsServiceTag(cluster), interval: init.mdns?.intervalMs ?? 10_000 }));
@@ -228,6 +242,7 @@ export async function createHost(init: HostInit): Promise<Host> {
     connectionProtector: preSharedKey({ psk: swarmKey }),
     peerDiscovery,
     connectionManager: { maxConnections: init.maxConnections ?? 128 },
+    ...(metricsRegistry === null ? {} : { metrics: hostMetrics(metricsRegistry) }),
     // One connection per peer pair, decided the same way on both sides: the preferred
     // connection is the one initiated by the lower peer id. A non-preferred connection
     // is refused once any connection is up (before identify or gossipsub see it); a
@@ -341,6 +356,7 @@ export async function createHost(init: HostInit): Promise<Host> {
   const host: Host = {
     peerId: selfId,
     members,
+    metricsRegistry,
     async start() {
       if (running) return;
       libp2p.addEventListener('connection:open', onConnectionOpen);
@@ -417,6 +433,55 @@ export async function createHost(init: HostInit): Promise<Host> {
     meshPeers: (topic) => pubsub.getMeshPeers(topicString(cluster, topic)),
   };
   return host;
+}
+
+type Libp2pMetrics = ReturnType<ReturnType<typeof prometheusMetrics>>;
+type MetricsComponents = Parameters<ReturnType<typeof prometheusMetrics>>[0];
+const REGISTER_METHODS = [
+  'registerMetric',
+  'registerMetricGroup',
+  'registerCounter',
+  'registerCounterGroup',
+  'registerHistogram',
+  'registerHistogramGroup',
+  'registerSummary',
+  'registerSummaryGroup',
+] as const;
+
+/**
+ * @libp2p/prometheus-metrics bound to ONE host's registry.
+ *
+ * The package keeps a process-wide map from metric name to metric object and reuses
+ * an existing entry instead of registering a new one; constructing an instance clears
+ * that map. With several hosts in one process (tests, the bench) a component of host A
+ * that registers at start() (tcp listener, connection manager) after host B was
+ * created would get B's object (A's numbers in B's registry, A's /metrics missing
+ * them), and a restarted host could register a name twice in its own registry, which
+ * prom-client refuses with a throw. So each register* call here goes through a map
+ * private to the host, and before delegating, a throwaway instance (on a scratch
+ * registry, no default metrics) clears the shared map so the package registers a
+ * fresh metric in this host's registry. Process metrics (CPU, heap, event loop) are
+ * left to node/metrics, once per process.
+ */
+function hostMetrics(registry: Registry): (components: MetricsComponents) => Libp2pMetrics {
+  return (components) => {
+    const inner = prometheusMetrics({ registry, collectDefaultMetrics: false })(components);
+    const clearShared = (): void => void prometheusMetrics({ registry: new Registry(), collectDefaultMetrics: false })(components);
+    // One entry per metric name libp2p registers (tens); bounded by the code, not by traffic.
+    const own = new Map<string, unknown>();
+    const m = inner as unknown as Record<(typeof REGISTER_METHODS)[number], (name: string, opts?: unknown) => unknown>;
+    for (const method of REGISTER_METHODS) {
+      const original = m[method].bind(inner);
+      m[method] = (name, opts) => {
+        if (own.has(name)) return own.get(name);
+        clearShared();
+        const metric = original(name, opts);
+        own.set(name, metric);
+        return metric;
+      };
+    }
+    return inner;
+  };
 }
 
 function toResult(v: Verdict): TopicValidatorResult {
