@@ -12,7 +12,10 @@ import '../node/polyfill.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, loadavg } from 'node:os';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { createEnvelope, decodeEnvelope, verifyDecoded } from '../crypto/envelope.js';
 import { identityFromSeed } from '../crypto/keys.js';
@@ -186,17 +189,37 @@ interface MemoryResult {
   spawnToReadyMsMedian: number;
   baselineNodeRssMiB: number;
   connectedPeersMin: number;
+  /** Per node (index as rssMiB): MiB in V8 heap spaces, external and array buffers (see memBreakdown). */
+  breakdownMiB: (Record<string, number> | null)[];
+  baselineBreakdownMiB: Record<string, number> | null;
+  /** Young-generation cap of node/metrics/heap.ts applied (as `fednode start` does). */
+  heapCap: boolean;
+  /** 'compiled' (dist/, as `fednode start` runs) or 'tsx' (from source, with the loader's own memory). */
+  childRuntime: 'compiled' | 'tsx';
+}
+
+/**
+ * The memory children run the compiled bench (dist/bench/gossip.js, plain node) when it
+ * exists, because a deployed node runs compiled code: under tsx every child would also
+ * carry the loader and esbuild (about 10 MiB more RSS). Run `npm run build` first.
+ */
+function childEntry(): { file: string; execArgv: string[]; runtime: 'compiled' | 'tsx' } {
+  const here = dirname(fileURLToPath(import.meta.url));
+  if (import.meta.url.endsWith('.js')) return { file: join(here, 'gossip-child.js'), execArgv: [], runtime: 'compiled' };
+  const compiled = join(here, '..', 'dist', 'bench', 'gossip-child.js');
+  if (existsSync(compiled)) return { file: compiled, execArgv: [], runtime: 'compiled' };
+  return { file: join(here, 'gossip-child.ts'), execArgv: process.execArgv, runtime: 'tsx' }; // keeps tsx's loader
 }
 
 /** N child processes (this file with --gossip-child), node 0 the others' bootstrap. */
-async function memory(n: number, idleSeconds: number): Promise<MemoryResult> {
-  const self = fileURLToPath(import.meta.url);
+async function memory(n: number, idleSeconds: number, heapCap: boolean): Promise<MemoryResult> {
+  const { file: entry, execArgv, runtime } = childEntry();
   const pskHex = randomBytes(32).toString('hex');
   const ids = Array.from({ length: n }, (_, i) => ident(500 + i));
   const genesis = ids.map((x) => x.peerId).join(',');
-  const execArgv = process.execArgv; // keeps tsx's loader when run from source
   interface Kid {
     rss: number | null;
+    mem: Record<string, number> | null;
     ready: number | null;
     peers: number;
     addr: string | null;
@@ -206,11 +229,11 @@ async function memory(n: number, idleSeconds: number): Promise<MemoryResult> {
   const kids: Kid[] = [];
   const startKid = (seed: number, bootstrap: string): Kid => {
     const t0 = performance.now();
-    const p = spawn(process.execPath, [...execArgv, self, '--gossip-child', String(seed), pskHex, genesis, bootstrap], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const k: Kid = { rss: null, ready: null, peers: 0, addr: null, stop: () => p.stdin.end(), done: new Promise((r) => p.once('exit', () => r())) };
+    const p = spawn(process.execPath, [...execArgv, entry, String(seed), pskHex, genesis, bootstrap, heapCap ? 'cap' : 'nocap'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const k: Kid = { rss: null, mem: null, ready: null, peers: 0, addr: null, stop: () => p.stdin.end(), done: new Promise((r) => p.once('exit', () => r())) };
     createInterface({ input: p.stdout }).on('line', (l) => {
       try {
-        const m = JSON.parse(l) as { event: string; addr?: string; rss?: number; peers?: number };
+        const m = JSON.parse(l) as { event: string; addr?: string; rss?: number; peers?: number; mem?: Record<string, number> };
         if (m.event === 'ready') {
           k.ready = performance.now() - t0;
           k.addr = m.addr ?? null;
@@ -218,6 +241,7 @@ async function memory(n: number, idleSeconds: number): Promise<MemoryResult> {
         if (m.event === 'rss') {
           k.rss = m.rss ?? null;
           k.peers = m.peers ?? 0;
+          k.mem = m.mem ?? null;
         }
       } catch {
         // ignore stray output
@@ -242,6 +266,7 @@ async function memory(n: number, idleSeconds: number): Promise<MemoryResult> {
   await waitFor(() => kids.every((k) => k.rss !== null), 10_000, 'child RSS reports');
   const rssNow = kids.map((k) => k.rss!);
   const peersNow = kids.map((k) => k.peers);
+  const memNow = kids.map((k) => k.mem);
   for (const k of kids) k.stop();
   await Promise.all(kids.map((k) => k.done));
   const rss = rssNow.map((x) => r2(x / 2 ** 20));
@@ -257,11 +282,22 @@ async function memory(n: number, idleSeconds: number): Promise<MemoryResult> {
     spawnToReadyMsMedian: pct([...ready].sort((a, b) => a - b), 50),
     baselineNodeRssMiB: r2(baseRss / 2 ** 20),
     connectedPeersMin: Math.min(...peersNow),
+    breakdownMiB: memNow,
+    baselineBreakdownMiB: base.mem,
+    childRuntime: runtime,
+    heapCap,
   };
 }
 
-/** Child mode: one node; publishes an advert every 2 s; reports RSS every second; exits when stdin closes. */
-async function child(argv: readonly string[]): Promise<void> {
+/** Where a child's RSS goes (MiB): V8 heap spaces, off-heap external memory, and the rest (code, stacks, native). */
+function memBreakdown(): Record<string, number> {
+  const m = process.memoryUsage();
+  const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, r2(s.space_size / 2 ** 20)]));
+  return { rss: r2(m.rss / 2 ** 20), heapTotal: r2(m.heapTotal / 2 ** 20), heapUsed: r2(m.heapUsed / 2 ** 20), external: r2(m.external / 2 ** 20), arrayBuffers: r2(m.arrayBuffers / 2 ** 20), newSpace: spaces['new_space'] ?? NaN, oldSpace: spaces['old_space'] ?? NaN, codeSpace: spaces['code_space'] ?? NaN };
+}
+
+/** Child mode (entry: bench/gossip-child.ts, which applies the heap cap first): one node; publishes an advert every 2 s; reports RSS every second; exits when stdin closes. */
+export async function child(argv: readonly string[]): Promise<void> {
   const [seedStr, pskHex, genesisCsv, bootstrap] = argv;
   const say = (o: Record<string, unknown>): void => {
     process.stdout.write(JSON.stringify(o) + '\n');
@@ -272,7 +308,7 @@ async function child(argv: readonly string[]): Promise<void> {
   });
   if (bootstrap === 'none') {
     // baseline process: same modules loaded, no host
-    say({ event: 'rss', rss: process.memoryUsage().rss, peers: 0 });
+    say({ event: 'rss', rss: process.memoryUsage().rss, peers: 0, mem: memBreakdown() });
     await waitStdinEnd;
     process.exit(0);
   }
@@ -294,12 +330,23 @@ async function child(argv: readonly string[]): Promise<void> {
     seq++;
     void host.publish('adverts', createEnvelope(identity, { kind: 'advert', cluster: CLUSTER, seq, time: Date.now(), body: { load: seq, pad: new Uint8Array(600) } })).catch(() => undefined);
   }, 2000);
-  const report = setInterval(() => say({ event: 'rss', rss: process.memoryUsage().rss, peers: host.peers().length }), 1000);
+  const report = setInterval(() => say({ event: 'rss', rss: process.memoryUsage().rss, peers: host.peers().length, mem: memBreakdown() }), 1000);
   await waitStdinEnd;
   clearInterval(tick);
   clearInterval(report);
   await host.stop();
   process.exit(0);
+}
+
+function printMemory(mem: MemoryResult): void {
+  console.log(`memory${mem.heapCap ? ' (young generation capped, as fednode start runs)' : ' (V8 default young generation: baseline)'}: ${mem.n} nodes as child processes (${mem.childRuntime}), ${mem.idleSeconds} s idle after the last started, 1 advert/node/2 s`);
+  console.log(`  RSS per node MiB: ${mem.rssMiB.join(' ')} (median ${mem.rssMiBMedian}, max ${mem.rssMiBMax}); same process without a host: ${mem.baselineNodeRssMiB} MiB`);
+  const show = (b: Record<string, number> | null): string => (b === null ? '-' : `heap ${b['heapUsed']}/${b['heapTotal']} (new ${b['newSpace']}, old ${b['oldSpace']}, code ${b['codeSpace']}) external ${b['external']} arrayBuffers ${b['arrayBuffers']}`);
+  console.log(`  node 0 (bootstrap hub): ${show(mem.breakdownMiB[0] ?? null)}`);
+  console.log(`  node 1:                 ${show(mem.breakdownMiB[1] ?? null)}`);
+  console.log(`  no host (baseline):     ${show(mem.baselineBreakdownMiB)}`);
+  console.log(`  child spawn -> host ready ms: ${mem.spawnToReadyMs.join(' ')} (median ${mem.spawnToReadyMsMedian}; includes Node start + module load)`);
+  console.log(`  min connected peers per node: ${mem.connectedPeersMin}`);
 }
 
 export async function run(opts: BenchOptions): Promise<unknown> {
@@ -309,17 +356,28 @@ export async function run(opts: BenchOptions): Promise<unknown> {
   const perNode = quick ? 8 : 20;
   const spacingArg = opts.args.indexOf('--spacing-ms');
   const spacingMs = spacingArg >= 0 ? Number(opts.args[spacingArg + 1]) : 100;
+  const idleS = quick ? 6 : 15;
+  if (opts.args.includes('--memory-only')) {
+    const uncapped = await memory(10, idleS, false);
+    const mem = await memory(10, idleS, true);
+    if (!opts.json) for (const m of [uncapped, mem]) printMemory(m);
+    return { suite: 'gossip', memory: mem, memoryUncapped: uncapped };
+  }
   const base = await propagation(2, perNode * 4, spacingMs);
   const n5 = await propagation(5, perNode * 2, spacingMs);
   const n10 = await propagation(10, perNode, spacingMs);
   const val = validation(quick ? 2000 : 10_000);
-  const mem = await memory(10, quick ? 6 : 15);
+  // baseline in the same run: V8's default young-generation sizing (what the hub did before the cap)
+  const memUncapped = await memory(10, idleS, false);
+  const mem = await memory(10, idleS, true);
   const result = {
     suite: 'gossip',
     machine: { cores: availableParallelism(), loadAvg1mBefore: r2(loadBefore), loadAvg1mAfter: r2(loadavg()[0]!) },
     propagation: { spacingMs, baselineN2: base, n5, n10, p99RatioN10vsN2: r2(n10.p99Ms / base.p99Ms) },
     validation: val,
     memory: mem,
+    memoryUncapped: memUncapped,
+    rssMaxRatioCappedVsUncapped: r2(mem.rssMiBMax / memUncapped.rssMiBMax),
     targets: {
       p99PropagationN10Under50Ms: n10.p99Ms < 50,
       idleRssUnder120MiB: mem.rssMiBMax < 120,
@@ -335,20 +393,11 @@ export async function run(opts: BenchOptions): Promise<unknown> {
     }
     console.log(`  p99 ratio N=10 vs N=2 baseline: ${result.propagation.p99RatioN10vsN2}x`);
     console.log(`validation: ${val.validatorPerSec} adverts/s through the full validator; crypto floor (decode+verify) ${val.cryptoFloorPerSec}/s; ratio ${val.ratio}`);
-    console.log(`memory: ${mem.n} nodes as child processes, ${mem.idleSeconds} s idle after the last started, 1 advert/node/2 s`);
-    console.log(`  RSS per node MiB: ${mem.rssMiB.join(' ')} (median ${mem.rssMiBMedian}, max ${mem.rssMiBMax}); same process without a host: ${mem.baselineNodeRssMiB} MiB`);
-    console.log(`  child spawn -> host ready ms: ${mem.spawnToReadyMs.join(' ')} (median ${mem.spawnToReadyMsMedian}; includes Node start + module load)`);
-    console.log(`  min connected peers per node: ${mem.connectedPeersMin}`);
+    printMemory(memUncapped);
+    printMemory(mem);
+    console.log(`  max RSS capped / uncapped: ${result.rssMaxRatioCappedVsUncapped}`);
     console.log(`targets: ${JSON.stringify(result.targets)}`);
   }
   return result;
 }
 
-// Child mode when this file is the process entry (not when bench/main.ts imports it).
-if (process.argv.includes('--gossip-child') && process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const i = process.argv.indexOf('--gossip-child');
-  child(process.argv.slice(i + 1)).catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
