@@ -715,7 +715,17 @@ function roundOf(w: Work, r: number): RoundData {
 
 const NO_EFFECTS: readonly Effect[] = Object.freeze([]);
 
+/** Height of a vote or proposal event, when it is one a state at `state.height` ignores outright (older heights, later than next, or a decided height). */
+function ignoredOutright(state: ConsensusState, height: unknown): boolean {
+  if (typeof height !== 'number' || state.validators === null) return false; // the full checks decide
+  return height < state.height || height > state.height + 1 || (height === state.height && state.step === 'decided');
+}
+
 export function step(state: ConsensusState, event: Event): StepResult {
+  // Late messages (a height this node has decided or left) are most of what a busy node
+  // receives: answered without building a working copy.
+  if (event.type === 'vote' && typeof event.vote === 'object' && event.vote !== null && typeof event.vote.vote === 'object' && event.vote.vote !== null && ignoredOutright(state, event.vote.vote.height)) return { state, effects: NO_EFFECTS };
+  if (event.type === 'proposal' && typeof event.proposal === 'object' && event.proposal !== null && typeof event.proposal.proposal === 'object' && event.proposal.proposal !== null && ignoredOutright(state, event.proposal.proposal.height)) return { state, effects: NO_EFFECTS };
   const w = begin(state);
   switch (event.type) {
     case 'start-height':
@@ -1121,9 +1131,9 @@ function evaluateOnce(w: Work, set: ValidatorSet): boolean {
   }
 
   // Line 36: proposal + 2f+1 prevotes for it, step >= prevote, for the first time.
-  if ((w.step === 'prevote' || w.step === 'precommit') && sp !== null && !w.fired.has(`36:${r}`)) {
+  if ((w.step === 'prevote' || w.step === 'precommit') && sp !== null) {
     const id = valueIdOf(sp.proposal.value);
-    if (quorum(rv.prevotes.tallyOf(id), set) && isValid(w, sp.proposal.value)) {
+    if (quorum(rv.prevotes.tallyOf(id), set) && !w.fired.has(`36:${r}`) && isValid(w, sp.proposal.value)) {
       mut(w, 'fired').add(`36:${r}`);
       const wasPrevote = w.step === 'prevote';
       if (wasPrevote) {
@@ -1145,7 +1155,7 @@ function evaluateOnce(w: Work, set: ValidatorSet): boolean {
   }
 
   // Line 47: 2f+1 precommits of any kind -> schedule the precommit timeout, once per round.
-  if (!w.fired.has(`47:${r}`) && quorum(rv.precommitPower, set)) {
+  if (quorum(rv.precommitPower, set) && !w.fired.has(`47:${r}`)) {
     mut(w, 'fired').add(`47:${r}`);
     w.effects.push({ type: 'schedule-timeout', kind: 'precommit', height: w.height, round: r, durationMs: timeoutMs(w.config.timeouts, 'precommit', r) });
   }

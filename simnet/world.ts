@@ -595,7 +595,8 @@ export function runSeed(o: WorldOptions): SeedResult {
   /** Decided heights already counted for churn counters (first node to decide each). */
   const churnCounted = new Set<number>();
 
-  /** `line` is a thunk: building trace strings for every delivery cost more than the delivery. */
+  /** Callers test `tracing` first and pass a thunk: building trace strings (or even the closure) per delivery cost more than the delivery. */
+  const tracing = o.traceHeight !== undefined;
   const traceLine = (height: number, line: () => string): void => {
     if (o.traceHeight === undefined || height !== o.traceHeight) return;
     // Ring of the last TRACE_MAX lines about that height.
@@ -723,7 +724,7 @@ export function runSeed(o: WorldOptions): SeedResult {
     trace.bytesPrefix(regHash);
     if (x.forks[0] === fk) {
       decisions.push({ node: x.idx, height: d.height, round: d.round, valueHex: toHex(d.value), valid, atUs: engine.now, registryHash: toHex(regHash) });
-      traceLine(d.height, () => `node ${x.idx} decides round ${d.round} value ${toHex(d.value)}`);
+      if (tracing) traceLine(d.height, () => `node ${x.idx} decides round ${d.round} value ${toHex(d.value)}`);
       if (fk.log.length >= o.heights) finish(x);
       if (x.idx === plan.churn?.joiner && x.applyingCatchup) counters.joinerCatchUp++;
     }
@@ -745,6 +746,10 @@ export function runSeed(o: WorldOptions): SeedResult {
       res = step(fk.core, event);
     } catch (err) {
       throw new SimnetError('ERR_SIMNET_CORE', `consensus core threw on node ${x.idx}: ${String(err)}`, { node: x.idx, event: event.type, seed: o.seed }, { cause: err });
+    }
+    if (res.effects.length === 0) {
+      fk.core = res.state;
+      return; // nothing to carry out (most late or duplicate messages)
     }
     fk.core = res.state;
     const all = res.effects;
@@ -913,10 +918,10 @@ export function runSeed(o: WorldOptions): SeedResult {
             const m = w.m;
             trace.bytesPrefix(m.type === 'vote' ? m.vote.signature : m.proposal.signature);
             if (m.type === 'vote') {
-              traceLine(m.vote.vote.height, () => `${ev.from}->${ev.to} ${m.vote.vote.type} r${m.vote.vote.round} ${m.vote.vote.valueId?.slice(0, 8) ?? 'nil'} signer ${toHex(m.vote.signer).slice(0, 8)}`);
+              if (tracing) traceLine(m.vote.vote.height, () => `${ev.from}->${ev.to} ${m.vote.vote.type} r${m.vote.vote.round} ${m.vote.vote.valueId?.slice(0, 8) ?? 'nil'} signer ${toHex(m.vote.signer).slice(0, 8)}`);
               feed(x, toFork, { type: 'vote', vote: m.vote });
             } else {
-              traceLine(m.proposal.proposal.height, () => `${ev.from}->${ev.to} proposal r${m.proposal.proposal.round} ${toHex(m.proposal.proposal.value)} vr ${m.proposal.proposal.validRound}`);
+              if (tracing) traceLine(m.proposal.proposal.height, () => `${ev.from}->${ev.to} proposal r${m.proposal.proposal.round} ${toHex(m.proposal.proposal.value)} vr ${m.proposal.proposal.validRound}`);
               feed(x, toFork, { type: 'proposal', proposal: m.proposal });
             }
             return;
@@ -943,7 +948,7 @@ export function runSeed(o: WorldOptions): SeedResult {
         trace.u32(2);
         trace.num(now);
         trace.u32(ev.node);
-        traceLine(ev.height, () => `node ${ev.node} timeout ${ev.kind} r${ev.round}`);
+        if (tracing) traceLine(ev.height, () => `node ${ev.node} timeout ${ev.kind} r${ev.round}`);
         feed(x, ev.fork, { type: 'timeout', kind: ev.kind, height: ev.height, round: ev.round });
         return;
       }

@@ -16,7 +16,7 @@ export const simnetCommand: Command = {
     { name: 'byzantine', type: 'int', placeholder: '<b>', description: 'Byzantine nodes; more than floor((n-1)/3) is a negative control', defaultText: 'floor((n-1)/3)' },
     { name: 'seeds', type: 'int', placeholder: '<k>', description: 'seeds to run (seed, seed+1, ...)', defaultText: '100' },
     { name: 'heights', type: 'int', placeholder: '<h>', description: 'heights every honest node must decide', defaultText: '20' },
-    { name: 'faults', type: 'string', placeholder: '<list>', description: 'loss,tail,reorder,duplicate,partition,crash,skew | all | none', defaultText: 'all' },
+    { name: 'faults', type: 'string', placeholder: '<list>', description: 'loss,tail,reorder,duplicate,partition,crash,skew,churn | all | none', defaultText: 'all' },
     { name: 'byz-behaviours', type: 'string', placeholder: '<list>', description: 'equivocate,invalid-value,forge,future-round,silent,amnesia | all', defaultText: 'all' },
     { name: 'seed', type: 'int', placeholder: '<s>', description: 'first seed; --seed S --seeds 1 replays one run exactly', defaultText: '1' },
   ],
