@@ -49,6 +49,8 @@ export interface ClusterOptions {
   readonly silent?: readonly number[];
   readonly extra?: (idx: number) => Partial<DriverOptions>;
   readonly timeouts?: TimeoutConfig;
+  /** Nodes beyond `n` that are NOT in genesis (joining nodes: same cluster, swarm key and genesis). */
+  readonly joiners?: number;
   /** Called with each node's fresh store before its driver opens (e.g. to write a decided log). */
   readonly prepare?: (idx: number, store: Store) => Promise<void>;
 }
@@ -70,8 +72,8 @@ export interface DriverCluster {
 export async function startDriverCluster(n: number, o: ClusterOptions = {}): Promise<DriverCluster> {
   const root = await mkdtemp(join(tmpdir(), 'fednode-cdrv-'));
   const swarmKey = generateSwarmKey();
-  const ids = Array.from({ length: n }, (_, i) => ident(i + 1));
-  const genesis = genesisOf(ids);
+  const ids = Array.from({ length: n + (o.joiners ?? 0) }, (_, i) => ident(i + 1));
+  const genesis = genesisOf(ids.slice(0, n));
   const options = (node: { idx: number; id: Identity; dir: string; store: Store }): DriverOptions => ({
     identity: node.id,
     cluster: CLUSTER,
@@ -101,12 +103,12 @@ export async function startDriverCluster(n: number, o: ClusterOptions = {}): Pro
   };
   const prepared = new Set<number>();
   const nodes: DriverNode[] = [];
-  for (let i = 0; i < n; i++) nodes.push(await open(i, ids[i]!, join(root, `n${i + 1}`), !(o.silent ?? []).includes(i)));
+  for (let i = 0; i < ids.length; i++) nodes.push(await open(i, ids[i]!, join(root, `n${i + 1}`), !(o.silent ?? []).includes(i)));
   const connect = async (x: DriverNode): Promise<void> => {
     for (const y of nodes) if (y !== x && y.host.addresses().length > 0) await x.host.dial(y.host.addresses()[0]!).catch(() => undefined);
   };
-  for (let i = 1; i < n; i++) await connect(nodes[i]!);
-  await waitMesh(nodes);
+  for (let i = 1; i < nodes.length; i++) await connect(nodes[i]!);
+  await waitMesh(nodes.slice(0, n)); // joiners are not members: nobody grafts them yet
   const stopNode = async (x: DriverNode): Promise<void> => {
     await x.consensus.stop();
     await x.host.stop();
