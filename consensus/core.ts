@@ -314,7 +314,7 @@ export function createConsensusState(config: ConsensusConfig, record: SignerReco
     lockedValue: null,
     validRound: -1,
     validValue: null,
-    rounds: new Map(),
+    rounds: new RoundTable(),
     values: new Map(),
     validity: new Map(),
     fired: new Set(),
@@ -600,6 +600,67 @@ export function roundVotesFor(rv: RoundVotes, type: VoteType, valueId: ValueId |
   return [...view.values()].filter((sv) => (sv.vote.valueId ?? 'nil') === id);
 }
 
+/**
+ * The rounds of the current height as the core stores them: a handful of entries (current,
+ * a few ahead, bounded by maxFutureRoundsPerSigner) in insertion order, in two short arrays.
+ * Copy-on-write per step is two array slices (a Map copy per accepted vote cost more than the
+ * vote itself). Read-only to everyone but the step that copied it.
+ */
+class RoundTable implements ReadonlyMap<number, RoundVotes> {
+  constructor(
+    private readonly ks: number[] = [],
+    private readonly vs: RoundVotes[] = [],
+  ) {}
+  static from(m: ReadonlyMap<number, RoundVotes>): RoundTable {
+    return m instanceof RoundTable ? m : new RoundTable([...m.keys()], [...m.values()]);
+  }
+  get size(): number {
+    return this.ks.length;
+  }
+  keyAt(i: number): number {
+    return this.ks[i]!;
+  }
+  valueAt(i: number): RoundVotes {
+    return this.vs[i]!;
+  }
+  get(k: number): RoundVotes | undefined {
+    const i = this.ks.indexOf(k);
+    return i < 0 ? undefined : this.vs[i];
+  }
+  has(k: number): boolean {
+    return this.ks.includes(k);
+  }
+  /** Only on a table this step owns (see `mut`). */
+  set(k: number, v: RoundVotes): void {
+    const i = this.ks.indexOf(k);
+    if (i < 0) {
+      this.ks.push(k);
+      this.vs.push(v);
+    } else this.vs[i] = v;
+  }
+  copy(): RoundTable {
+    return new RoundTable(this.ks.slice(), this.vs.slice());
+  }
+  private map(): Map<number, RoundVotes> {
+    return new Map(this.ks.map((k, i) => [k, this.vs[i]!]));
+  }
+  entries(): MapIterator<[number, RoundVotes]> {
+    return this.map().entries();
+  }
+  keys(): MapIterator<number> {
+    return this.map().keys();
+  }
+  values(): MapIterator<RoundVotes> {
+    return this.map().values();
+  }
+  forEach(cb: (value: RoundVotes, key: number, map: ReadonlyMap<number, RoundVotes>) => void, thisArg?: unknown): void {
+    for (let i = 0; i < this.ks.length; i++) cb.call(thisArg, this.vs[i]!, this.ks[i]!, this);
+  }
+  [Symbol.iterator](): MapIterator<[number, RoundVotes]> {
+    return this.map().entries();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The working copy of one step
 
@@ -614,7 +675,7 @@ interface Work {
   lockedValue: Uint8Array | null;
   validRound: number;
   validValue: Uint8Array | null;
-  rounds: Map<number, RoundVotes>;
+  rounds: RoundTable;
   values: Map<ValueId, Uint8Array>;
   validity: Map<ValueId, boolean>;
   fired: Set<string>;
@@ -643,7 +704,7 @@ function begin(s: ConsensusState): Work {
     lockedValue: s.lockedValue,
     validRound: s.validRound,
     validValue: s.validValue,
-    rounds: s.rounds as Map<number, RoundVotes>,
+    rounds: RoundTable.from(s.rounds),
     values: s.values as Map<ValueId, Uint8Array>,
     validity: s.validity as Map<ValueId, boolean>,
     fired: s.fired as Set<string>,
@@ -672,7 +733,7 @@ function mut<K extends Owned>(w: Work, k: K): Work[K] {
   if ((w.owned & bit) === 0) {
     w.owned |= bit;
     const c = w[k] as unknown;
-    const copy = c instanceof Map ? new Map(c) : c instanceof Set ? new Set(c) : [...(c as unknown[])];
+    const copy = c instanceof RoundTable ? c.copy() : c instanceof Map ? new Map(c) : c instanceof Set ? new Set(c) : [...(c as unknown[])];
     (w as unknown as Record<string, unknown>)[k] = copy;
   }
   return w[k];
@@ -761,7 +822,7 @@ function onStartHeight(w: Work, height: number, validators: ValidatorSet): void 
   const rec = w.signerRecord;
   w.height = height;
   w.validators = validators;
-  w.rounds = new Map();
+  w.rounds = new RoundTable();
   w.values = new Map();
   w.validity = new Map();
   w.fired = new Set();
@@ -1078,8 +1139,10 @@ function evaluate(w: Work): void {
 function evaluateOnce(w: Work, set: ValidatorSet): boolean {
   // Line 49: a proposal's value with 2f+1 precommits in any round decides. Per round O(1) unless
   // its distinct precommit power is a quorum already (a value's tally never exceeds it).
-  for (const [r, stored] of w.rounds) {
-    const rv = adoptRound(stored, set);
+  const rounds = w.rounds;
+  for (let i = 0; i < rounds.size; i++) {
+    const r = rounds.keyAt(i);
+    const rv = adoptRound(rounds.valueAt(i), set);
     if (!quorum(rv.precommitPower, set)) continue;
     for (const id of rv.precommits.ids()) {
       if (id === 'nil' || !quorum(rv.precommits.tallyOf(id), set)) continue;
@@ -1094,9 +1157,10 @@ function evaluateOnce(w: Work, set: ValidatorSet): boolean {
   // Line 55: f+1 voting power seen in a higher round -> skip to it (the highest such round).
   // Each round keeps the power of its distinct signers up to date, so this is O(rounds).
   let skipTo = -1;
-  for (const [r, stored] of w.rounds) {
+  for (let i = 0; i < rounds.size; i++) {
+    const r = rounds.keyAt(i);
     if (r <= w.round || r <= skipTo) continue;
-    if (oneThird(adoptRound(stored, set).signerPower, set)) skipTo = r;
+    if (oneThird(adoptRound(rounds.valueAt(i), set).signerPower, set)) skipTo = r;
   }
   if (skipTo > w.round) {
     startRoundAt(w, skipTo);

@@ -255,10 +255,14 @@ const valueMemo = new Map<string, Uint8Array>();
 /** Bound of the value memo (values repeat across seeds: same height/round/proposer). */
 const VALUE_MEMO_MAX = 100_000;
 function makeValue(height: number, round: number, proposer: number, variant: number, member: MemberOp | null = null): Uint8Array {
-  const key = `${height}/${round}/${proposer}/${variant}/${member === null ? '' : `${member.kind}:${member.node}`}`;
+  // Not keyed by the proposer: a (height, round) has one proposer per validator set, so the
+  // values stay distinct within a run, and the same votes then recur across seeds, where the
+  // sign and verify caches answer them (Ed25519 is deterministic: a memo, not a shortcut).
+  void proposer;
+  const key = `${height}/${round}/${variant}/${member === null ? '' : `${member.kind}:${member.node}`}`;
   let v = valueMemo.get(key);
   if (v === undefined) {
-    const ops: PatternOp[] = [{ kind: 'model.alias', alias: `a${height % ALIAS_SLOTS}`, model: `m-${height}-${round}-${proposer}-${variant}` }];
+    const ops: PatternOp[] = [{ kind: 'model.alias', alias: `a${height % ALIAS_SLOTS}`, model: `m-${height}-${round}-${variant}` }];
     if (member !== null) {
       const publicKey = identityOf(member.node).publicKey;
       ops.push(member.kind === 'member.add' ? { kind: 'member.add', publicKey, power: 1, name: `n${member.node}` } : { kind: 'member.remove', publicKey });
@@ -638,6 +642,7 @@ export function runSeed(o: WorldOptions): SeedResult {
     const equivocating = from.forks.length > 1;
     for (const x of nodes) {
       if (x.idx === from.idx || !x.booted || x.left) continue; // nobody sends to a node not (or no longer) in the cluster
+      if (x.behaviour === 'silent') continue; // what a silent node hears changes nothing anyone sees: not simulated
       // An equivocator's fork talks to its half of the honest nodes, with 20% leaking to the
       // other half; every other sender talks to everyone (the receiving side picks the fork).
       if (x.forks.length > 1 || !equivocating || !x.honest || x.group === fork || rByz.chance(0.2)) send(from, fork, x.idx, wire);
