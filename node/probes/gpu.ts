@@ -53,7 +53,13 @@ export const NVIDIA_SMI_MAX_BYTES = 64 * 1024;
 /** nvidia-smi answers in ~50-300 ms; a hung driver can block it for minutes. */
 export const NVIDIA_SMI_TIMEOUT_MS = 3_000;
 
-/** Tokens nvidia-smi prints for a value it cannot read ([N/A], [Not Supported], [Unknown Error], ERR!, ...). */
+/**
+ * Tokens nvidia-smi prints for a value it cannot read. Seen in recorded output
+ * (test/fixtures/probes/nvidia-smi/real/): `[N/A]` and `[Not Supported]` (bracketed
+ * in csv output since driver ~450), bare `N/A` (older drivers, and some fields of
+ * current ones), `[Requested functionality has been deprecated]`, `[Unknown Error]`,
+ * `ERR!`, and an empty cell (driver 580 for a field it leaves blank).
+ */
 function isUnavailableToken(t: string): boolean {
   return t === '' || t === 'N/A' || t === 'ERR!' || (t.startsWith('[') && t.endsWith(']'));
 }
@@ -68,29 +74,158 @@ function num(token: string, min: number, max: number): number | null {
   return v;
 }
 
-/** Parse one csv,noheader,nounits line; a string is the reason it was skipped. */
+/** What a query field becomes in a reading; `unit` is what `--format=csv` (without nounits) appends to the value and to the header. */
+interface FieldSpec {
+  readonly key: keyof GpuReading;
+  readonly unit: 'MiB' | '%' | 'W' | null;
+  readonly min: number;
+  readonly max: number;
+}
+
+// Bounds: 16 TiB of memory, 0..100 %, -50..200 C and 0..10 kW are outside any real GPU.
+const MEM: Omit<FieldSpec, 'key'> = { unit: 'MiB', min: 0, max: 16 * 1024 * 1024 };
+/**
+ * The `--query-gpu` properties a reading is made of, by their nvidia-smi names and
+ * the aliases `nvidia-smi --help-query-gpu` documents (gpu_name, gpu_uuid). Other
+ * properties in a query (recordings carry many) are read past.
+ */
+const FIELD_SPECS: ReadonlyMap<string, FieldSpec> = new Map<string, FieldSpec>([
+  ['index', { key: 'index', unit: null, min: 0, max: 999 }],
+  ['uuid', { key: 'uuid', unit: null, min: 0, max: 0 }],
+  ['gpu_uuid', { key: 'uuid', unit: null, min: 0, max: 0 }],
+  ['name', { key: 'name', unit: null, min: 0, max: 0 }],
+  ['gpu_name', { key: 'name', unit: null, min: 0, max: 0 }],
+  ['memory.total', { key: 'memoryTotalMiB', ...MEM }],
+  ['memory.used', { key: 'memoryUsedMiB', ...MEM }],
+  ['utilization.gpu', { key: 'utilizationPct', unit: '%', min: 0, max: 100 }],
+  ['temperature.gpu', { key: 'temperatureC', unit: null, min: -50, max: 200 }],
+  ['power.draw', { key: 'powerDrawW', unit: 'W', min: 0, max: 10_000 }],
+  ['power.limit', { key: 'powerLimitW', unit: 'W', min: 0, max: 10_000 }],
+]);
+
+/** `--format=` options that change the text: `noheader` (header = false) and `nounits` (units = false). */
+export interface NvidiaSmiFormat {
+  readonly header: boolean;
+  readonly units: boolean;
+}
+
+/** What the probe asks for: `csv,noheader,nounits`. */
+export const NVIDIA_SMI_FORMAT: NvidiaSmiFormat = { header: false, units: false };
+
+/**
+ * One line's values for the fields a reading is made of. A key is absent when the
+ * query did not ask for that field, null when nvidia-smi could not give it.
+ */
+export type GpuRow = { -readonly [K in keyof GpuReading]?: GpuReading[K] | null };
+
+/**
+ * Read one data line of a `--query-gpu` answer: `fields` in query order, values
+ * separated by ", ". A GPU name may contain a comma; when the line has more cells than
+ * fields and the query has a name, the extra cells belong to the name. With units,
+ * a number carries its field's unit (`24564 MiB`, `7 %`, `28.53 W`); a number with
+ * another or no unit is not trusted (null). A string is the reason the line is not a
+ * GPU line.
+ */
+export function readNvidiaSmiRow(line: string, fields: readonly string[], format: Pick<NvidiaSmiFormat, 'units'>): GpuRow | string {
+  let cells = line.split(',').map((p) => p.trim());
+  const nameAt = fields.findIndex((f) => FIELD_SPECS.get(f)?.key === 'name');
+  if (cells.length > fields.length && nameAt >= 0) {
+    const extra = cells.length - fields.length;
+    cells = [...cells.slice(0, nameAt), cells.slice(nameAt, nameAt + extra + 1).join(', '), ...cells.slice(nameAt + extra + 1)];
+  }
+  if (cells.length !== fields.length) return `expected ${fields.length} fields, got ${cells.length}`;
+  const row: GpuRow = {};
+  for (const [i, field] of fields.entries()) {
+    const spec = FIELD_SPECS.get(field);
+    if (spec === undefined) continue;
+    const text = cells[i] ?? '';
+    switch (spec.key) {
+      case 'index':
+        // a line whose first field is not a GPU index is noise (a warning, a truncated line)
+        if (!/^\d{1,3}$/.test(text)) return `index is not a small integer: ${JSON.stringify(text.slice(0, 20))}`;
+        row.index = Number(text);
+        break;
+      case 'uuid':
+        row.uuid = isUnavailableToken(text) ? null : text.slice(0, 64);
+        break;
+      case 'name':
+        row.name = isUnavailableToken(text) ? null : text.slice(0, MAX_GPU_NAME_CHARS);
+        break;
+      default: {
+        let t = text;
+        if (format.units && spec.unit !== null && !isUnavailableToken(t)) {
+          t = t.endsWith(` ${spec.unit}`) ? t.slice(0, -spec.unit.length - 1) : 'unit?';
+        }
+        row[spec.key] = num(t, spec.min, spec.max);
+      }
+    }
+  }
+  return row;
+}
+
+/** Header cell -> field name: `memory.total [MiB]` -> `memory.total`, with its unit. */
+function headerField(cell: string): { field: string; unit: string | null } {
+  const m = /^(.*?)\s*\[([^\]]+)\]$/.exec(cell.trim());
+  return m === null ? { field: cell.trim(), unit: null } : { field: m[1]!, unit: m[2]! };
+}
+
+export interface NvidiaSmiTable {
+  /** Field names, from the header when there is one, else as given. */
+  readonly fields: readonly string[];
+  readonly rows: GpuRow[];
+  readonly skipped: SkippedLine[];
+}
+
+/**
+ * Parse any `--query-gpu=<fields> --format=csv[,noheader][,nounits]` answer (the probe's
+ * own query, or a recording of someone else's). With a header the field names come
+ * from it (and must agree with `fields` when both are given); without one `fields` is
+ * required. Rows are bounded by MAX_GPUS, skipped lines by MAX_SKIPPED.
+ */
+export function parseNvidiaSmiQuery(text: string, format: NvidiaSmiFormat, fields: readonly string[] | null = null): NvidiaSmiTable {
+  const rows: GpuRow[] = [];
+  const skipped: SkippedLine[] = [];
+  const skip = (line: string, reason: string): void => {
+    if (skipped.length < MAX_SKIPPED) skipped.push({ line: line.slice(0, 200), reason });
+  };
+  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+  let names = fields;
+  if (format.header) {
+    const head = lines.shift();
+    const parsed = (head ?? '').split(',').map(headerField);
+    const fromHeader = parsed.map((h) => h.field);
+    const badUnit = parsed.find((h) => h.unit !== null && FIELD_SPECS.get(h.field)?.unit != null && FIELD_SPECS.get(h.field)?.unit !== h.unit);
+    if (head === undefined || (fields !== null && fromHeader.join(',') !== fields.join(','))) {
+      return { fields: fields ?? [], rows, skipped: head === undefined ? [] : [{ line: head.slice(0, 200), reason: 'header does not match the query' }] };
+    }
+    if (badUnit !== undefined) return { fields: fromHeader, rows, skipped: [{ line: head.slice(0, 200), reason: `unexpected unit [${badUnit.unit}] for ${badUnit.field}` }] };
+    names = fromHeader;
+  }
+  if (names === null) throw new RangeError('parseNvidiaSmiQuery: fields are required when the output has no header');
+  for (const line of lines) {
+    const r = readNvidiaSmiRow(line, names, format);
+    if (typeof r === 'string') skip(line, r);
+    else if (rows.length >= MAX_GPUS) skip(line, `more than ${MAX_GPUS} GPUs`);
+    else rows.push(r);
+  }
+  return { fields: names, rows, skipped };
+}
+
+/** Parse one csv,noheader,nounits line of the probe's query; a string is the reason it was skipped. */
 export function parseNvidiaSmiLine(line: string): GpuReading | string {
-  const parts = line.split(',').map((p) => p.trim());
-  // A GPU name could in principle contain a comma: the first two and last six fields are fixed.
-  if (parts.length < NVIDIA_SMI_FIELDS.length) return `expected ${NVIDIA_SMI_FIELDS.length} fields, got ${parts.length}`;
-  const tail = parts.slice(parts.length - 6);
-  const indexText = parts[0] ?? '';
-  if (!/^\d{1,3}$/.test(indexText)) return `index is not a small integer: ${JSON.stringify(indexText.slice(0, 20))}`;
-  const uuidText = parts[1] ?? '';
-  const name = parts.slice(2, parts.length - 6).join(', ');
-  if (name === '' || isUnavailableToken(name)) return 'no GPU name';
-  const [memTotal = '', memUsed = '', util = '', temp = '', draw = '', limit = ''] = tail;
+  const r = readNvidiaSmiRow(line, NVIDIA_SMI_FIELDS, NVIDIA_SMI_FORMAT);
+  if (typeof r === 'string') return r;
+  if (r.name === null || r.name === undefined) return 'no GPU name';
   return {
-    index: Number(indexText),
-    uuid: isUnavailableToken(uuidText) ? null : uuidText.slice(0, 64),
-    name: name.slice(0, MAX_GPU_NAME_CHARS),
-    // Bounds: 16 TiB of memory, 0..100 %, -50..200 C and 0..10 kW are outside any real GPU.
-    memoryTotalMiB: num(memTotal, 0, 16 * 1024 * 1024),
-    memoryUsedMiB: num(memUsed, 0, 16 * 1024 * 1024),
-    utilizationPct: num(util, 0, 100),
-    temperatureC: num(temp, -50, 200),
-    powerDrawW: num(draw, 0, 10_000),
-    powerLimitW: num(limit, 0, 10_000),
+    index: r.index ?? 0, // always present: index is the probe's first field
+    uuid: r.uuid ?? null,
+    name: r.name,
+    memoryTotalMiB: r.memoryTotalMiB ?? null,
+    memoryUsedMiB: r.memoryUsedMiB ?? null,
+    utilizationPct: r.utilizationPct ?? null,
+    temperatureC: r.temperatureC ?? null,
+    powerDrawW: r.powerDrawW ?? null,
+    powerLimitW: r.powerLimitW ?? null,
   };
 }
 

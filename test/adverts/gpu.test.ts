@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { execFileRunner, type CommandRunner } from '../../node/probes/command.js';
-import { MAX_GPUS, NVIDIA_SMI_ARGS, parseNvidiaSmiCsv, parseNvidiaSmiLine, probeGpus } from '../../node/probes/gpu.js';
+import { MAX_GPUS, NVIDIA_SMI_ARGS, NVIDIA_SMI_FIELDS, NVIDIA_SMI_FORMAT, parseNvidiaSmiCsv, parseNvidiaSmiLine, parseNvidiaSmiQuery, probeGpus } from '../../node/probes/gpu.js';
+import type { GpuRow, NvidiaSmiFormat } from '../../node/probes/gpu.js';
 
 const fixture = (name: string): string => readFileSync(fileURLToPath(new URL(`../fixtures/probes/nvidia-smi/${name}`, import.meta.url)), 'utf8');
 
@@ -140,6 +141,84 @@ describe('nvidia-smi parsing on recorded output', () => {
     expect(r.gpus).toHaveLength(MAX_GPUS);
     expect(r.skipped.map((s) => s.reason)).toContain(`more than ${MAX_GPUS} GPUs`);
     expect(r.skipped.map((s) => s.reason)).toContain('duplicate GPU index 0');
+  });
+});
+
+/**
+ * A real recording (test/fixtures/probes/nvidia-smi/real/) with the query and format
+ * read from its .source file, as the person who recorded it ran nvidia-smi.
+ */
+function realRecording(name: string): { text: string; fields: string[]; format: NvidiaSmiFormat } {
+  const source = fixture(`real/${name}.source`);
+  const command = /^command: (.*)$/m.exec(source)?.[1] ?? '';
+  const fields = /--query-gpu=(\S+)/.exec(command)?.[1]?.split(',') ?? [];
+  const opts = (/--format=(\S+)/.exec(command)?.[1] ?? '').split(',');
+  expect(opts[0]).toBe('csv');
+  expect(/^source: https:\/\/github\.com\//m.test(source)).toBe(true); // every recording names where it came from
+  return { text: fixture(`real/${name}.csv`), fields, format: { header: !opts.includes('noheader'), units: !opts.includes('nounits') } };
+}
+
+describe('nvidia-smi parsing on REAL recorded output (sources in each .source file)', () => {
+  const read = (name: string): { rows: GpuRow[]; skipped: unknown[] } => {
+    const r = realRecording(name);
+    const t = parseNvidiaSmiQuery(r.text, r.format, r.fields);
+    return { rows: t.rows, skipped: t.skipped };
+  };
+
+  it('H200, driver 580.173.02 (Linux): full 214-field csv with header and units, every [N/A] / empty / deprecated cell read past', () => {
+    const r = realRecording('h200-580.173.02-linux');
+    expect(r.fields).toHaveLength(214);
+    expect(r.format).toEqual({ header: true, units: true });
+    const t = parseNvidiaSmiQuery(r.text, r.format, r.fields);
+    expect(t.skipped).toEqual([]);
+    expect(t.fields).toEqual(r.fields); // the header agrees with the query, field for field
+    expect(t.rows).toEqual([
+      { index: 0, uuid: 'GPU-00000000-0000-0000-0000-000000000000', name: 'NVIDIA H200', memoryTotalMiB: 143771, memoryUsedMiB: 0, utilizationPct: 0, temperatureC: 37, powerDrawW: 85.12, powerLimitW: 700 },
+    ]);
+  });
+
+  it('Tesla P100 (netdata testdata): csv,nounits keeps unit names in the header only; no index, memory.total or power.limit queried', () => {
+    const { rows, skipped } = read('tesla-p100-nounits');
+    expect(skipped).toEqual([]);
+    expect(rows).toEqual([{ name: 'Tesla P100-PCIE-16GB', uuid: 'GPU-ef1b2c9b-38d8-2090-2bd1-f567a3eb42a6', memoryUsedMiB: 0, utilizationPct: 0, temperatureC: 37, powerDrawW: 28.16 }]);
+  });
+
+  it('RTX 2080, driver 440.64: noheader,nounits with the gpu_uuid alias and a bare N/A (not one of ours) in the line', () => {
+    const { rows, skipped } = read('rtx2080-440.64-noheader-nounits');
+    expect(skipped).toEqual([]);
+    expect(rows).toEqual([{ powerLimitW: 200, memoryTotalMiB: 7979, name: 'GeForce RTX 2080', uuid: 'GPU-22b2c6ac-2d49-4863-197c-9c469071178a', powerDrawW: 176.98, temperatureC: 45, utilizationPct: 86 }]);
+  });
+
+  it('GTX 770 on Windows: [Not Supported] power draw, power limit and utilisation are null, the temperature stays', () => {
+    const { rows, skipped } = read('gtx770-windows-noheader-units');
+    expect(skipped).toEqual([]);
+    expect(rows).toEqual([{ name: 'GeForce GTX 770', utilizationPct: null, temperatureC: 52, powerDrawW: null, powerLimitW: null }]);
+  });
+
+  it('one 2 GiB GeForce before and after a driver upgrade ([Not Supported] became [N/A]): the same readings either way', () => {
+    const before = read('geforce-2gb-old-driver-not-supported');
+    const after = read('geforce-2gb-new-driver-na');
+    const expected = [{ memoryTotalMiB: 2004, memoryUsedMiB: 0, temperatureC: 44, utilizationPct: 0 }];
+    expect(before).toEqual({ rows: expected, skipped: [] });
+    expect(after).toEqual({ rows: expected, skipped: [] });
+  });
+
+  it('a header that disagrees with the query, or a unit other than the field\'s, is refused with a reason (nothing read)', () => {
+    const r = realRecording('h200-580.173.02-linux');
+    const wrong = parseNvidiaSmiQuery(r.text, r.format, ['index', ...r.fields.slice(1)]);
+    expect(wrong.rows).toEqual([]);
+    expect(wrong.skipped[0]?.reason).toBe('header does not match the query');
+    const gib = parseNvidiaSmiQuery('memory.total [GiB]\n140 GiB\n', { header: true, units: true });
+    expect(gib.rows).toEqual([]);
+    expect(gib.skipped[0]?.reason).toBe('unexpected unit [GiB] for memory.total');
+    // with units on, a number without its unit is not trusted
+    expect(parseNvidiaSmiQuery('name, power.draw [W]\nG, 85.12\n', { header: true, units: true }).rows).toEqual([{ name: 'G', powerDrawW: null }]);
+    expect(() => parseNvidiaSmiQuery('0, G', { header: false, units: false })).toThrow(RangeError);
+  });
+
+  it('the probe\'s own format goes through the same row reader', () => {
+    const line = '0, GPU-x, NVIDIA H200, 143771, 0, 0, 37, 85.12, 700.00';
+    expect(parseNvidiaSmiQuery(line, NVIDIA_SMI_FORMAT, NVIDIA_SMI_FIELDS).rows).toEqual([parseNvidiaSmiLine(line)]);
   });
 });
 
