@@ -78,6 +78,8 @@ const RECENTLY_DECIDED_MAX = 65_536;
 const OPS_ENVELOPE_FRAMING_BYTES = 64;
 /** Status ticks without progress before own messages are re-sent and the current votes fetched. */
 const STUCK_TICKS = 2;
+/** Status ticks between re-gossips of this node's own still-pending ops. */
+const REGOSSIP_TICKS = 5;
 /** Status ticks without hearing any peer status before a connected peer is asked directly. */
 const QUIET_TICKS = 3;
 
@@ -116,6 +118,8 @@ export interface DriverCounters {
   syncBadResponses: number;
   syncFailures: number;
   certificatesRejected: number;
+  /** Peer statuses whose registry hash differs from ours at the same decided height (divergence). */
+  hashMismatch: number;
   /** Broadcasts that failed (host stopping, oversize). */
   broadcastFailures: number;
   /** Steps whose handling threw (a bug; logged, never crashes the node). */
@@ -163,6 +167,7 @@ interface PeerStatus {
   readonly height: number;
   readonly round: number;
   readonly decided: number;
+  readonly hashHex: string;
   readonly atMs: number;
 }
 
@@ -233,6 +238,7 @@ class Driver implements DriverConsensus {
     syncBadResponses: 0,
     syncFailures: 0,
     certificatesRejected: 0,
+    hashMismatch: 0,
     broadcastFailures: 0,
     internalErrors: 0,
   };
@@ -257,13 +263,18 @@ class Driver implements DriverConsensus {
   private readonly verified = new Set<string>();
   private readonly peerStatus = new Map<string, PeerStatus>();
   /** Own submitted ops waiting to be gossiped (flushed on the next turn; bounded by the pool). */
-  private gossipOps: { op: PatternOp; bytes: number }[] = [];
+  private gossipOps: { id: string; op: PatternOp; bytes: number }[] = [];
   private gossipFlushScheduled = false;
   /** Op id -> height that decided it (LRU, RECENTLY_DECIDED_MAX): late gossip copies are not new work. */
   private readonly recentlyDecided = new Map<string, number>();
 
   // event loop
+  /**
+   * Internal jobs: bounded by construction (at most one queued kick, one catch-up response, the
+   * value to propose, and the few live timeouts of the current height), so never dropped.
+   */
   private readonly internal: Job[] = [];
+  private kickQueued = false;
   private readonly external: Job[] = [];
   private pumping: Promise<void> | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -275,6 +286,7 @@ class Driver implements DriverConsensus {
   private ticksWithoutProgress = 0;
   private ticksWithoutStatus = 0;
   private peerCursor = 0;
+  private ticksSinceRegossip = 0;
   private polRelayedRound = 0;
 
   constructor(private readonly o: DriverOptions) {
@@ -396,8 +408,8 @@ class Driver implements DriverConsensus {
     await host.handle(SYNC_PROTOCOL, (stream, remote) => void this.serve(stream, remote), { maxInboundStreams: SYNC_MAX_INBOUND_STREAMS });
     this.statusTimer = setInterval(() => this.tick(), this.statusIntervalMs);
     // Resume a height this node had signed at before a restart (its own messages are re-sent).
-    if (this.restartRecord !== null && this.restartRecord.height === this.reg.height + 1) this.push({ kind: 'kick' }, true);
-    else if (this.pool.size > 0) this.push({ kind: 'kick' }, true);
+    if (this.restartRecord !== null && this.restartRecord.height === this.reg.height + 1) this.kick();
+    else if (this.pool.size > 0) this.kick();
     this.log.info('consensus started', { height: this.reg.height + 1, peerId: this.o.identity.peerId });
   }
 
@@ -420,6 +432,13 @@ class Driver implements DriverConsensus {
 
   // -------------------------------------------------------------------------------------------
   // The event loop
+
+  /** Queue a start of the next height (at most one queued: the internal queue stays small). */
+  private kick(): void {
+    if (this.kickQueued) return;
+    this.kickQueued = true;
+    this.push({ kind: 'kick' }, true);
+  }
 
   private push(job: Job, internal: boolean): void {
     if (this.stopped) return;
@@ -456,6 +475,7 @@ class Driver implements DriverConsensus {
       case 'core':
         return this.feed(job.event);
       case 'kick':
+        this.kickQueued = false;
         return this.startNextIfIdle();
       case 'message':
         return this.onMessage(job.m);
@@ -638,7 +658,7 @@ class Driver implements DriverConsensus {
     }
     for (const t of this.timers) clearTimeout(t); // timers of the decided height are moot
     this.timers.clear();
-    if (this.pool.size > 0) this.push({ kind: 'kick' }, true);
+    if (this.pool.size > 0) this.kick();
   }
 
   private resolveWaiters(ids: readonly string[], entry: DecidedEntry, before: Registry): void {
@@ -743,6 +763,12 @@ class Driver implements DriverConsensus {
     }
     this.peerStatus.set(from, s);
     this.ticksWithoutStatus = 0;
+    // Same decided height, different registry hash: the two nodes' states diverged (a bug or a
+    // corrupted store; > 1/3 faulty validators could also do it). Loud, never silent.
+    if (s.decided === this.reg.height && s.decided > 0 && s.hashHex !== this.regHashHex) {
+      this.c.hashMismatch++;
+      this.log.error('registry hash differs from a peer at the same decided height', { peer: from, height: s.decided, ours: this.regHashHex, theirs: s.hashHex });
+    }
     if (s.decided >= this.current) void this.catchUp(from);
   }
 
@@ -771,7 +797,7 @@ class Driver implements DriverConsensus {
       else if (r === 'full') this.c.opsDropped++;
     }
     this.c.opsReceived += added;
-    if (added > 0 && !this.running) this.push({ kind: 'kick' }, true);
+    if (added > 0 && !this.running) this.kick();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -796,6 +822,21 @@ class Driver implements DriverConsensus {
       void this.catchUp(best);
       return;
     }
+    // Own submitted ops still pending: gossip them again now and then (a copy may have been lost
+    // before the mesh formed), and make sure pending work starts a height.
+    if (++this.ticksSinceRegossip >= REGOSSIP_TICKS) {
+      this.ticksSinceRegossip = 0;
+      for (const id of this.waiters.keys()) {
+        if (this.gossipOps.length >= MAX_BATCH_OPS) break;
+        const e = this.pool.get(id);
+        if (e !== undefined) this.gossipOps.push({ id, ...e });
+      }
+      if (this.gossipOps.length > 0 && !this.gossipFlushScheduled) {
+        this.gossipFlushScheduled = true;
+        setImmediate(() => this.flushOpsGossip());
+      }
+    }
+    if (!this.running && this.pool.size > 0) this.kick();
     const mark = `${this.current}/${this.running ? this.state.round : -1}/${this.running ? this.state.step : 'idle'}`;
     if (mark === this.lastProgressMark) this.ticksWithoutProgress++;
     else {
@@ -859,7 +900,7 @@ class Driver implements DriverConsensus {
           return;
         }
         const s = this.peerStatus.get(peer);
-        if (s !== undefined && s.decided < r.decided) this.peerStatus.set(peer, { ...s, decided: r.decided, height: r.height });
+        if (s !== undefined && s.decided < r.decided) this.peerStatus.set(peer, { ...s, decided: r.decided, height: r.height, hashHex: '' });
         this.push({ kind: 'catchup', r, from: peer }, true);
         await this.whenIdle();
         if (this.current <= from || r.decided < this.current || r.entries.length === 0) return;
@@ -1000,7 +1041,7 @@ class Driver implements DriverConsensus {
       }
     });
     for (let i = 0; i < ops.length; i++) {
-      if (this.pool.add(ids[i]!.id, ops[i]!, ids[i]!.bytes) === 'added') this.gossipOps.push({ op: ops[i]!, bytes: ids[i]!.bytes });
+      if (this.pool.add(ids[i]!.id, ops[i]!, ids[i]!.bytes) === 'added') this.gossipOps.push({ id: ids[i]!.id, op: ops[i]!, bytes: ids[i]!.bytes });
     }
     if (!this.gossipFlushScheduled && this.gossipOps.length > 0) {
       // Submits of the same turn of the event loop travel in one envelope (one signature, one
@@ -1008,7 +1049,7 @@ class Driver implements DriverConsensus {
       this.gossipFlushScheduled = true;
       setImmediate(() => this.flushOpsGossip());
     }
-    if (!this.running) this.push({ kind: 'kick' }, true);
+    if (!this.running) this.kick();
     return promise;
   }
 
@@ -1026,6 +1067,9 @@ class Driver implements DriverConsensus {
       size = OPS_ENVELOPE_FRAMING_BYTES;
     };
     for (const x of all) {
+      // Decided since it was queued (it left the pool): sending it now, stamped with the new
+      // decided height, would make receivers take it for a re-submission.
+      if (!this.pool.has(x.id)) continue;
       if (chunk.length >= MAX_BATCH_OPS || size + x.bytes > MAX_BATCH_BYTES) flush();
       chunk.push(x.op);
       size += x.bytes;
@@ -1136,7 +1180,7 @@ function parseStatus(body: unknown, nowMs: number): PeerStatus | null {
     const { height, round, decided, hash } = r;
     const isN = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
     if (!isN(height) || !isN(round) || !isN(decided) || !(hash instanceof Uint8Array) || hash.length !== 32) return null;
-    return { height, round, decided, atMs: nowMs };
+    return { height, round, decided, hashHex: toHex(hash), atMs: nowMs };
   } catch {
     return null;
   }

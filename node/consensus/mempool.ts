@@ -51,6 +51,11 @@ export class Mempool {
     return this.totalBytes;
   }
 
+  get(id: string): { op: PatternOp; bytes: number } | undefined {
+    const e = this.ops.get(id);
+    return e === undefined ? undefined : { op: e.op, bytes: e.bytes };
+  }
+
   has(id: string): boolean {
     return this.ops.has(id);
   }
