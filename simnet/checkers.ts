@@ -73,19 +73,29 @@ export interface Violation {
   detail: string;
 }
 
-/** Agreement: no two honest nodes decide different values at one height. */
-export function checkAgreement(h: History): Violation[] {
+/** Compares every honest decision with the first honest decision of its height. */
+function againstFirstOfHeight(h: History, compare: (first: DecisionRecord, d: DecisionRecord) => Violation | null): Violation[] {
   const first = new Map<number, DecisionRecord>();
   const out: Violation[] = [];
   for (const d of h.decisions) {
     if (h.honest[d.node] !== true) continue;
     const f = first.get(d.height);
     if (f === undefined) first.set(d.height, d);
-    else if (f.valueHex !== d.valueHex) {
-      out.push({ kind: 'agreement', height: d.height, nodes: [f.node, d.node], detail: `node ${f.node} decided ${short(f.valueHex)} (round ${f.round}), node ${d.node} decided ${short(d.valueHex)} (round ${d.round})` });
+    else {
+      const v = compare(f, d);
+      if (v !== null) out.push(v);
     }
   }
   return out;
+}
+
+/** Agreement: no two honest nodes decide different values at one height. */
+export function checkAgreement(h: History): Violation[] {
+  return againstFirstOfHeight(h, (f, d) =>
+    f.valueHex === d.valueHex
+      ? null
+      : { kind: 'agreement', height: d.height, nodes: [f.node, d.node], detail: `node ${f.node} decided ${short(f.valueHex)} (round ${f.round}), node ${d.node} decided ${short(d.valueHex)} (round ${d.round})` },
+  );
 }
 
 /** Validity: every value an honest node decides passes the validity predicate. */
@@ -145,18 +155,12 @@ export function checkDoubleSign(h: History): Violation[] {
 
 /** Equal registry hashes on honest nodes at equal heights. */
 export function checkRegistryHashes(h: History): Violation[] {
-  const first = new Map<number, DecisionRecord>();
-  const out: Violation[] = [];
-  for (const d of h.decisions) {
-    if (h.honest[d.node] !== true) continue;
-    const f = first.get(d.height);
-    if (f === undefined) first.set(d.height, d);
-    else if (f.registryHash !== d.registryHash && f.valueHex === d.valueHex) {
-      // (different values are already an agreement violation; here the same log gave different states)
-      out.push({ kind: 'registry-hash', height: d.height, nodes: [f.node, d.node], detail: `registry hash ${short(f.registryHash)} on node ${f.node} vs ${short(d.registryHash)} on node ${d.node}` });
-    }
-  }
-  return out;
+  // (different values are already an agreement violation; here the same log gave different states)
+  return againstFirstOfHeight(h, (f, d) =>
+    f.registryHash === d.registryHash || f.valueHex !== d.valueHex
+      ? null
+      : { kind: 'registry-hash', height: d.height, nodes: [f.node, d.node], detail: `registry hash ${short(f.registryHash)} on node ${f.node} vs ${short(d.registryHash)} on node ${d.node}` },
+  );
 }
 
 /**

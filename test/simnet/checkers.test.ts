@@ -85,4 +85,11 @@ describe('checkers on crafted histories', () => {
     expect(checkCatchUp(h)).toMatchObject([{ kind: 'catch-up', nodes: [1] }]);
     expect(checkSafety(h)).toEqual([]);
   });
+
+  it('catch-up exempts a node that left the cluster (churn), and only that node', () => {
+    const h = clean();
+    h.finalLogs = [['aa', 'bb'], ['aa'], ['aa'], []];
+    h.left = [false, true, false, false];
+    expect(checkCatchUp(h)).toMatchObject([{ kind: 'catch-up', nodes: [2] }]);
+  });
 });
