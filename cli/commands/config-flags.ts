@@ -1,4 +1,5 @@
 /** Flags shared by `init` and `join` that set fields of the new config file. */
+import { resolve } from 'node:path';
 import type { FlagSpec, ParsedArgs } from '../args.js';
 import { flagBool, flagList, flagNumber, flagString } from '../command.js';
 import type { FednodeConfigInput } from '../../node/config.js';
@@ -44,7 +45,7 @@ export function configFromFlags(args: ParsedArgs): FednodeConfigInput {
   const admission = flagString(args, 'admission');
   if (admission !== undefined && !(admissionModes as readonly string[]).includes(admission)) throw new UsageError(`--admission must be ${admissionModes.join(' or ')}, got '${admission}'`, null);
   const audit = flagString(args, 'consensus-audit');
-  if (admission !== undefined || audit !== undefined) c['consensus'] = { ...(admission !== undefined ? { admission } : {}), ...(audit !== undefined ? { auditLogPath: audit } : {}) };
+  if (admission !== undefined || audit !== undefined) c['consensus'] = { ...(admission !== undefined ? { admission } : {}), ...(audit !== undefined ? { auditLogPath: resolve(audit) } : {}) };
   const level = flagString(args, 'log-level');
   if (level !== undefined) c['log'] = { level };
   return c;

@@ -70,8 +70,8 @@ export interface AdmissionOptions {
 export interface Admission {
   start(): Promise<void>;
   stop(): void;
-  /** A join claim received from `from` over member sync. Never throws. */
-  onClaim(claim: Uint8Array, from: string): Promise<void>;
+  /** A join claim received from `from` over member sync; true when it is valid (worth relaying). Never throws. */
+  onClaim(claim: Uint8Array, from: string): Promise<boolean>;
   pending(): PendingJoin[];
   /** Submit member.add for `peer` (approve mode, or any mode by hand) and wait for its commit. */
   approve(peer: string, o: { timeoutMs: number; signal?: AbortSignal }): Promise<{ receipt: CommitReceipt; name: string; hadClaim: boolean }>;
@@ -161,21 +161,21 @@ export function createAdmission(o: AdmissionOptions): Admission {
     }
   };
 
-  const onClaim = async (claim: Uint8Array, from: string): Promise<void> => {
+  const onClaim = async (claim: Uint8Array, from: string): Promise<boolean> => {
     try {
       const v = verifyJoinClaim(claim, { cluster: o.cluster, isMember: isMemberPeer, now: o.now });
       if (!v.ok) {
         log.debug('join claim refused', { from, code: v.code, detail: v.detail });
-        return;
+        return false;
       }
       if (isDecidedMember(toHex(v.publicKey))) {
         if (pendingJoins.has(v.peerId)) await dropPending(v.peerId);
-        return;
+        return false;
       }
       const prior = used.get(v.inviteKey);
       if (prior !== undefined && prior !== v.peerId) {
         log.debug('join claim refused', { from, peer: v.peerId, code: 'ERR_INVITE_USED', detail: `invite already used by ${prior}` });
-        return;
+        return false;
       }
       if (prior === undefined) {
         used.set(v.inviteKey, v.peerId);
@@ -190,23 +190,25 @@ export function createAdmission(o: AdmissionOptions): Admission {
       claimsOf.set(v.peerId, { name });
       bounded(claimsOf, PENDING_JOINS_MAX);
       if (o.mode === 'approve') {
-        if (pendingJoins.has(v.peerId)) return;
+        if (pendingJoins.has(v.peerId)) return true;
         if (pendingJoins.size >= PENDING_JOINS_MAX) {
           log.warn('pending joins list is full; claim not kept', { peer: v.peerId, bound: PENDING_JOINS_MAX });
-          return;
+          return true;
         }
         const j: PendingJoin = { peer: v.peerId, name, inviter: v.inviter, seenMs: o.now(), expiresMs: v.expiresMs };
         pendingJoins.set(v.peerId, j);
         await section.put(`pending:${v.peerId}`, new TextEncoder().encode(JSON.stringify(j)), { sync: true });
         log.info('join waiting for approval (fednode approve <peer>)', { peer: v.peerId, name, inviter: v.inviter });
-        return;
+        return true;
       }
-      if (!o.consensus.status().isValidator) return; // only voting members propose
+      if (!o.consensus.status().isValidator) return true; // only voting members propose
       const waited = o.now() - (firstSeen.get(v.peerId) ?? o.now());
-      if (v.inviter !== o.selfId && waited < AUTO_FALLBACK_MS) return; // the inviter proposes first
-      await submitAdd(v.peerId, v.publicKey, name);
+      if (v.inviter !== o.selfId && waited < AUTO_FALLBACK_MS) return true; // the inviter proposes first
+      void submitAdd(v.peerId, v.publicKey, name); // waits for the commit; member sync must not
+      return true;
     } catch (e) {
       log.warn('join claim handling failed', { from, err: e });
+      return false;
     }
   };
 

@@ -23,6 +23,8 @@ export const CLAIMS_FRAME_MAX_BYTES = 1024 * 1024 + 4096;
 export const SYNC_TIMEOUT_MS = 5000;
 /** A join claim is a few hundred bytes (two envelopes); 8 KiB bounds the decode. */
 const CLAIM_MAX_BYTES = 8192;
+/** Relayed claims must fit one frame with room for our own claim. */
+const RELAYED_MAX_BYTES = CLAIMS_FRAME_MAX_BYTES - 2 * CLAIM_MAX_BYTES;
 const OWN_CLAIM_KEY = 'own-claim';
 
 export interface MemberSyncOptions {
@@ -35,8 +37,11 @@ export interface MemberSyncOptions {
   intervalMs: number;
   /** Decided membership: claims of members are neither relayed nor handed on. */
   isMember(peerId: string): boolean;
-  /** A claim of a non-member, received from `from` (checked there; must not throw). */
-  onClaim(claim: Uint8Array, from: string): Promise<void>;
+  /**
+   * A claim of a non-member, received from `from` (checked there; must not throw). Resolves
+   * true when the claim is valid, so worth relaying to other members.
+   */
+  onClaim(claim: Uint8Array, from: string): Promise<boolean>;
 }
 
 export interface MemberSync {
@@ -55,7 +60,14 @@ async function readOne(source: AsyncIterable<{ subarray(): Uint8Array }>): Promi
 
 export function createMemberSync(o: MemberSyncOptions): MemberSync {
   const log = o.logger.child('members');
-  const relayed = new Map<string, Uint8Array>(); // signer peer id -> claim bytes (bounded by CLAIMS_MAX)
+  const relayed = new Map<string, Uint8Array>(); // signer peer id -> claim bytes (bounded by CLAIMS_MAX and RELAYED_MAX_BYTES)
+  let relayedBytes = 0;
+  const unrelay = (peer: string): void => {
+    const c = relayed.get(peer);
+    if (c === undefined) return;
+    relayed.delete(peer);
+    relayedBytes -= c.length;
+  };
   let own: Uint8Array | null = null;
   const section = o.store.section('invites');
   let timer: NodeJS.Timeout | null = null;
@@ -73,14 +85,18 @@ export function createMemberSync(o: MemberSyncOptions): MemberSync {
       if (!(c instanceof Uint8Array) || c.length > CLAIM_MAX_BYTES) continue;
       const signer = signerOf(c);
       if (signer === null || signer === o.selfId || o.isMember(signer)) continue;
-      // Relay only what the signer signed (cheap decode here; the full check is onClaim's).
-      if (!relayed.has(signer) && relayed.size < CLAIMS_MAX) relayed.set(signer, c);
-      await o.onClaim(c, from);
+      // Relay only claims that check out (a forged or expired one would crowd out real ones).
+      const valid = await o.onClaim(c, from);
+      if (!valid) unrelay(signer);
+      else if (!relayed.has(signer) && relayed.size < CLAIMS_MAX && relayedBytes + c.length <= RELAYED_MAX_BYTES) {
+        relayed.set(signer, c);
+        relayedBytes += c.length;
+      }
     }
   };
 
   const frame = (): Uint8Array => {
-    for (const p of [...relayed.keys()]) if (o.isMember(p)) relayed.delete(p); // admitted: nothing left to carry
+    for (const p of [...relayed.keys()]) if (o.isMember(p)) unrelay(p); // admitted: nothing left to carry
     return encodeCanonical([...(own !== null ? [own] : []), ...relayed.values()]);
   };
 
