@@ -9,6 +9,7 @@ import { RoutingAccounting } from './accounting.js';
 import { rankCandidates, tieHash } from './policy.js';
 import type { AdvertLoad, Candidate, PolicyParams } from './policy.js';
 import { RoutingError } from './errors.js';
+import { Prng } from './prng.js';
 
 export type SimPolicy = 'fednode' | 'least-loaded' | 'round-robin' | 'random';
 export const SIM_POLICIES: readonly SimPolicy[] = ['fednode', 'least-loaded', 'round-robin', 'random'];
@@ -61,16 +62,10 @@ export interface SimResult {
 /** Bound on simulated requests: keeps a run's memory and time bounded (tests and bench). */
 export const SIM_MAX_REQUESTS = 2_000_000;
 
-/** mulberry32: small seeded PRNG (deterministic, good enough for a simulation). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** A `() => float in [0, 1)` stream from the project's one seeded PRNG (xoshiro128**, node/routing/prng.ts). */
+function floatStream(seed: number): () => number {
+  const p = new Prng(seed >>> 0);
+  return () => p.float();
 }
 
 type Ev =
@@ -152,9 +147,9 @@ export function simulate(opts: SimOptions): SimResult {
   if (expected > SIM_MAX_REQUESTS) throw new RoutingError('ERR_ROUTING_INPUT', `simulation too large (${expected} requests > ${SIM_MAX_REQUESTS})`, { expected });
 
   // Separate PRNG streams so every policy sees the same arrivals and service times.
-  const arrivalRng = mulberry32(opts.seed);
-  const serviceRng = mulberry32(opts.seed ^ 0x9e3779b9);
-  const policyRng = mulberry32(opts.seed ^ 0x85ebca6b);
+  const arrivalRng = floatStream(opts.seed);
+  const serviceRng = floatStream(opts.seed ^ 0x9e3779b9);
+  const policyRng = floatStream(opts.seed ^ 0x85ebca6b);
   const exp = (rng: () => number, mean: number): number => -Math.log(1 - rng()) * mean;
 
   const heap = new EventHeap();

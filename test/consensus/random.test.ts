@@ -4,17 +4,7 @@ import { describe, it, expect } from 'vitest';
 import { createConsensusState, makeValidatorSet, step, toHex, valueIdOf } from '../../consensus/core.js';
 import type { ConsensusMessage, ConsensusState, Event } from '../../consensus/types.js';
 import { configFor, ident, signVote } from './harness.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { Prng } from '../../node/routing/prng.js';
 
 interface Options {
   n: number;
@@ -24,7 +14,8 @@ interface Options {
 }
 
 function simulate(seed: number, o: Options) {
-  const rand = mulberry32(seed);
+  const prng = new Prng(seed >>> 0);
+  const rand = (): number => prng.float();
   const ids = Array.from({ length: o.n }, (_, i) => ident(i));
   const set = makeValidatorSet(ids.map((id) => ({ publicKey: id.publicKey, power: 1 })), 1);
   const states: ConsensusState[] = ids.map((id) => createConsensusState(configFor(id)));

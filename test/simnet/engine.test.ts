@@ -1,7 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { Engine, EventHeap, TraceHash } from '../../simnet/engine.js';
-import { Prng } from '../../simnet/prng.js';
-import { SimnetError } from '../../simnet/errors.js';
+import { Prng, PrngError } from '../../simnet/prng.js';
 
 describe('Prng (xoshiro128**)', () => {
   it('one seed gives one stream; another seed another', () => {
@@ -33,7 +32,7 @@ describe('Prng (xoshiro128**)', () => {
   });
 
   it('rejects a bad seed with a typed error', () => {
-    expect(() => new Prng(-1)).toThrow(SimnetError);
+    expect(() => new Prng(-1)).toThrow(PrngError);
     expect(() => new Prng(2 ** 32)).toThrow(/seed must be/);
   });
 });
