@@ -20,7 +20,7 @@ async function submitAcross(honest: readonly DriverNode[], prefix: string, count
 
 /** Every honest node decided the same value at every height up to `top`. */
 async function expectAgreement(honest: readonly DriverNode[], top: number): Promise<void> {
-  await waitFor(() => honest.every((x) => x.consensus.status().decidedHeight >= top), 15_000, 'honest nodes at the top height');
+  await waitFor(() => honest.every((x) => x.consensus.status().decidedHeight >= top), 30_000, 'honest nodes at the top height');
   const logs = await Promise.all(honest.map((x) => x.consensus.entries(1, top)));
   for (let h = 0; h < top; h++) {
     const ids = new Set(logs.map((l) => l[h]?.valueId));

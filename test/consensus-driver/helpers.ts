@@ -16,14 +16,18 @@ import { CLUSTER, ident, waitFor } from '../p2p/helpers.js';
 
 export { CLUSTER, ident, waitFor };
 
-/** Short timeouts so fault cases (a silent proposer) cost a fraction of a second per round. */
+/**
+ * Shorter than LAN_TIMEOUTS for the propose step (a silent proposer costs 400 ms, not 300 + a
+ * status period), with generous vote steps and growth per round: CI runs the suite on two
+ * shared cores, where message delays can exceed 100 ms and too-short timeouts churn rounds.
+ */
 export const FAST_TIMEOUTS: TimeoutConfig = {
-  proposeBaseMs: 200,
-  proposeDeltaMs: 100,
-  prevoteBaseMs: 60,
-  prevoteDeltaMs: 40,
-  precommitBaseMs: 60,
-  precommitDeltaMs: 40,
+  proposeBaseMs: 400,
+  proposeDeltaMs: 200,
+  prevoteBaseMs: 150,
+  prevoteDeltaMs: 100,
+  precommitBaseMs: 150,
+  precommitDeltaMs: 100,
 };
 
 export function genesisOf(ids: readonly Identity[]): Genesis {
@@ -86,7 +90,7 @@ export async function startDriverCluster(n: number, o: ClusterOptions = {}): Pro
     auditLogPath: join(node.dir, 'audit.log'),
     statusIntervalMs: 200,
     syncTimeoutMs: 3_000,
-    submitTimeoutMs: 20_000,
+    submitTimeoutMs: 45_000, // generous: CI shares two cores between test files
     ...o.extra?.(node.idx),
   });
   const open = async (idx: number, id: Identity, dir: string, voting: boolean): Promise<DriverNode> => {
