@@ -58,6 +58,8 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Pr
 
 interface PropagationResult {
   n: number;
+  /** libp2p Prometheus metrics on (the default, as a node runs) or off (the same-run baseline for their cost). */
+  metrics: boolean;
   messages: number;
   deliveries: number;
   expected: number;
@@ -69,9 +71,11 @@ interface PropagationResult {
   readyMsMedian: number;
   readyMsMax: number;
   meshMs: number;
+  /** Process CPU time (user + system) per delivery while publishing: insensitive to other load on the machine, unlike latency. */
+  cpuUsPerDelivery: number;
 }
 
-async function propagation(n: number, messagesPerNode: number, spacingMs: number): Promise<PropagationResult> {
+async function propagation(n: number, messagesPerNode: number, spacingMs: number, metrics = true): Promise<PropagationResult> {
   const swarmKey = generateSwarmKey();
   const ids = Array.from({ length: n }, (_, i) => ident(i + 1));
   const genesis = ids.map((x) => x.peerId);
@@ -80,7 +84,7 @@ async function propagation(n: number, messagesPerNode: number, spacingMs: number
   for (const identity of ids) {
     const t0 = performance.now();
     const members = new InviteMemberSource({ cluster: CLUSTER, genesis, now: Date.now });
-    const h = await createHost({ identity, cluster: CLUSTER, swarmKey, members, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: null });
+    const h = await createHost({ identity, cluster: CLUSTER, swarmKey, members, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: null, ...(metrics ? {} : { metrics: null }) });
     await h.start();
     readyMs.push(performance.now() - t0);
     hosts.push(h);
@@ -109,6 +113,7 @@ async function propagation(n: number, messagesPerNode: number, spacingMs: number
       count.set(key, (count.get(key) ?? 0) + 1);
     });
   }
+  const cpu0 = process.cpuUsage();
   let seq = 0;
   const warmup = 3; // first rounds warm JIT and streams; not measured
   for (let r = 0; r < messagesPerNode + warmup; r++) {
@@ -124,12 +129,14 @@ async function propagation(n: number, messagesPerNode: number, spacingMs: number
   }
   const expected = sentAt.size * (n - 1);
   await waitFor(() => lat.length >= expected, 10_000, 'all deliveries').catch(() => undefined);
+  const cpu = process.cpuUsage(cpu0);
   await Promise.all(hosts.map((h) => h.stop()));
   const sorted = [...lat].sort((a, b) => a - b);
   const last = [...lastAt.values()].sort((a, b) => a - b);
   const rs = [...readyMs].sort((a, b) => a - b);
   return {
     n,
+    metrics,
     messages: sentAt.size,
     deliveries: lat.length,
     expected,
@@ -141,6 +148,7 @@ async function propagation(n: number, messagesPerNode: number, spacingMs: number
     readyMsMedian: r2(pct(rs, 50)),
     readyMsMax: r2(rs[rs.length - 1]!),
     meshMs: Math.round(meshMs),
+    cpuUsPerDelivery: Math.round((cpu.user + cpu.system) / Math.max(1, lat.length)),
   };
 }
 
@@ -366,6 +374,8 @@ export async function run(opts: BenchOptions): Promise<unknown> {
   const base = await propagation(2, perNode * 4, spacingMs);
   const n5 = await propagation(5, perNode * 2, spacingMs);
   const n10 = await propagation(10, perNode, spacingMs);
+  // same-run baseline for the cost of libp2p's metrics (stream byte counting etc.)
+  const n10NoMetrics = await propagation(10, perNode, spacingMs, false);
   const val = validation(quick ? 2000 : 10_000);
   // baseline in the same run: V8's default young-generation sizing (what the hub did before the cap)
   const memUncapped = await memory(10, idleS, false);
@@ -373,7 +383,16 @@ export async function run(opts: BenchOptions): Promise<unknown> {
   const result = {
     suite: 'gossip',
     machine: { cores: availableParallelism(), loadAvg1mBefore: r2(loadBefore), loadAvg1mAfter: r2(loadavg()[0]!) },
-    propagation: { spacingMs, baselineN2: base, n5, n10, p99RatioN10vsN2: r2(n10.p99Ms / base.p99Ms) },
+    propagation: {
+      spacingMs,
+      baselineN2: base,
+      n5,
+      n10,
+      n10NoMetrics,
+      p99RatioN10vsN2: r2(n10.p99Ms / base.p99Ms),
+      p99RatioN10MetricsOnVsOff: r2(n10.p99Ms / n10NoMetrics.p99Ms),
+      cpuRatioN10MetricsOnVsOff: r2(n10.cpuUsPerDelivery / n10NoMetrics.cpuUsPerDelivery),
+    },
     validation: val,
     memory: mem,
     memoryUncapped: memUncapped,
@@ -387,11 +406,11 @@ export async function run(opts: BenchOptions): Promise<unknown> {
   if (!opts.json) {
     console.log(`machine: ${result.machine.cores} cores, 1-min load average ${result.machine.loadAvg1mBefore} before / ${result.machine.loadAvg1mAfter} after`);
     console.log(`gossip propagation (loopback, in-process nodes; ms from publish to delivery; one advert every ${spacingMs} ms cluster-wide)`);
-    console.log('  N   msgs  delivered/expected  p50    p99    max    last-peer p50/p99  ready med/max  mesh');
-    for (const p of [base, n5, n10]) {
-      console.log(`  ${String(p.n).padEnd(3)} ${String(p.messages).padEnd(5)} ${`${p.deliveries}/${p.expected}`.padEnd(19)} ${String(p.p50Ms).padEnd(6)} ${String(p.p99Ms).padEnd(6)} ${String(p.maxMs).padEnd(6)} ${`${p.lastPeerP50Ms}/${p.lastPeerP99Ms}`.padEnd(18)} ${`${p.readyMsMedian}/${p.readyMsMax}`.padEnd(14)} ${p.meshMs} ms`);
+    console.log('  N   msgs  delivered/expected  p50    p99    max    last-peer p50/p99  ready med/max  mesh     cpu us/delivery');
+    for (const p of [base, n5, n10, n10NoMetrics]) {
+      console.log(`  ${`${p.n}${p.metrics ? '' : '*'}`.padEnd(3)} ${String(p.messages).padEnd(5)} ${`${p.deliveries}/${p.expected}`.padEnd(19)} ${String(p.p50Ms).padEnd(6)} ${String(p.p99Ms).padEnd(6)} ${String(p.maxMs).padEnd(6)} ${`${p.lastPeerP50Ms}/${p.lastPeerP99Ms}`.padEnd(18)} ${`${p.readyMsMedian}/${p.readyMsMax}`.padEnd(14)} ${`${p.meshMs} ms`.padEnd(8)} ${p.cpuUsPerDelivery}`);
     }
-    console.log(`  p99 ratio N=10 vs N=2 baseline: ${result.propagation.p99RatioN10vsN2}x`);
+    console.log(`  p99 ratio N=10 vs N=2 baseline: ${result.propagation.p99RatioN10vsN2}x; * = libp2p metrics off (same-run baseline): p99 with/without metrics ${result.propagation.p99RatioN10MetricsOnVsOff}x, CPU per delivery ${result.propagation.cpuRatioN10MetricsOnVsOff}x`);
     console.log(`validation: ${val.validatorPerSec} adverts/s through the full validator; crypto floor (decode+verify) ${val.cryptoFloorPerSec}/s; ratio ${val.ratio}`);
     printMemory(memUncapped);
     printMemory(mem);
