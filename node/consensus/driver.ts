@@ -658,6 +658,7 @@ class Driver implements DriverConsensus {
     }
     for (const t of this.timers) clearTimeout(t); // timers of the decided height are moot
     this.timers.clear();
+    if (this.pool.size > 0) this.pool.pruneInvalid(next, height + 1);
     if (this.pool.size > 0) this.kick();
   }
 

@@ -18,6 +18,8 @@ export const MEMPOOL_MAX_OPS = 8192;
 export const MEMPOOL_MAX_BYTES = 32 * 1024 * 1024;
 /** Room left in a batch for its own framing (map header, version) beyond the ops' bytes. */
 const BATCH_FRAMING_BYTES = 64;
+/** Oldest ops re-checked alone after each decision (a few validations per height, not the pool). */
+export const PRUNE_PER_HEIGHT = 64;
 /** Re-validations while building one batch (each drops an op that conflicts with earlier ones). */
 const MAX_BUILD_PASSES = 16;
 
@@ -79,6 +81,22 @@ export class Mempool {
     this.ops.delete(id);
     this.totalBytes -= e.bytes;
     return true;
+  }
+
+  /**
+   * Evict the oldest `limit` ops that are invalid on their own against `reg` at `height` (e.g.
+   * a member.add whose twin was just decided). Without it, ops that can never be decided would
+   * keep idle nodes starting heights. Bounded work per call; returns how many were evicted.
+   */
+  pruneInvalid(reg: Registry, height: number, limit: number = PRUNE_PER_HEIGHT): number {
+    let checked = 0;
+    const bad: string[] = [];
+    for (const [id, e] of this.ops) {
+      if (checked++ >= limit) break;
+      if (!validateBatch(reg, height, encodeBatch([e.op])).ok) bad.push(id);
+    }
+    for (const id of bad) this.remove(id);
+    return bad.length;
   }
 
   /**
