@@ -466,6 +466,31 @@ describe('safety guards', () => {
   });
 });
 
+describe('valid value from a late proof-of-lock', () => {
+  it('an unlocked node that learns an earlier round\'s POL late proposes that value with its validRound, not a fresh one', () => {
+    const me = coreIndex(); // proposer of round 3
+    const { set, state, proposerOf } = lone(me);
+    const [a, b, c] = [0, 1, 2, 3].filter((i) => i !== me) as [number, number, number];
+    const v = enc('late-pol');
+    const t = (round: number): Event => ({ type: 'timeout', kind: 'precommit', height: 1, round });
+    let s = run(state, [{ type: 'start-height', height: 1, validators: set }, t(0), t(1)]);
+    expect(s.state.round).toBe(2);
+    // Round 0's proposal and its 3-of-4 prevotes arrive while we are in round 2.
+    s = run(s.state, [prop(proposerOf(0), 0, v), pv(a, 0, v), pv(b, 0, v), pv(c, 0, v)]);
+    expect(s.state.validRound).toBe(0);
+    expect(toHex(s.state.validValue!)).toBe(toHex(v));
+    expect(s.state.lockedRound).toBe(-1); // the lock is only taken in the current round (line 36)
+    expect(s.effects.some((e) => e.type === 'persist' && e.record.validRound === 0)).toBe(true);
+    // Round 3 is ours: we re-propose v with validRound 0 instead of asking for a new value.
+    s = run(s.state, [t(2)]);
+    const proposals = s.effects.flatMap((e) => (e.type === 'broadcast' && e.message.type === 'proposal' ? [e.message.proposal.proposal] : []));
+    expect(proposals).toHaveLength(1);
+    expect(proposals[0]).toMatchObject({ height: 1, round: 3, validRound: 0 });
+    expect(toHex(proposals[0]!.value)).toBe(toHex(v));
+    expect(s.effects.some((e) => e.type === 'request-value')).toBe(false);
+  });
+});
+
 describe('equivocation: per-value vote sets (liveness)', () => {
   // me, two honest others (a, b) and an equivocator (e). e's FIRST vote seen is nil, its second is for v.
   const setup = (): { me: number; a: number; b: number; e: number; set: ReturnType<typeof lone>['set']; state: ConsensusState; proposerOf: (r: number) => number } => {
@@ -519,14 +544,21 @@ describe('equivocation: per-value vote sets (liveness)', () => {
     expect(verifyCommitCertificate(d.certificate, set, verify, CLUSTER)).toMatchObject({ ok: true, power: 3 });
   });
 
-  it('keeps at most two votes per validator per (round, type); a third value is dropped', () => {
-    const { e, set, state } = setup();
+  it('keeps two votes per validator per (round, type); a third only for a value that has > 1/3 of the power already', () => {
+    const { a, b, e, set, state } = setup();
     const s = run(state, [{ type: 'start-height', height: 1, validators: set }, pv(e, 0, enc('x')), pv(e, 0, enc('y')), pv(e, 0, enc('z')), pv(e, 0, null)]);
     const r0 = s.state.rounds.get(0)!;
     expect(r0.prevotePower).toBe(1);
     expect([...r0.prevoteTally.keys()].sort()).toEqual([valueIdOf(enc('x')), valueIdOf(enc('y'))].sort());
     expect(r0.prevoteTally.get(valueIdOf(enc('z')))).toBeUndefined();
     expect(s.state.evidence).toHaveLength(1);
+    // Two honest validators vote z (2 of 4 > 1/3): e's vote for z is kept now and completes a quorum.
+    const t = run(s.state, [pv(a, 0, enc('z')), pv(b, 0, enc('z')), pv(e, 0, enc('z')), pv(e, 0, enc('w'))]);
+    const t0 = t.state.rounds.get(0)!;
+    expect(t0.prevoteTally.get(valueIdOf(enc('z')))).toBe(3);
+    expect(t0.prevoteTally.get(valueIdOf(enc('w')))).toBeUndefined(); // noise from e alone stays out
+    expect(t0.prevotePower).toBe(3);
+    expect(t.state.evidence).toHaveLength(1);
   });
 });
 
