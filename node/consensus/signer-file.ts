@@ -88,7 +88,7 @@ export class SignerFile {
     const fh = await open(this.tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC, 0o600);
     try {
       await fh.writeFile(bytes);
-      await fh.sync();
+      await fh.datasync(); // data and size; the rename and the directory fsync cover the rest
     } finally {
       await fh.close();
     }
