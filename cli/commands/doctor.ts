@@ -15,6 +15,7 @@ import { probePowerSupply } from '../../node/probes/power-supply.js';
 import { readRaplSample } from '../../node/probes/rapl.js';
 import { nodeSysfsReader } from '../../node/probes/sysfs.js';
 import type { PeersReply } from './peers.js';
+import type { ConsensusStatusJson } from '../../node/runtime/consensus-routes.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 export interface Check {
@@ -212,6 +213,15 @@ export async function runDoctor(ctx: CommandContext): Promise<Check[]> {
       else add('peers', live > 0 ? 'ok' : 'warn', `${connected} connected, ${live} with live adverts, ${others} other member(s)`, live > 0 ? null : 'adverts arrive within one period; wait a few seconds and run doctor again');
     } catch (e) {
       add('peers', 'fail', errMsg(e), null);
+    }
+    // 11. membership by consensus
+    try {
+      const c = await (await ctx.control()).get<ConsensusStatusJson>('/consensus/status', { timeoutMs: PROBE_TIMEOUT_MS });
+      const a = c.admission;
+      if (a.admitted) add('membership', 'ok', `${a.admittedAtHeight === 0 ? 'genesis member' : a.admittedAtHeight !== null ? `admitted at height ${a.admittedAtHeight}` : 'member'}; consensus decided ${c.decidedHeight}, ${c.validators.length} validator(s)`);
+      else add('membership', 'warn', `not admitted yet (consensus decided ${c.decidedHeight} heights known here)`, 'a member proposes member.add when it sees this node\'s join claim (its inviter must be running); clusters with admission "approve" need `fednode approve <this peer id>` on a member');
+    } catch (e) {
+      add('membership', 'fail', errMsg(e), null);
     }
   } else if (config !== null && config.bootstrap.length > 0) {
     for (const b of config.bootstrap) {

@@ -97,6 +97,7 @@ export function createMemberSync(o: MemberSyncOptions): MemberSync {
 
   const frame = (): Uint8Array => {
     for (const p of [...relayed.keys()]) if (o.isMember(p)) unrelay(p); // admitted: nothing left to carry
+    if (own !== null && o.isMember(o.selfId)) own = null; // our own member.add is decided
     return encodeCanonical([...(own !== null ? [own] : []), ...relayed.values()]);
   };
 

@@ -97,6 +97,8 @@ describe('consensus end to end (real processes)', () => {
     expect(human.stdout).toMatch(/consensus {3}height \d+ round \d+/);
     expect(human.stdout).toContain(`registry    `);
     expect((await fednode(['status', '--data-dir', a])).stdout).toContain('membership  genesis member');
+    const doc = JSON.parse((await fednode(['doctor', '--json', '--data-dir', c])).stdout) as { checks: Array<{ name: string; status: string; detail: string }> };
+    expect(doc.checks.find((x) => x.name === 'membership')).toMatchObject({ status: 'ok', detail: expect.stringContaining(`admitted at height ${hc}`) });
 
     // propose a pattern through a joined node: committed, height and certificate printed
     const prop = await fednode(['propose', 'pattern', '--name', 'greeting', '--content', 'Say hello politely', '--tag', 'demo', '--data-dir', b]);
@@ -159,6 +161,8 @@ describe('consensus end to end (real processes)', () => {
     expect(sa.members).not.toContain(peer);
     expect((await statusOf(b)).consensus.admission).toMatchObject({ admitted: false, admittedAtHeight: null });
     expect((await fednode(['status', '--data-dir', b])).stdout).toContain('not admitted yet');
+    const doc = JSON.parse((await fednode(['doctor', '--json', '--data-dir', b])).stdout) as { checks: Array<{ name: string; status: string; fix: string | null }> };
+    expect(doc.checks.find((x) => x.name === 'membership')).toMatchObject({ status: 'warn', fix: expect.stringContaining('fednode approve') });
 
     const ap = await fednode(['approve', peer, '--data-dir', a]);
     expect(ap.code, ap.stderr).toBe(0);

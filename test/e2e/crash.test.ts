@@ -170,6 +170,8 @@ describe('crash safety (real processes, kill -9)', () => {
     }, 60_000, 100);
 
     const kills: string[] = [];
+    const loopStartMs = Date.now();
+    let restartMs = 0;
     for (let k = 0; k < KILLS; k++) {
       const victim = nodes[Math.floor(rand() * NODES)]!;
       const delayMs = Math.floor(rand() * 400);
@@ -179,7 +181,9 @@ describe('crash safety (real processes, kill -9)', () => {
       await victim.proc!.exited;
       victim.proc = null;
       kills.push(`${victim.name}+${delayMs}ms`);
+      const t0 = Date.now();
       await start(victim);
+      restartMs += Date.now() - t0;
       if (k % 10 === 9) {
         const heights = await Promise.all(live().map((n) => control<NodeStatus>(n.dir, '/status').then((x) => x.consensus.decidedHeight, () => -1)));
         process.stderr.write(`crash test: ${k + 1} kills, decided heights ${heights.join(' ')}, ${committed} committed\n`);
@@ -187,7 +191,7 @@ describe('crash safety (real processes, kill -9)', () => {
     }
     done = true;
     await Promise.all(loads);
-    process.stderr.write(`crash test: ${kills.length} kills (${kills.join(' ')}), ${proposals} proposals, ${committed} committed\n`);
+    process.stderr.write(`crash test: ${kills.length} kills (${kills.join(' ')}), ${proposals} proposals, ${committed} committed; kill loop ${Date.now() - loopStartMs} ms of which restarts ${restartMs} ms\n`);
     expect(committed).toBeGreaterThan(0);
 
     // every node converges: same decided height, same registry hash
