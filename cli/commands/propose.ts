@@ -41,10 +41,15 @@ export const proposeCommand: Command = {
     'fields route.policy leaves out keep their current values.',
   ].join('\n'),
   async run(ctx) {
-    const client = await ctx.control();
+    const readFile = (p: string): string => readFileSync(p, 'utf8');
     const needsPolicy = ctx.args.positionals[0] === 'route.policy';
-    const currentPolicy = needsPolicy ? (await answered(() => client.get<PatternsJson>('/consensus/patterns'))).registry.routePolicy : undefined;
-    const op = opFromArgs(ctx.args, { readFile: (p) => readFileSync(p, 'utf8'), ...(currentPolicy !== undefined ? { currentPolicy } : {}) });
+    // Arguments first, so a usage error is reported (exit 2) even with no node running.
+    let op = opFromArgs(ctx.args, { readFile, ...(needsPolicy ? { currentPolicy: { weights: {}, batteryFloorPct: 0, temperatureCeilingC: 0 } } : {}) });
+    const client = await ctx.control();
+    if (needsPolicy) {
+      const currentPolicy = (await answered(() => client.get<PatternsJson>('/consensus/patterns'))).registry.routePolicy;
+      op = opFromArgs(ctx.args, { readFile, currentPolicy });
+    }
     const waitMs = flagNumber(ctx.args, 'wait') ?? WAIT_MS_DEFAULT;
     const r = await answered(() => client.post<CommitReceipt>('/consensus/propose', { ops: [op], waitMs }, { timeoutMs: waitMs + HTTP_SLACK_MS }));
     ctx.result(

@@ -91,6 +91,11 @@ describe('fednode propose / patterns / log / approve against a control API', () 
     expect(usage.code).toBe(2);
     expect(usage.err).toMatch(/exactly one of --content/);
     expect((await cli('log', '--limit', '0')).code).toBe(2);
+    // arguments are checked before the node is asked: exit 2 even with no node on the data dir
+    let err = '';
+    const code = await runCli(['propose', 'member.add', 'bad!', '--data-dir', join(dir, 'no-node-here')], { out: () => undefined, err: (s) => (err += s), env: {} });
+    expect(code).toBe(2);
+    expect(err).toMatch(/is not a peer id/);
   });
 
   it('log shows decided heights with their ops; --from/--limit page it', async () => {
