@@ -887,8 +887,11 @@ export function runSeed(o: WorldOptions): SeedResult {
     try {
       for (const d of entries) {
         if (d.height !== fk.log.length + 1) continue;
-        if (fk.core.height < d.height) feed(x, fi, { type: 'start-height', height: d.height, validators: validatorsFor(fk.registry, d.height) });
+        // Measured before the start-height too: starting the height replays buffered messages,
+        // which can decide it right there (no `start` of the next height is scheduled during
+        // catch-up, so that decision must count as applied; n=4 seed 1045 stalled otherwise).
         const before = fk.log.length;
+        if (fk.core.height < d.height) feed(x, fi, { type: 'start-height', height: d.height, validators: validatorsFor(fk.registry, d.height) });
         feed(x, fi, { type: 'decided', height: d.height, value: d.value, certificate: d.certificate });
         if (fk.log.length > before) {
           applied = true;
