@@ -19,7 +19,7 @@ import { nullLogger } from '../../node/log.js';
 import { createHost, type Host } from '../../node/p2p/host.js';
 import { generateSwarmKey } from '../../node/p2p/psk.js';
 import { openStore, type Store } from '../../node/store/index.js';
-import { CLUSTER, FAST_TIMEOUTS, genesisOf, ident, pattern, startDriverCluster, waitFor, type DriverCluster } from './helpers.js';
+import { CLUSTER, TEST_TIMEOUTS, genesisOf, ident, pattern, startDriverCluster, waitFor, type DriverCluster } from './helpers.js';
 
 const HEIGHTS = 1000;
 
@@ -111,7 +111,7 @@ describe('catch-up', () => {
       genesis: genesisOf(ids),
       logger: nullLogger,
       now: Date.now,
-      timeouts: FAST_TIMEOUTS,
+      timeouts: TEST_TIMEOUTS,
       statusIntervalMs: 100,
       syncTimeoutMs: 2_000,
     });

@@ -61,7 +61,7 @@ describe('consensus driver with faulty validators', () => {
   it('7 nodes, 1 silent + 1 equivocating: honest nodes agree, evidence names the equivocator', async () => {
     cluster = await startDriverCluster(7, { silent: [6], extra: (i) => (i === 5 ? { testOnly: equivocator(ident(6), CLUSTER) } : {}) });
     const honest = cluster.nodes.slice(0, 5);
-    const top = await submitAcross(honest, 'x', 15);
+    const top = await submitAcross(honest, 'x', 10);
     await expectAgreement(honest, top);
     await waitFor(() => honest.some((x) => x.consensus.status().evidence.length > 0), 5_000, 'evidence');
     for (const x of honest) for (const e of x.consensus.status().evidence) expect(e.validator).toBe(cluster.nodes[5]!.id.peerId);
