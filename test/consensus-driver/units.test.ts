@@ -12,7 +12,11 @@ import { ConsensusDriverError } from '../../node/consensus/api.js';
 import { Mempool, opId } from '../../node/consensus/mempool.js';
 import { SignerFile } from '../../node/consensus/signer-file.js';
 import { decodeSyncRequest, decodeSyncResponse, encodeSyncRequest, encodeSyncResponse, MAX_SYNC_HEIGHTS } from '../../node/consensus/sync.js';
-import { genesisOf, ident, pattern } from './helpers.js';
+import { heightKey } from '../../node/consensus/decided-log.js';
+import { openConsensus } from '../../node/consensus/driver.js';
+import { nullLogger } from '../../node/log.js';
+import { openStore } from '../../node/store/index.js';
+import { CLUSTER, genesisOf, ident, pattern } from './helpers.js';
 
 const ids = Array.from({ length: 4 }, (_, i) => ident(i + 1));
 const add = (n: number, name = `m${n}`): PatternOp => ({ kind: 'member.add', publicKey: ident(n).publicKey, power: 1, name });
@@ -71,6 +75,31 @@ describe('sync codec', () => {
     expect(decodeSyncResponse(encodeCanonical({ decided: 1, height: 2, entries: [], messages: [new Uint8Array([1, 2])] }))).toBeNull();
     expect(decodeSyncResponse(new Uint8Array(100).fill(0x9f))).toBeNull();
     expect(decodeMessage(new Uint8Array([1, 2, 3]))).toBeNull();
+  });
+});
+
+describe('decided log on open', () => {
+  it('refuses a damaged or gapped log with ERR_CONSENSUS_STATE_CORRUPT, never a silent reset', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fednode-log-'));
+    try {
+      for (const [key, value] of [
+        [heightKey(1), new Uint8Array([1, 2, 3])], // not an entry
+        [heightKey(2), new Uint8Array([0xa0])], // height 1 missing
+      ] as const) {
+        const store = await openStore(join(dir, `store-${key}`));
+        try {
+          await store.section('consensus').put(key, value, { sync: true });
+          const err = await openConsensus({ identity: ids[0]!, cluster: CLUSTER, store, stateDir: join(dir, 'state'), genesis: genesisOf(ids), logger: nullLogger, now: Date.now }).catch((e: unknown) => e);
+          expect(err).toBeInstanceOf(ConsensusDriverError);
+          expect((err as ConsensusDriverError).code).toBe('ERR_CONSENSUS_STATE_CORRUPT');
+          expect((err as ConsensusDriverError).message).toContain('To fix');
+        } finally {
+          await store.close();
+        }
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
