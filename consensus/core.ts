@@ -1156,52 +1156,48 @@ function evaluate(w: Work): void {
 }
 
 function evaluateOnce(w: Work, set: ValidatorSet): boolean {
-  // Line 49: a proposal's value with 2f+1 precommits in any round decides. Per round O(1) unless
-  // its distinct precommit power is a quorum already (a value's tally never exceeds it).
+  // One pass over the rounds (a handful), O(1) each from their running totals, for three rules:
+  // - line 49: a proposal's value with 2f+1 precommits in any round decides (a value's tally
+  //   never exceeds the round's distinct precommit power, so most rounds stop at that check);
+  // - line 55: f+1 voting power seen in a higher round -> skip to it (the highest such round);
+  // - valid value from an EARLIER round's proof-of-lock (line 36 only looks at the current
+  //   round): a POL at validRound < r' < round, learnt late (relayed), makes this node propose
+  //   that value with validRound r' instead of a fresh value that locked nodes refuse. Safe:
+  //   validValue only decides what this node proposes, others check the POL (line 28), and the
+  //   lock is untouched. Without it the simnet saw heights need rounds beyond f+2 after a heal.
+  // Precedence as listed: decide, else skip, else update the valid value.
   const rounds = w.rounds;
+  let skipTo = -1;
+  let validFrom: RoundData | null = null;
+  let validRound = w.validRound;
   for (let i = 0; i < rounds.size; i++) {
     const r = rounds.keyAt(i);
     const rv = adoptRound(rounds.valueAt(i), set);
-    if (!quorum(rv.precommitPower, set)) continue;
-    for (const id of rv.precommits.ids()) {
-      if (id === 'nil' || !quorum(rv.precommits.tallyOf(id), set)) continue;
-      const value = w.values.get(id);
-      if (value === undefined || !isValid(w, value)) continue;
-      const precommits = rv.precommits.votesFor(id).sort((a, b) => (keyOf(a.signer) < keyOf(b.signer) ? -1 : 1));
-      decide(w, r, value, { height: w.height, round: r, valueId: id, precommits });
-      return false;
+    if (quorum(rv.precommitPower, set)) {
+      for (const id of rv.precommits.ids()) {
+        if (id === 'nil' || !quorum(rv.precommits.tallyOf(id), set)) continue;
+        const value = w.values.get(id);
+        if (value === undefined || !isValid(w, value)) continue;
+        const precommits = rv.precommits.votesFor(id).sort((a, b) => (keyOf(a.signer) < keyOf(b.signer) ? -1 : 1));
+        decide(w, r, value, { height: w.height, round: r, valueId: id, precommits });
+        return false;
+      }
     }
-  }
-
-  // Line 55: f+1 voting power seen in a higher round -> skip to it (the highest such round).
-  // Each round keeps the power of its distinct signers up to date, so this is O(rounds).
-  let skipTo = -1;
-  for (let i = 0; i < rounds.size; i++) {
-    const r = rounds.keyAt(i);
-    if (r <= w.round || r <= skipTo) continue;
-    if (oneThird(adoptRound(rounds.valueAt(i), set).signerPower, set)) skipTo = r;
+    if (r > w.round && r > skipTo && oneThird(rv.signerPower, set)) skipTo = r;
+    const op = rv.proposal;
+    if (r > validRound && r < w.round && op !== null && quorum(rv.prevotePower, set) && quorum(rv.prevotes.tallyOf(valueIdOf(op.proposal.value)), set) && isValid(w, op.proposal.value)) {
+      validFrom = rv;
+      validRound = r;
+    }
   }
   if (skipTo > w.round) {
     startRoundAt(w, skipTo);
     return true;
   }
-
-  // Valid value from an EARLIER round's proof-of-lock (line 36 only looks at the current round):
-  // a POL at validRound < r' < round, learnt late (relayed), makes this node propose that value
-  // with validRound r' instead of a fresh value that locked nodes refuse. Safe: validValue only
-  // decides what this node proposes, and others check the POL (line 28); the lock is untouched.
-  // Without it the simnet saw heights need a round or two beyond f+2 after a heal.
-  for (let i = 0; i < rounds.size; i++) {
-    const rp = rounds.keyAt(i);
-    if (rp <= w.validRound || rp >= w.round) continue;
-    const old = adoptRound(rounds.valueAt(i), set);
-    const op = old.proposal;
-    if (op === null || !quorum(old.prevotePower, set)) continue;
-    if (quorum(old.prevotes.tallyOf(valueIdOf(op.proposal.value)), set) && isValid(w, op.proposal.value)) {
-      w.validValue = op.proposal.value;
-      w.validRound = rp;
-      persistLocks(w);
-    }
+  if (validFrom !== null && validFrom.proposal !== null) {
+    w.validValue = validFrom.proposal.proposal.value;
+    w.validRound = validRound;
+    persistLocks(w);
   }
 
   const r = w.round;
