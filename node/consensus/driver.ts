@@ -78,6 +78,8 @@ const RECENTLY_DECIDED_MAX = 65_536;
 const OPS_ENVELOPE_FRAMING_BYTES = 64;
 /** Status ticks without progress before own messages are re-sent and the current votes fetched. */
 const STUCK_TICKS = 2;
+/** A peer's status older than this many periods no longer counts (the peer may be gone). */
+const STATUS_STALE_TICKS = 10;
 /** Status ticks between re-gossips of this node's own still-pending ops. */
 const REGOSSIP_TICKS = 5;
 /** Status ticks without hearing any peer status before a connected peer is asked directly. */
@@ -810,17 +812,16 @@ class Driver implements DriverConsensus {
     if (isMember) {
       this.publish(KIND_STATUS, { height: this.current, round: this.running ? this.state.round : 0, decided: this.reg.height, hash: new Uint8Array(Buffer.from(this.regHashHex, 'hex')) });
     }
-    // Behind a peer: fetch decided heights.
-    let best: string | null = null;
-    let bestDecided = this.reg.height;
-    for (const [peer, s] of this.peerStatus) {
-      if (s.decided > bestDecided) {
-        best = peer;
-        bestDecided = s.decided;
-      }
-    }
-    if (best !== null) {
-      void this.catchUp(best);
+    // Behind a peer: fetch decided heights, from a directly connected peer when there is one
+    // (a status can come from a member we only reach through the mesh), rotating on each tick.
+    const freshMs = this.now() - STATUS_STALE_TICKS * this.statusIntervalMs;
+    const ahead = [...this.peerStatus].filter(([, s]) => s.decided > this.reg.height && s.atMs >= freshMs).map(([p]) => p);
+    if (ahead.length > 0) {
+      const connected = new Set(this.host.peers().filter((p) => p.connections > 0).map((p) => p.peerId));
+      const direct = ahead.filter((p) => connected.has(p));
+      const list = direct.length > 0 ? direct : ahead;
+      this.peerCursor = (this.peerCursor + 1) % list.length;
+      void this.catchUp(list[this.peerCursor]!);
       return;
     }
     // Own submitted ops still pending: gossip them again now and then (a copy may have been lost
