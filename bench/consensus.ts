@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ed25519 } from '../crypto/ed25519.js';
 import { domain } from '../crypto/blake3.js';
+import { createEnvelope } from '../crypto/envelope.js';
 import { identityFromSeed, type Identity } from '../crypto/keys.js';
 import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, makeValidatorSet, step, voteDigest } from '../consensus/core.js';
 import { contentHashOf, encodeBatch, type PatternOp } from '../consensus/patterns.js';
@@ -118,6 +119,8 @@ interface LiveNode {
 
 interface DriverRow {
   n: number;
+  /** Same-run network baseline: one signed gossip message from node 1 to ALL other nodes (p50). */
+  gossipHopP50Ms: number;
   latencySamples: number;
   latencyP50Ms: number;
   latencyP99Ms: number;
@@ -208,10 +211,31 @@ function decidedAtAll(nodes: readonly LiveNode[]): { until(height: number): Prom
   };
 }
 
+/** p50 of publish -> delivered at every other node, for a vote-sized signed envelope (adverts topic). */
+async function gossipHopMs(nodes: readonly LiveNode[], count: number): Promise<number> {
+  const id = ids(nodes.length)[0]!;
+  const got = nodes.map(() => new Set<number>());
+  const unsub = nodes.map((x, i) => x.host.onMessage('adverts', (d) => void got[i]!.add(d.envelope.seq)));
+  const lat: number[] = [];
+  try {
+    for (let k = 1; k <= count; k++) {
+      const t0 = performance.now();
+      await nodes[0]!.host.publish('adverts', createEnvelope(id, { kind: 'advert', cluster: 'bench', seq: k, time: Date.now(), body: { load: k, pad: new Uint8Array(200) } }));
+      while (!got.slice(1).every((g) => g.has(k))) await sleep(0.2);
+      lat.push(performance.now() - t0);
+    }
+  } finally {
+    unsub.forEach((u) => u());
+  }
+  lat.sort((a, b) => a - b);
+  return percentile(lat, 0.5);
+}
+
 async function runDriver(n: number, samples: number, patterns: number, root: string): Promise<Omit<DriverRow, 'latencyRatioToCore' | 'throughputRatioToCore'>> {
   const nodes = await startLive(n, root);
   const watch = decidedAtAll(nodes);
   try {
+    const gossipHopP50Ms = await gossipHopMs(nodes, 50);
     // Warm-up: a few heights (connections, JIT, first fsyncs).
     for (let i = 0; i < 5; i++) await nodes[i % n]!.consensus.submit([benchPattern()]);
     const lat: number[] = [];
@@ -228,6 +252,7 @@ async function runDriver(n: number, samples: number, patterns: number, root: str
     const t1 = await watch.until(top);
     return {
       n,
+      gossipHopP50Ms,
       latencySamples: samples,
       latencyP50Ms: percentile(lat, 0.5),
       latencyP99Ms: percentile(lat, 0.99),
@@ -283,10 +308,10 @@ export async function run(opts: { json: boolean; args: readonly string[] }): Pro
   }
   if (!opts.json) {
     console.log('consensus driver over libp2p on loopback (all nodes in this process; fsync on)');
-    console.log('n  samples  p50 ms  p99 ms  max ms  p50/core-height  patterns  heights  patterns/s  ratio-to-core');
+    console.log('n  samples  p50 ms  p99 ms  max ms  p50/core-height  gossip-hop p50  patterns  heights  patterns/s  ratio-to-core');
     for (const r of driverRows) {
       console.log(
-        `${String(r.n).padEnd(3)}${String(r.latencySamples).padEnd(9)}${r.latencyP50Ms.toFixed(1).padEnd(8)}${r.latencyP99Ms.toFixed(1).padEnd(8)}${r.latencyMaxMs.toFixed(1).padEnd(8)}${r.latencyRatioToCore.toFixed(1).padEnd(17)}${String(r.throughputPatterns).padEnd(10)}${String(r.throughputHeights).padEnd(9)}${r.patternsPerSecond.toFixed(0).padEnd(12)}${r.throughputRatioToCore.toFixed(3)}`,
+        `${String(r.n).padEnd(3)}${String(r.latencySamples).padEnd(9)}${r.latencyP50Ms.toFixed(1).padEnd(8)}${r.latencyP99Ms.toFixed(1).padEnd(8)}${r.latencyMaxMs.toFixed(1).padEnd(8)}${r.latencyRatioToCore.toFixed(1).padEnd(17)}${r.gossipHopP50Ms.toFixed(1).padEnd(16)}${String(r.throughputPatterns).padEnd(10)}${String(r.throughputHeights).padEnd(9)}${r.patternsPerSecond.toFixed(0).padEnd(12)}${r.throughputRatioToCore.toFixed(3)}`,
       );
     }
     console.log('targets (n = 4): p50 < 20 ms; >= 500 patterns/s');
