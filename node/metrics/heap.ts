@@ -54,15 +54,21 @@ export function operatorSetSemiSpace(execArgv: readonly string[], nodeOptions: s
   return execArgv.some(has) || (nodeOptions ?? '').split(/\s+/).some(has);
 }
 
+/** The process's active runtime cap (V8 flags are process-wide, so there is at most one). */
+let active: YoungGenerationCap | null = null;
+
 /**
- * Keep V8's new space at or below `budgetMiB` (see the file comment). Process-wide:
- * call once, from the node process's entry (fednode start, the bench's node children).
+ * Keep V8's new space at or below `budgetMiB` (see the file comment). Process-wide and
+ * idempotent: a second call (a test that runs `fednode start` in-process twice) returns
+ * the cap already running. Called from the node process's entry (fednode start, the
+ * bench's node children).
  */
 export function capYoungGeneration(budgetMiB: number = YOUNG_GENERATION_BUDGET_MIB, env: { execArgv: readonly string[]; nodeOptions: string | undefined } = { execArgv: process.execArgv, nodeOptions: process.env['NODE_OPTIONS'] }): YoungGenerationCap {
   if (!(Number.isInteger(budgetMiB) && budgetMiB >= 2 && budgetMiB <= 64)) throw new RangeError(`young generation budget must be an integer MiB in [2, 64], got ${budgetMiB}`);
   if (operatorSetSemiSpace(env.execArgv, env.nodeOptions)) {
     return { mode: 'operator-flag', budgetMiB, switches: () => 0, stop: () => undefined };
   }
+  if (active !== null) return active;
   const budget = budgetMiB * 2 ** 20;
   let frozen = false;
   let count = 0;
@@ -82,13 +88,16 @@ export function capYoungGeneration(budgetMiB: number = YOUNG_GENERATION_BUDGET_M
   check();
   const obs = new PerformanceObserver(() => check());
   obs.observe({ entryTypes: ['gc'] });
-  return {
+  const cap: YoungGenerationCap = {
     mode: 'runtime-cap',
     budgetMiB,
     switches: () => count,
     stop() {
       obs.disconnect();
       if (frozen) setGrowth(false);
+      if (active === cap) active = null;
     },
   };
+  active = cap;
+  return cap;
 }

@@ -42,5 +42,12 @@ describe('young-generation cap', () => {
     const c = capYoungGeneration(8, { execArgv: ['--max-semi-space-size=8'], nodeOptions: undefined });
     expect(c.mode).toBe('operator-flag');
     c.stop();
+    // one runtime cap per process: a second call gets the same one; after stop() a new one
+    const a = capYoungGeneration(8, { execArgv: [], nodeOptions: undefined });
+    expect(capYoungGeneration(8, { execArgv: [], nodeOptions: undefined })).toBe(a);
+    a.stop();
+    const b = capYoungGeneration(8, { execArgv: [], nodeOptions: undefined });
+    expect(b).not.toBe(a);
+    b.stop();
   });
 });
