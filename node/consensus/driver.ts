@@ -217,7 +217,7 @@ class Driver implements DriverConsensus {
   private readonly signerFile: SignerFile;
   private readonly decidedLog: DecidedLog;
   private readonly audit: AuditLog | null;
-  private readonly pool = new Mempool();
+  private readonly pool = new Mempool(undefined, undefined, (id, reason) => this.rejectWaiters(id, reason));
   private readonly statusIntervalMs: number;
   private readonly syncTimeoutMs: number;
   private readonly submitTimeoutMs: number;
@@ -662,6 +662,16 @@ class Driver implements DriverConsensus {
     this.timers.clear();
     if (this.pool.size > 0) this.pool.pruneInvalid(next, height + 1);
     if (this.pool.size > 0) this.kick();
+  }
+
+  /** An op of a pending submit was evicted as invalid (the registry changed since it was checked). */
+  private rejectWaiters(id: string, reason: string): void {
+    const set = this.waiters.get(id);
+    if (set === undefined) return;
+    for (const w of [...set]) {
+      w.cleanup();
+      w.reject(new ConsensusDriverError('ERR_PATTERN_REJECTED', `ops rejected: one became invalid before being decided (${reason}); the others of this submit may still be decided`, { reason, index: null }));
+    }
   }
 
   private resolveWaiters(ids: readonly string[], entry: DecidedEntry, before: Registry): void {

@@ -35,6 +35,8 @@ interface Entry {
 }
 
 export type AddResult = 'added' | 'duplicate' | 'full';
+/** Called for each op evicted because it is invalid on its own (its submitter can be told why). */
+export type EvictListener = (id: string, reason: string) => void;
 
 export class Mempool {
   private readonly ops = new Map<string, Entry>();
@@ -43,7 +45,12 @@ export class Mempool {
   constructor(
     private readonly maxOps: number = MEMPOOL_MAX_OPS,
     private readonly maxBytes: number = MEMPOOL_MAX_BYTES,
+    private readonly onEvict: EvictListener = () => undefined,
   ) {}
+
+  private evict(id: string, reason: string): void {
+    if (this.remove(id)) this.onEvict(id, reason);
+  }
 
   get size(): number {
     return this.ops.size;
@@ -90,12 +97,13 @@ export class Mempool {
    */
   pruneInvalid(reg: Registry, height: number, limit: number = PRUNE_PER_HEIGHT): number {
     let checked = 0;
-    const bad: string[] = [];
+    const bad: { id: string; reason: string }[] = [];
     for (const [id, e] of this.ops) {
       if (checked++ >= limit) break;
-      if (!validateBatch(reg, height, encodeBatch([e.op])).ok) bad.push(id);
+      const v = validateBatch(reg, height, encodeBatch([e.op]));
+      if (!v.ok) bad.push({ id, reason: v.reason });
     }
-    for (const id of bad) this.remove(id);
+    for (const b of bad) this.evict(b.id, b.reason);
     return bad.length;
   }
 
@@ -129,7 +137,8 @@ export class Mempool {
       const bad = v.index === null ? chosen.length - 1 : v.index;
       const culprit = chosen[bad];
       if (culprit === undefined) return null;
-      if (!validateBatch(reg, height, encodeBatch([culprit.op])).ok) this.remove(culprit.id);
+      const alone = validateBatch(reg, height, encodeBatch([culprit.op]));
+      if (!alone.ok) this.evict(culprit.id, alone.reason);
       chosen = chosen.filter((_, i) => i !== bad);
     }
     // Too many conflicts in one pool: propose only what validated one by one would be slow; propose nothing.

@@ -3,7 +3,7 @@ import { MAX_BATCH_OPS } from '../../consensus/patterns.js';
 import type { ConsensusDriverError } from '../../node/consensus/api.js';
 import type { DecidedEntry } from '../../node/consensus/api.js';
 import { MEMPOOL_MAX_OPS } from '../../node/consensus/mempool.js';
-import { pattern, startDriverCluster, waitFor, type DriverCluster } from './helpers.js';
+import { ident, pattern, startDriverCluster, waitFor, type DriverCluster } from './helpers.js';
 
 let cluster: DriverCluster | null = null;
 afterEach(async () => {
@@ -37,6 +37,27 @@ describe('consensus driver (4 nodes, real libp2p)', () => {
     await sleep(1_200); // six status periods
     expect(cluster.nodes.map((x) => x.consensus.status().decidedHeight)).toEqual(heights);
     for (const x of cluster.nodes) expect(x.consensus.status().mempoolOps).toBe(0);
+  });
+
+  it('of two conflicting submits, one is decided and the other is rejected with ERR_PATTERN_REJECTED (not left to time out)', async () => {
+    cluster = await startDriverCluster(4);
+    const [a, b] = cluster.nodes;
+    const key = ident(9).publicKey;
+    const results = await Promise.all([
+      a!.consensus.submit([{ kind: 'member.add', publicKey: key, power: 1, name: 'from-a' }], { timeoutMs: 40_000 }).then(
+        (r) => ({ ok: true as const, r }),
+        (e: unknown) => ({ ok: false as const, e: e as ConsensusDriverError }),
+      ),
+      b!.consensus.submit([{ kind: 'member.add', publicKey: key, power: 1, name: 'from-b' }], { timeoutMs: 40_000 }).then(
+        (r) => ({ ok: true as const, r }),
+        (e: unknown) => ({ ok: false as const, e: e as ConsensusDriverError }),
+      ),
+    ]);
+    expect(results.filter((x) => x.ok)).toHaveLength(1);
+    const lost = results.find((x) => !x.ok)!;
+    expect(lost.ok ? null : lost.e.code).toBe('ERR_PATTERN_REJECTED');
+    const pending = a!.consensus.registry().pending.filter((p) => p.op.kind === 'member.add');
+    expect(pending).toHaveLength(1);
   });
 
   it('times out, aborts, reports a full pool, and refuses after stop, each with its code', async () => {
