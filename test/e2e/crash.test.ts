@@ -5,8 +5,9 @@
  *  - no conflicting signature was ever produced: in every node's consensus audit log (written
  *    and fsynced before a message leaves the node) no two entries share height/round/type with
  *    different values;
- *  - no decided height was lost: every height a node reported decided before a kill is still in
- *    its log with the same value id;
+ *  - no decided height was lost: every height a node reported decided before a kill is in its
+ *    LevelDB with the same value id, read between the kill and the restart (so catch-up cannot
+ *    refill a lost one), and in its log at the end;
  *  - every node is at the same height with the same registry hash (and the same value per height).
  * Randomness is seeded: FEDNODE_CRASH_SEED=<n> replays a run; the seed is printed.
  */
@@ -15,7 +16,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { valueIdOf } from '../../consensus/core.js';
+import { decodeDecision, heightKey } from '../../node/consensus/decided-log.js';
 import type { NodeStatus } from '../../node/runtime/node.js';
+import { openStore } from '../../node/store/index.js';
 import type { LogJson } from '../../node/runtime/consensus-routes.js';
 import type { Running } from './helpers.js';
 import { control, fednode, spawnUntil, waitFor } from './helpers.js';
@@ -95,6 +99,27 @@ async function logOf(dir: string, from: number): Promise<LogJson['entries']> {
   }
 }
 
+/**
+ * Read the killed node's own LevelDB (its lock died with it) BEFORE it restarts: every height
+ * it reported decided must be there with the same value, so catch-up cannot mask a loss.
+ */
+async function lostHeights(n: Node): Promise<string[]> {
+  const store = await openStore(join(n.dir, 'store'), { createIfMissing: false });
+  const lost: string[] = [];
+  try {
+    const section = store.section('consensus');
+    for (const [h, v] of n.seen) {
+      const bytes = await section.get(heightKey(h));
+      const d = bytes === undefined ? null : decodeDecision(h, bytes);
+      const found = d === null ? 'missing' : d.ok ? valueIdOf(d.d.value) : `undecodable (${d.reason})`;
+      if (found !== v) lost.push(`${n.name} height ${h}: reported ${v}, on disk ${found}`);
+    }
+  } finally {
+    await store.close();
+  }
+  return lost;
+}
+
 async function record(n: Node): Promise<void> {
   const from = n.seen.size === 0 ? 1 : Math.max(...n.seen.keys()) + 1;
   for (const e of await logOf(n.dir, from)) n.seen.set(e.height, e.valueId);
@@ -172,6 +197,7 @@ describe('crash safety (real processes, kill -9)', () => {
     const kills: string[] = [];
     const loopStartMs = Date.now();
     let restartMs = 0;
+    let checkedHeights = 0;
     for (let k = 0; k < KILLS; k++) {
       const victim = nodes[Math.floor(rand() * NODES)]!;
       const delayMs = Math.floor(rand() * 400);
@@ -180,6 +206,8 @@ describe('crash safety (real processes, kill -9)', () => {
       victim.proc!.child.kill('SIGKILL');
       await victim.proc!.exited;
       victim.proc = null;
+      expect(await lostHeights(victim)).toEqual([]);
+      checkedHeights += victim.seen.size;
       kills.push(`${victim.name}+${delayMs}ms`);
       const t0 = Date.now();
       await start(victim);
@@ -191,7 +219,8 @@ describe('crash safety (real processes, kill -9)', () => {
     }
     done = true;
     await Promise.all(loads);
-    process.stderr.write(`crash test: ${kills.length} kills (${kills.join(' ')}), ${proposals} proposals, ${committed} committed; kill loop ${Date.now() - loopStartMs} ms of which restarts ${restartMs} ms\n`);
+    process.stderr.write(`crash test: ${kills.length} kills (${kills.join(' ')}), ${proposals} proposals, ${committed} committed; ${checkedHeights} reported heights found on disk after the kills; kill loop ${Date.now() - loopStartMs} ms of which restarts ${restartMs} ms\n`);
+    expect(checkedHeights).toBeGreaterThan(0);
     expect(committed).toBeGreaterThan(0);
 
     // every node converges: same decided height, same registry hash
