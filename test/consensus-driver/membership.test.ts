@@ -40,10 +40,10 @@ describe('registry-backed membership', () => {
     // With one genesis node stopped, quorum (4 of 5) needs the joiner's votes.
     await cluster.stopNode(members[3]!);
     const r = await joiner.consensus.submit([pattern('from-the-joiner')], { timeoutMs: 20_000 });
+    await waitFor(() => members.slice(0, 3).every((x) => x.consensus.status().decidedHeight >= r.height), 10_000, 'all decided');
     const entries = await members[0]!.consensus.entries(r.height, 1);
     expect(entries[0]!.certificate.precommits.length).toBeGreaterThanOrEqual(4);
     expect(r.signers).toContain(joiner.id.peerId);
-    await waitFor(() => members.slice(0, 3).every((x) => x.consensus.status().decidedHeight >= r.height), 10_000, 'all decided');
     expect(new Set([...members.slice(0, 3), joiner].map((x) => x.consensus.status().registryHash)).size).toBe(1);
   });
 });
