@@ -170,13 +170,20 @@ export interface StepResult {
   readonly effects: readonly Effect[];
 }
 
-/** Everything received in one round of the current height. */
+/**
+ * Everything received in one round of the current height. Read-only views shared between
+ * successive states (the core appends to shared logs; a state never sees later votes).
+ */
 export interface RoundVotes {
+  /** Each signer's FIRST vote. An equivocator's other votes count in the tallies; `roundVotesFor` (core.ts) lists them per value. */
   readonly prevotes: ReadonlyMap<ValidatorKey, SignedVote>;
   readonly precommits: ReadonlyMap<ValidatorKey, SignedVote>;
   /** Proposal from this round's proposer (first valid one only). */
   readonly proposal: SignedProposal | null;
-  /** Voting power per value id ('nil' for nil) and in total, kept up to date on insert. */
+  /**
+   * Voting power per value id ('nil' for nil): each validator counted once per value it voted
+   * for (an equivocator in each of its values). The *Power totals count each validator once.
+   */
   readonly prevoteTally: ReadonlyMap<string, number>;
   readonly prevotePower: number;
   readonly precommitTally: ReadonlyMap<string, number>;
