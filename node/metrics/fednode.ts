@@ -28,8 +28,8 @@ export interface FednodeMetricSources {
   readonly advertPeers?: () => readonly { state: 'live' | 'stale' }[];
   /** Inference load (inference.status().load) and requests this node is routing now. */
   readonly inference?: () => { inFlight: number; queued: number; capacity: number; routing: number };
-  /** Latest decided consensus height, when a consensus driver runs. */
-  readonly consensusHeight?: () => number | null;
+  /** The consensus driver's state (consensus.status()): decided height, round at the next height, mempool, validators. */
+  readonly consensus?: () => { decidedHeight: number; round: number; mempoolOps: number; validators: number };
   /** Wall clock for the advert age gauge. @default Date.now */
   readonly now?: () => number;
 }
@@ -99,7 +99,7 @@ export function registerFednodeMetrics(registry: Registry, src: FednodeMetricSou
     },
   });
 
-  const { members, advertSelf, advertPeers, inference, consensusHeight } = src;
+  const { members, advertSelf, advertPeers, inference, consensus } = src;
   if (members !== undefined) {
     new Gauge({ name: 'fednode_members', help: 'Cluster members in this node\'s view (itself included)', registers, collect() {
       this.set(members().length);
@@ -133,9 +133,18 @@ export function registerFednodeMetrics(registry: Registry, src: FednodeMetricSou
       this.set(inference().capacity);
     } });
   }
-  if (consensusHeight !== undefined) {
-    new Gauge({ name: 'fednode_consensus_height', help: 'Latest decided consensus height (NaN before the first decision)', registers, collect() {
-      this.set(consensusHeight() ?? Number.NaN);
+  if (consensus !== undefined) {
+    new Gauge({ name: 'fednode_consensus_decided_height', help: 'Last decided consensus height (0 at genesis)', registers, collect() {
+      this.set(consensus().decidedHeight);
+    } });
+    new Gauge({ name: 'fednode_consensus_round', help: 'Round of the height being decided (above 0: rounds failed to commit)', registers, collect() {
+      this.set(consensus().round);
+    } });
+    new Gauge({ name: 'fednode_consensus_mempool_ops', help: 'Pattern operations waiting to be proposed', registers, collect() {
+      this.set(consensus().mempoolOps);
+    } });
+    new Gauge({ name: 'fednode_consensus_validators', help: 'Validators at the height being decided', registers, collect() {
+      this.set(consensus().validators);
     } });
   }
 }

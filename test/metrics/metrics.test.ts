@@ -187,6 +187,11 @@ describe('metrics extension on a real node', () => {
     expect(sample(text, 'fednode_peers_connected', { member: 'true' })).toBe(0);
     expect(sample(text, 'fednode_inference_requests', { state: 'in_flight' })).toBe(0);
     expect(sample(text, 'fednode_peer_table_entries', { state: 'live' })).not.toBeNull();
+    // the consensus driver's state, as its own status reports it (read after the scrape: heights only grow)
+    const decided = sample(text, 'fednode_consensus_decided_height');
+    expect(sample(text, 'fednode_consensus_validators')).toBe(node.status().consensus.validators.length);
+    expect(decided).toBeGreaterThanOrEqual(0);
+    expect(decided).toBeLessThanOrEqual(node.status().consensus.decidedHeight);
     // the control API answers the same text to token holders, and nothing without the token
     const token = await readControlToken(join(dir, 'control.token'));
     const noToken = await fetch(`${node.controlUrl}/metrics`);
