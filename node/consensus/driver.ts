@@ -730,6 +730,12 @@ class Driver implements DriverConsensus {
   }
 
   private async onMessage(m: ConsensusMessage): Promise<void> {
+    // [size] a proposal's value is a batch (<= MAX_BATCH_BYTES); larger ones are never looked at
+    if (m.type === 'proposal' && m.proposal.proposal.value.length > MAX_BATCH_BYTES) {
+      this.c.oversize++;
+      return;
+    }
+    // [height] only the current and the next height are worked on
     const h = msgHeight(m);
     if (h < this.current) {
       this.c.stale++;
@@ -737,11 +743,6 @@ class Driver implements DriverConsensus {
     }
     if (h > this.current + 1) {
       this.c.farAhead++; // a peer is ahead: the status tick fetches the decided heights
-      return;
-    }
-    // [size] a proposal's value is a batch (<= MAX_BATCH_BYTES); larger ones are never looked at
-    if (m.type === 'proposal' && m.proposal.proposal.value.length > MAX_BATCH_BYTES) {
-      this.c.oversize++;
       return;
     }
     // [validator] the inner signer must vote at that height (the set of h <= reg.height + 2 is known)
