@@ -1,16 +1,25 @@
 import type { Command } from '../command.js';
 import type { PatternsJson } from '../../node/runtime/consensus-routes.js';
 import { opSummary } from '../../node/runtime/consensus-ops.js';
+import type { PatternJson } from '../../node/runtime/consensus-ops.js';
+import { flagString } from '../command.js';
 import { answered } from './consensus-common.js';
 import { table } from './format.js';
 
 export const patternsCommand: Command = {
   name: 'patterns',
   summary: 'List the registry decided by consensus: members, pending membership changes, route policy, model aliases, quality gates, patterns.',
-  flags: [],
+  flags: [{ name: 'name', type: 'string', placeholder: '<name>', description: 'show one pattern with its whole content (the listing cuts contents to 1 KiB)' }],
   positionals: [],
   async run(ctx) {
     const client = await ctx.control();
+    const one = flagString(ctx.args, 'name');
+    if (one !== undefined) {
+      const x = await answered(() => client.get<PatternJson>(`/consensus/pattern?name=${encodeURIComponent(one)}`));
+      const q = x.quality === null ? '-' : Object.entries(x.quality).map(([k, v]) => `${k}=${v}`).join(' ');
+      ctx.result(x, `pattern   ${x.name}  version ${x.version}  decided at height ${x.height}\nhash      ${x.contentHash}\ntags      ${x.tags.join(', ') || '-'}\nquality   ${q}\n\n${x.content}\n`);
+      return 0;
+    }
     const p = await answered(() => client.get<PatternsJson>('/consensus/patterns'));
     const r = p.registry;
     const out: string[] = [`registry at height ${p.height}  hash ${p.registryHash}`, '', `members (${r.members.length}, in force since height ${r.membersSince})`];

@@ -169,10 +169,39 @@ export interface RegistryJson {
   routePolicy: { weights: Record<string, number>; batteryFloorPct: number; temperatureCeilingC: number };
   aliases: Array<{ alias: string; model: string }>;
   qualityGates: Record<string, number>;
-  patterns: Array<{ name: string; content: string; contentHash: string; tags: string[]; quality: Record<string, number> | null; version: number; height: number }>;
+  patterns: PatternJson[];
 }
 
-export function registryToJson(r: Registry): RegistryJson {
+export interface PatternJson {
+  name: string;
+  /** The content, cut to the listing's bound when `truncated`; `contentChars` is its full length. */
+  content: string;
+  contentChars: number;
+  truncated: boolean;
+  contentHash: string;
+  tags: string[];
+  quality: Record<string, number> | null;
+  version: number;
+  height: number;
+}
+
+export function patternToJson(p: Registry['patterns'][number], contentMaxChars: number = Number.MAX_SAFE_INTEGER): PatternJson {
+  const truncated = p.content.length > contentMaxChars;
+  return {
+    name: p.name,
+    content: truncated ? p.content.slice(0, contentMaxChars) : p.content,
+    contentChars: p.content.length,
+    truncated,
+    contentHash: hex(p.contentHash),
+    tags: [...p.tags],
+    quality: p.quality === null ? null : { ...p.quality },
+    version: p.version,
+    height: p.height,
+  };
+}
+
+/** The registry in JSON form; pattern contents cut to `contentMaxChars` (a listing of 4,096 x 64 KiB would be 256 MiB). */
+export function registryToJson(r: Registry, contentMaxChars: number = Number.MAX_SAFE_INTEGER): RegistryJson {
   return {
     height: r.height,
     members: r.members.map((m) => ({ peer: peerIdFromPublicKey(m.publicKey), publicKey: hex(m.publicKey), power: m.power, name: m.name })),
@@ -181,7 +210,7 @@ export function registryToJson(r: Registry): RegistryJson {
     routePolicy: { weights: { ...r.routePolicy.weights }, batteryFloorPct: r.routePolicy.batteryFloorPct, temperatureCeilingC: r.routePolicy.temperatureCeilingC },
     aliases: r.aliases.map(([alias, model]) => ({ alias, model })),
     qualityGates: { ...r.qualityGates },
-    patterns: r.patterns.map((p) => ({ name: p.name, content: p.content, contentHash: hex(p.contentHash), tags: [...p.tags], quality: p.quality === null ? null : { ...p.quality }, version: p.version, height: p.height })),
+    patterns: r.patterns.map((p) => patternToJson(p, contentMaxChars)),
   };
 }
 

@@ -5,7 +5,8 @@
  *        | 400 ERR_PATTERN_REJECTED {reason, index} | 504 ERR_SUBMIT_TIMEOUT
  *        | 503 ERR_MEMPOOL_FULL / ERR_NOT_MEMBER / ERR_CONSENSUS_STOPPED
  *   GET  /consensus/status                         -> driver status + admission
- *   GET  /consensus/patterns                       -> the registry (JSON form) and its hash
+ *   GET  /consensus/patterns                       -> the registry (JSON form, contents cut to 1 KiB) and its hash
+ *   GET  /consensus/pattern?name=                  -> one pattern with its whole content | 404
  *   GET  /consensus/log?from=&limit=               -> decided heights (limit <= LOG_LIMIT_MAX)
  *   GET  /consensus/joins                          -> joins waiting for approval
  *   POST /consensus/approve  {peer, waitMs?}       -> 200 receipt (member.add committed)
@@ -16,7 +17,7 @@ import { ConsensusDriverError } from '../consensus/api.js';
 import type { ControlRequest, ControlResponse, ControlServer } from '../control/server.js';
 import type { Admission, AdmissionStatus } from './admission.js';
 import type { EntryJson, RegistryJson } from './consensus-ops.js';
-import { badRequest, entryToJson, opsFromJson, registryToJson } from './consensus-ops.js';
+import { badRequest, entryToJson, opsFromJson, patternToJson, registryToJson } from './consensus-ops.js';
 
 /** Default wait for a commit; LAN commits take milliseconds, a round change a few hundred. */
 export const WAIT_MS_DEFAULT = 30_000;
@@ -25,6 +26,8 @@ export const WAIT_MS_MAX = 600_000;
 /** Decided heights per `log` request: each carries its ops (up to 192 KiB); 1,000 bounds a reply. */
 export const LOG_LIMIT_MAX = 1000;
 export const LOG_LIMIT_DEFAULT = 20;
+/** Content characters per pattern in the registry listing; the whole pattern is GET /consensus/pattern?name=. */
+export const LISTING_CONTENT_MAX_CHARS = 1024;
 
 export interface ProposeBody {
   ops: unknown[];
@@ -110,7 +113,14 @@ export function registerConsensusRoutes(control: ControlServer, c: Consensus, ad
   control.route('GET', '/consensus/status', () => ({ body: { ...c.status(), admission: admission.status() } satisfies ConsensusStatusJson }));
   control.route('GET', '/consensus/patterns', () => {
     const reg = c.registry();
-    return { body: { height: reg.height, registryHash: c.status().registryHash, registry: registryToJson(reg) } satisfies PatternsJson };
+    return { body: { height: reg.height, registryHash: c.status().registryHash, registry: registryToJson(reg, LISTING_CONTENT_MAX_CHARS) } satisfies PatternsJson };
+  });
+  control.route('GET', '/consensus/pattern', (req) => {
+    const name = req.query.get('name');
+    if (name === null || name === '') throw badRequest('name', 'give the pattern name: /consensus/pattern?name=<name>');
+    const p = c.registry().patterns.find((x) => x.name === name);
+    if (p === undefined) return { status: 404, body: { error: { code: 'ERR_NO_SUCH_PATTERN', message: `no pattern named '${name.slice(0, 128)}'`, data: { name: name.slice(0, 128) } } } };
+    return { body: patternToJson(p) };
   });
   control.route('GET', '/consensus/log', async (req) => {
     const top = c.status().decidedHeight;

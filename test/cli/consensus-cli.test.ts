@@ -187,18 +187,27 @@ describe('consensus control routes (real HTTP server, real registry, one-node co
 
       const pats = await call('GET', '/consensus/patterns');
       expect(pats.json).toMatchObject({ height: 1, registryHash: c.status().registryHash });
-      expect(pats.json['registry']).toEqual(registryToJson(c.registry()));
+      expect(pats.json['registry']).toEqual(registryToJson(c.registry(), 1024));
+
+      // the listing cuts long contents; the single-pattern route gives all of it
+      const long = 'x'.repeat(5000);
+      expect((await call('POST', '/consensus/propose', { ops: [{ kind: 'pattern', name: 'long', content: long }] })).status).toBe(200);
+      const listed = (await call('GET', '/consensus/patterns')).json['registry'] as { patterns: Array<{ name: string; content: string; contentChars: number; truncated: boolean }> };
+      expect(listed.patterns.find((p) => p.name === 'long')).toMatchObject({ content: 'x'.repeat(1024), contentChars: 5000, truncated: true });
+      expect((await call('GET', '/consensus/pattern?name=long')).json).toMatchObject({ name: 'long', content: long, truncated: false });
+      expect((await call('GET', '/consensus/pattern?name=none')).status).toBe(404);
+      expect((await call('GET', '/consensus/pattern')).json['error']).toMatchObject({ code: 'ERR_BAD_REQUEST', data: { field: 'name' } });
 
       expect((await call('GET', '/consensus/joins')).json).toEqual({ mode: 'approve', pending: [] });
       const ap = await call('POST', '/consensus/approve', { peer: other.peerId });
       expect(ap.status).toBe(200);
-      expect(ap.json).toMatchObject({ height: 2, peer: other.peerId, hadClaim: false });
+      expect(ap.json).toMatchObject({ height: 3, peer: other.peerId, hadClaim: false });
       expect(c.registry().pending.map((p) => p.op.kind)).toEqual(['member.add']);
       const again = await call('POST', '/consensus/approve', { peer: other.peerId });
       expect(again.status).toBe(400);
       expect(again.json['error']).toMatchObject({ code: 'ERR_ALREADY_MEMBER' });
       expect((await call('POST', '/consensus/approve', { peer: 'nope' })).json['error']).toMatchObject({ code: 'ERR_BAD_REQUEST', data: { field: 'peer' } });
-      expect((await call('GET', '/consensus/status')).json).toMatchObject({ decidedHeight: 2, admission: { mode: 'approve', admitted: true, admittedAtHeight: 0 } });
+      expect((await call('GET', '/consensus/status')).json).toMatchObject({ decidedHeight: 3, admission: { mode: 'approve', admitted: true, admittedAtHeight: 0 } });
     } finally {
       admission.stop();
       await srv.close();

@@ -116,6 +116,12 @@ describe('fednode propose / patterns / log / approve against a control API', () 
     expect(p.out).toContain('battery floor 30%');
     expect(p.out).toContain('model aliases  llama -> llama3');
     expect(p.out).toMatch(/greet\s+1\s+1\s+[0-9a-f]{16}\s+demo\s+-\s+"Say hello"/);
+    const one = await cli('patterns', '--name', 'greet');
+    expect(one.code, one.err).toBe(0);
+    expect(one.out).toMatch(/^pattern {3}greet {2}version 1 {2}decided at height 1\nhash {6}[0-9a-f]{64}\ntags {6}demo\nquality {3}-\n\nSay hello\n$/);
+    const none = await cli('patterns', '--name', 'nope', '--json');
+    expect(none.code).toBe(1);
+    expect(JSON.parse(none.out)).toMatchObject({ error: { code: 'ERR_NO_SUCH_PATTERN' } });
   });
 
   it('approve: lists waiting joins, commits a member.add, refuses a member', async () => {
