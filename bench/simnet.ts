@@ -1,4 +1,4 @@
-// `npm run bench -- simnet [--json] [--seeds K] [--heights H] [--n 4,7,...] [--seed S] [--commit-ms MS]`
+// `npm run bench -- simnet [--json] [--quick] [--seeds K] [--heights H] [--n 4,7,...] [--seed S] [--commit-ms MS]`
 // Seeds over n in {4, 7, 10, 16, 31, 50} with f = floor((n-1)/3) Byzantine nodes and
 // every fault (churn included), through the same runSimnet the CLI uses. Quick by default
 // (20 seeds for n <= 10, else 3; 20 heights; after a warm-up run); the long run is scripts/simnet-long.sh (hours; not in CI).
@@ -42,8 +42,10 @@ export function run(opts: BenchOptions): Promise<unknown> {
 function runSync(opts: BenchOptions): unknown {
   // Small n are cheap: more seeds there (a 3-seed n = 4 run is mostly JIT warm-up).
   const seedsFlag = flag(opts.args, '--seeds') === undefined ? null : intFlag(opts.args, '--seeds', 3);
-  const seedsFor = (n: number): number => seedsFlag ?? (n <= 10 ? 20 : 3);
-  const heights = intFlag(opts.args, '--heights', 20);
+  // --quick: a smoke run (figures dominated by warm-up; not for the targets).
+  const quick = opts.args.includes('--quick');
+  const seedsFor = (n: number): number => seedsFlag ?? (quick ? (n <= 10 ? 2 : 1) : n <= 10 ? 20 : 3);
+  const heights = intFlag(opts.args, '--heights', quick ? 5 : 20);
   const firstSeed = intFlag(opts.args, '--seed', 1);
   // Delay between a decision and the next height (the driver's batching interval;
   // CometBFT's timeout_commit defaults to 1000, the simnet's default too). Sim-seconds per
@@ -94,7 +96,7 @@ function runSync(opts: BenchOptions): unknown {
   }
   const routing = [];
   for (const capacity of ['mixed', 4] as const) {
-    const c = runRoutingComparison({ seed: firstSeed, capacity, durationMs: 120_000 });
+    const c = runRoutingComparison({ seed: firstSeed, capacity, durationMs: quick ? 30_000 : 120_000 });
     // The issue's claim: the policy beats every baseline on p99 latency AND max/mean in-flight.
     const beatsAll = Object.values(c.ratios).every((r) => r.p99 > 1 && r.maxOverMean > 1);
     routing.push({ capacity, advertPeriodMs: 2000, results: c.results, ratios: c.ratios, beatsAll });
@@ -105,5 +107,5 @@ function runSync(opts: BenchOptions): unknown {
       console.log(`  fednode beats every baseline on both: ${beatsAll ? 'yes' : 'NO'}`);
     }
   }
-  return { suite: 'simnet', heights, firstSeed, commitMs, consensus: rows, routing };
+  return { suite: 'simnet', quick, heights, firstSeed, commitMs, consensus: rows, routing };
 }
