@@ -23,8 +23,10 @@ import { badRequest, entryToJson, opsFromJson, patternToJson, registryToJson } f
 export const WAIT_MS_DEFAULT = 30_000;
 /** Longest a control request may hold its connection waiting for a commit. */
 export const WAIT_MS_MAX = 600_000;
-/** Decided heights per `log` request: each carries its ops (up to 192 KiB); 1,000 bounds a reply. */
+/** Decided heights per `log` request (the reply is also cut at LOG_REPLY_MAX_BYTES). */
 export const LOG_LIMIT_MAX = 1000;
+/** A height carries up to 192 KiB of ops; 8 MiB bounds one reply (page on with `from`). */
+export const LOG_REPLY_MAX_BYTES = 8 * 1024 * 1024;
 export const LOG_LIMIT_DEFAULT = 20;
 /** Content characters per pattern in the registry listing; the whole pattern is GET /consensus/pattern?name=. */
 export const LISTING_CONTENT_MAX_CHARS = 1024;
@@ -126,8 +128,15 @@ export function registerConsensusRoutes(control: ControlServer, c: Consensus, ad
     const top = c.status().decidedHeight;
     const limit = intParam(req.query, 'limit', 1, LOG_LIMIT_MAX) ?? LOG_LIMIT_DEFAULT;
     const from = intParam(req.query, 'from', 1, Number.MAX_SAFE_INTEGER) ?? Math.max(1, top - limit + 1);
-    const entries = await c.entries(from, limit);
-    return { body: { decidedHeight: top, entries: entries.slice(0, limit).map(entryToJson) } satisfies LogJson };
+    const out: EntryJson[] = [];
+    let bytes = 0;
+    for (const e of (await c.entries(from, limit)).slice(0, limit)) {
+      const j = entryToJson(e);
+      bytes += JSON.stringify(j).length;
+      if (out.length > 0 && bytes > LOG_REPLY_MAX_BYTES) break; // at least one entry, so paging always moves on
+      out.push(j);
+    }
+    return { body: { decidedHeight: top, entries: out } satisfies LogJson };
   });
   control.route('GET', '/consensus/joins', () => ({ body: { mode: admission.status().mode, pending: admission.pending() } }));
   control.route('POST', '/consensus/approve', (req) =>

@@ -10,7 +10,7 @@ import { identityFromSeed } from '../../crypto/keys.js';
 import { startControlServer } from '../../node/control/server.js';
 import { createAdmission } from '../../node/runtime/admission.js';
 import { opFromJson, opsFromJson, opToJson, registryToJson } from '../../node/runtime/consensus-ops.js';
-import { registerConsensusRoutes } from '../../node/runtime/consensus-routes.js';
+import { LOG_REPLY_MAX_BYTES, registerConsensusRoutes } from '../../node/runtime/consensus-routes.js';
 import { isRuntimeError } from '../../node/runtime/errors.js';
 import { openStore } from '../../node/store/index.js';
 import { nullLogger } from '../../node/log.js';
@@ -134,6 +134,37 @@ describe('consensus control routes (real HTTP server, real registry, one-node co
   const dirs: string[] = [];
   afterAll(async () => {
     for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  it('log replies are cut at LOG_REPLY_MAX_BYTES and page on with from', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fednode-routes-'));
+    dirs.push(dir);
+    const store = await openStore(join(dir, 'store'));
+    const c = consensusDouble(self, genesis);
+    const admission = createAdmission({ cluster: 'fc' + '0'.repeat(24), selfId: self.peerId, selfKey: self.publicKey, mode: 'auto', consensus: c, store, logger: nullLogger, now: () => 1, genesisMember: true });
+    const token = 't'.repeat(43);
+    const srv = await startControlServer({ host: '127.0.0.1', port: 0, token });
+    registerConsensusRoutes(srv, c, admission);
+    try {
+      const big = 'y'.repeat(60_000);
+      const n = Math.ceil(LOG_REPLY_MAX_BYTES / 60_000) + 10;
+      for (let i = 0; i < n; i++) await c.submit([{ kind: 'pattern', name: `p${i}`, content: big, contentHash: contentHashOf(big), tags: [], quality: null }]);
+      const get = async (from: number): Promise<{ decidedHeight: number; entries: Array<{ height: number }> }> => {
+        const r = await fetch(`${srv.url}/consensus/log?from=${from}&limit=1000`, { headers: { authorization: `Bearer ${token}` } });
+        const text = await r.text();
+        expect(text.length).toBeLessThanOrEqual(LOG_REPLY_MAX_BYTES + 100_000);
+        return JSON.parse(text) as { decidedHeight: number; entries: Array<{ height: number }> };
+      };
+      const first = await get(1);
+      expect(first.entries.length).toBeGreaterThan(0);
+      expect(first.entries.length).toBeLessThan(n);
+      const rest = await get(first.entries[first.entries.length - 1]!.height + 1);
+      expect([...first.entries, ...rest.entries].map((e) => e.height)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      expect(rest.decidedHeight).toBe(n);
+    } finally {
+      await srv.close();
+      await store.close();
+    }
   });
 
   it('propose commits; bad bodies 400 with the field; rejections 400 with reason and index; timeout 504; full 503; log, patterns, joins, approve', async () => {

@@ -94,8 +94,9 @@ async function logOf(dir: string, from: number): Promise<LogJson['entries']> {
   for (let h = from; ; ) {
     const page = await control<LogJson>(dir, `/consensus/log?from=${h}&limit=1000`);
     out.push(...page.entries);
-    if (page.entries.length < 1000) return out;
-    h = page.entries[page.entries.length - 1]!.height + 1;
+    const last = page.entries[page.entries.length - 1];
+    if (last === undefined || last.height >= page.decidedHeight) return out; // the reply may be cut by size: page on
+    h = last.height + 1;
   }
 }
 
