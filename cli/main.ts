@@ -1,6 +1,12 @@
 #!/usr/bin/env node
 import '../node/polyfill.js';
-import { runCli } from './run.js';
+import { capYoungGeneration } from '../node/metrics/heap.js';
+
+// A node process caps V8's young generation before the bulk of the modules load: the
+// cap can stop new space growing but not shrink it, and the CLI's own imports grow it to
+// 16 MiB (see node/metrics/heap.ts). Other commands are short-lived and keep V8's sizing.
+if (process.argv.slice(2).includes('start')) capYoungGeneration();
+const { runCli } = await import('./run.js');
 
 runCli(process.argv.slice(2), {
   out: (s) => process.stdout.write(s),
