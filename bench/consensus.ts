@@ -1,4 +1,4 @@
-// `npm run bench -- consensus [--json] [--heights=N] [--samples=N] [--patterns=N]`
+// `npm run bench -- consensus [--json] [--heights=N] [--samples=N] [--patterns=N] [--in-process-only]`
 //
 // 1. Driver over real libp2p on loopback (issue 5 targets), n = 4 and n = 7, every node in this
 //    process with its own TCP host, LevelDB store and durable signer file (fsync on):
@@ -6,11 +6,16 @@
 //      submit() to the decision at ALL n nodes (target: p50 < 20 ms at n = 4);
 //    - throughput with batching: many single-pattern submits in flight from all nodes, patterns
 //      decided at all nodes per second (target: >= 500/s at n = 4).
+//    The same two measurements again with one child process per node (bench/consensus-child.ts),
+//    as deployed: no cross-node contention on one event loop.
 // 2. Baseline in the same run: the pure core (no network): n in-process cores with real Ed25519
 //    and BLAKE3, every broadcast delivered synchronously; CPU per decided height and pattern
 //    throughput with batching; plus the irreducible crypto of one height. The driver figures are
 //    reported as ratios to it.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -267,6 +272,89 @@ async function runDriver(n: number, samples: number, patterns: number, root: str
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Driver over libp2p, one process per node (as deployed)
+
+interface ProcRow {
+  n: number;
+  latencySamples: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  throughputPatterns: number;
+  patternsPerSecond: number;
+}
+
+type ChildMsg =
+  | { t: 'ready'; addr: string }
+  | { t: 'dialed' }
+  | { t: 'mesh'; peers: number }
+  | { t: 'decided'; height: number; atMs: number }
+  | { t: 'submitted'; k: number; heights: number[] }
+  | { t: 'stopped' };
+
+const epochMs = (): number => performance.timeOrigin + performance.now();
+
+async function runProcesses(n: number, samples: number, patterns: number, root: string): Promise<ProcRow> {
+  const entry = join(dirname(fileURLToPath(import.meta.url)), import.meta.url.endsWith('.js') ? 'consensus-child.js' : 'consensus-child.ts');
+  const psk = new TextDecoder().decode(generateSwarmKey());
+  const decidedAt = Array.from({ length: n }, () => new Map<number, number>());
+  const waiting = new Map<string, (m: ChildMsg) => void>();
+  const kids: ChildProcess[] = [];
+  const ask = (i: number, msg: unknown, reply: string): Promise<ChildMsg> =>
+    new Promise((resolve) => {
+      waiting.set(`${i}:${reply}`, resolve);
+      kids[i]!.send(msg as object);
+    });
+  for (let i = 0; i < n; i++) {
+    const p = spawn(process.execPath, [...process.execArgv, entry], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    p.on('message', (m: ChildMsg) => {
+      if (m.t === 'decided') decidedAt[i]!.set(m.height, m.atMs);
+      const key = m.t === 'submitted' ? `${i}:submitted:${m.k}` : `${i}:${m.t}`;
+      const w = waiting.get(key);
+      if (w !== undefined) {
+        waiting.delete(key);
+        w(m);
+      }
+    });
+    kids.push(p);
+  }
+  const allAt = async (height: number): Promise<number> => {
+    for (;;) {
+      if (decidedAt.every((d) => d.has(height))) return Math.max(...decidedAt.map((d) => d.get(height)!));
+      await sleep(1);
+    }
+  };
+  try {
+    const addrs: string[] = [];
+    for (let i = 0; i < n; i++) addrs.push(((await ask(i, { t: 'init', idx: i, n, psk, dir: join(root, `p${n}-${i}`) }, 'ready')) as { addr: string }).addr);
+    for (let i = 1; i < n; i++) await ask(i, { t: 'dial', addrs: addrs.slice(0, i) }, 'dialed');
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const peers = await Promise.all(kids.map(async (_, i) => ((await ask(i, { t: 'mesh' }, 'mesh')) as { peers: number }).peers));
+      if (peers.every((p) => p >= Math.min(3, n - 1))) break;
+      if (Date.now() > deadline) throw new Error('bench: gossipsub mesh did not form (processes)');
+      await sleep(50);
+    }
+    let k = 0;
+    const submit = async (i: number, count: number): Promise<number[]> => ((await ask(i, { t: 'submit', k: ++k, count }, `submitted:${k}`)) as { heights: number[] }).heights;
+    for (let i = 0; i < 5; i++) await allAt((await submit(i % n, 1))[0]!); // warm-up
+    const lat: number[] = [];
+    for (let i = 0; i < samples; i++) {
+      const t0 = epochMs();
+      const [h] = await submit(i % n, 1);
+      lat.push((await allAt(h!)) - t0);
+    }
+    lat.sort((a, b) => a - b);
+    const t0 = epochMs();
+    const heights = (await Promise.all(kids.map((_, i) => submit(i, Math.ceil(patterns / n))))).flat();
+    const t1 = await allAt(Math.max(...heights));
+    return { n, latencySamples: samples, latencyP50Ms: percentile(lat, 0.5), latencyP99Ms: percentile(lat, 0.99), throughputPatterns: heights.length, patternsPerSecond: heights.length / ((t1 - t0) / 1000) };
+  } finally {
+    await Promise.all(kids.map((p, i) => (p.connected ? Promise.race([ask(i, { t: 'stop' }, 'stopped'), sleep(10_000)]) : Promise.resolve())));
+    for (const p of kids) if (p.exitCode === null) p.kill();
+  }
+}
+
 export async function run(opts: { json: boolean; args: readonly string[] }): Promise<unknown> {
   // The digest domains switch to their fast reusable hasher once ready (before, a slower exact fallback runs).
   await Promise.all(['fednode/v1/vote', 'fednode/v1/proposal'].map((c) => domain(c).ready));
@@ -294,6 +382,7 @@ export async function run(opts: { json: boolean; args: readonly string[] }): Pro
   const patterns = arg('patterns', 4000);
   const root = await mkdtemp(join(tmpdir(), 'fednode-bench-consensus-'));
   const driverRows: DriverRow[] = [];
+  const procRows: ProcRow[] = [];
   let disk = { p50: 0, p99: 0 };
   try {
     disk = await durableWriteMs(root, 100);
@@ -302,6 +391,9 @@ export async function run(opts: { json: boolean; args: readonly string[] }): Pro
       const core1 = rows.find((r) => r.n === n && r.patternsPerBatch === 1)!;
       const core256 = rows.find((r) => r.n === n && r.patternsPerBatch === 256)!;
       driverRows.push({ ...d, latencyRatioToCore: d.latencyP50Ms / core1.msPerHeight, throughputRatioToCore: d.patternsPerSecond / core256.patternsPerSecond });
+    }
+    if (!opts.args.includes('--in-process-only')) {
+      for (const n of [4, 7]) procRows.push(await runProcesses(n, n === 4 ? samples : Math.ceil(samples / 2), patterns, root));
     }
   } finally {
     await rm(root, { recursive: true, force: true });
@@ -314,6 +406,14 @@ export async function run(opts: { json: boolean; args: readonly string[] }): Pro
         `${String(r.n).padEnd(3)}${String(r.latencySamples).padEnd(9)}${r.latencyP50Ms.toFixed(1).padEnd(8)}${r.latencyP99Ms.toFixed(1).padEnd(8)}${r.latencyMaxMs.toFixed(1).padEnd(8)}${r.latencyRatioToCore.toFixed(1).padEnd(17)}${r.gossipHopP50Ms.toFixed(1).padEnd(16)}${String(r.throughputPatterns).padEnd(10)}${String(r.throughputHeights).padEnd(9)}${r.patternsPerSecond.toFixed(0).padEnd(12)}${r.throughputRatioToCore.toFixed(3)}`,
       );
     }
+    if (procRows.length > 0) {
+      console.log('');
+      console.log('the same, one process per node (as deployed; parent drives them over IPC, times in epoch ms)');
+      console.log('n  samples  p50 ms  p99 ms  patterns  patterns/s');
+      for (const r of procRows) {
+        console.log(`${String(r.n).padEnd(3)}${String(r.latencySamples).padEnd(9)}${r.latencyP50Ms.toFixed(1).padEnd(8)}${r.latencyP99Ms.toFixed(1).padEnd(8)}${String(r.throughputPatterns).padEnd(10)}${r.patternsPerSecond.toFixed(0)}`);
+      }
+    }
     console.log('targets (n = 4): p50 < 20 ms; >= 500 patterns/s');
     console.log(`disk baseline (same run): durable signer-file write p50 ${disk.p50.toFixed(2)} ms, p99 ${disk.p99.toFixed(2)} ms (3 per node on a height's critical path)`);
     console.log('');
@@ -323,5 +423,5 @@ export async function run(opts: { json: boolean; args: readonly string[] }): Pro
       console.log(`${String(r.n).padEnd(3)}${String(r.patternsPerBatch).padEnd(7)}${r.msPerHeight.toFixed(2).padEnd(11)}${r.baselineCryptoMsPerHeight.toFixed(2).padEnd(20)}${r.ratioToCrypto.toFixed(2).padEnd(7)}${r.patternsPerSecond.toFixed(0)}`);
     }
   }
-  return { suite: 'consensus', ed25519: ed25519.name, driver: driverRows, diskDurableWriteMs: disk, core: rows };
+  return { suite: 'consensus', ed25519: ed25519.name, driver: driverRows, driverProcesses: procRows, diskDurableWriteMs: disk, core: rows };
 }
