@@ -595,6 +595,13 @@ export function runSeed(o: WorldOptions): SeedResult {
     x.finished = true;
     remaining--;
   };
+  if (churnOn && plan.churn === null) {
+    // No honest genesis node could leave (tiny n, or all but the crashing one Byzantine): the
+    // spare slot never joins, and is neither waited for nor checked.
+    const spareNode = nodes[n] as SimNode;
+    spareNode.left = true;
+    finish(spareNode);
+  }
   const genesisHex = toHex(registryHash(genesis));
   /** Decided heights already counted for churn counters (first node to decide each). */
   const churnCounted = new Set<number>();

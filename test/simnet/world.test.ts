@@ -88,6 +88,14 @@ describe('each fault and Byzantine behaviour actually happens', () => {
     expect(joinerCatchUp).toBeGreaterThan(0);
   });
 
+  it('churn with no honest member that could leave: the spare node never joins and nobody waits for it', () => {
+    const r = runSeed({ ...base, nodes: 1, byzantine: 0, seed: 5, faults: ['crash', 'churn'], heights: 3 });
+    expect(r.plan.churn).toBeNull();
+    expect(r.counters.joined).toBe(0);
+    expect(r.violations).toEqual([]);
+    expect(r.commits).toBe(3);
+  });
+
   it('a crashed node is rebuilt from what it persisted and catches up by certificates', () => {
     let caughtUp = 0;
     for (let s = 1; s <= 10; s++) {
