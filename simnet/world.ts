@@ -246,19 +246,19 @@ function cachedSign(id: Identity, digest: Uint8Array): Uint8Array {
 /**
  * Proposal values are REAL pattern batches (consensus/patterns.ts): one `model.alias`
  * op per height (alias a<height mod 32>, so the registry stays small), the model name
- * naming proposer, round and fork so different proposals are different values.
+ * naming height, round and fork so different proposals are different values, plus the
+ * churn's membership op where a proposer batches one.
  * Validity is the REAL predicate `validateBatch` against the node's own registry, and
  * the registry hash compared across nodes is the REAL `registryHash`.
  */
 const ALIAS_SLOTS = 32;
 const valueMemo = new Map<string, Uint8Array>();
-/** Bound of the value memo (values repeat across seeds: same height/round/proposer). */
+/** Bound of the value memo (values repeat across seeds: same height/round/fork). */
 const VALUE_MEMO_MAX = 100_000;
-function makeValue(height: number, round: number, proposer: number, variant: number, member: MemberOp | null = null): Uint8Array {
+function makeValue(height: number, round: number, variant: number, member: MemberOp | null = null): Uint8Array {
   // Not keyed by the proposer: a (height, round) has one proposer per validator set, so the
   // values stay distinct within a run, and the same votes then recur across seeds, where the
   // sign and verify caches answer them (Ed25519 is deterministic: a memo, not a shortcut).
-  void proposer;
   const key = `${height}/${round}/${variant}/${member === null ? '' : `${member.kind}:${member.node}`}`;
   let v = valueMemo.get(key);
   if (v === undefined) {
@@ -813,7 +813,7 @@ export function runSeed(o: WorldOptions): SeedResult {
           if (x.behaviour === 'invalid-value') {
             value = makeInvalidValue(e.height, x.idx);
             counters.invalidProposals++;
-          } else value = makeValue(e.height, e.round, x.idx, fi, memberOpFor(fk));
+          } else value = makeValue(e.height, e.round, fi, memberOpFor(fk));
           followUps.push({ type: 'value-to-propose', height: e.height, round: e.round, value });
           break;
         }
