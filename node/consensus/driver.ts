@@ -408,7 +408,15 @@ class Driver implements DriverConsensus {
     this.host = host;
     this.unsubscribe = host.onMessage('consensus', (d) => this.onGossip(d));
     await host.handle(SYNC_PROTOCOL, (stream, remote) => void this.serve(stream, remote), { maxInboundStreams: SYNC_MAX_INBOUND_STREAMS });
-    this.statusTimer = setInterval(() => this.tick(), this.statusIntervalMs);
+    this.statusTimer = setInterval(() => {
+      try {
+        this.tick();
+      } catch (err) {
+        // a bug here must not take the node down (a timer's exception would end the process)
+        this.c.internalErrors++;
+        this.log.error('consensus status tick failed', { err: err instanceof Error ? err.message : String(err) });
+      }
+    }, this.statusIntervalMs);
     // Resume a height this node had signed at before a restart (its own messages are re-sent).
     if (this.restartRecord !== null && this.restartRecord.height === this.reg.height + 1) this.kick();
     else if (this.pool.size > 0) this.kick();
@@ -1090,6 +1098,15 @@ class Driver implements DriverConsensus {
   }
 
   private flushOpsGossip(): void {
+    try {
+      this.flushOpsGossipUnsafe();
+    } catch (err) {
+      this.c.internalErrors++;
+      this.log.error('ops gossip failed', { err: err instanceof Error ? err.message : String(err) });
+    }
+  }
+
+  private flushOpsGossipUnsafe(): void {
     this.gossipFlushScheduled = false;
     const all = this.gossipOps;
     this.gossipOps = [];
