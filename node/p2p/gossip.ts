@@ -27,7 +27,7 @@ export function topicString(cluster: string, t: TopicName): string {
 export type Verdict = 'accept' | 'ignore' | 'reject';
 
 /** Why a message was not accepted. */
-export type GossipErrorCode = EnvelopeErrorCode | 'not-member' | 'replay' | 'too-old' | 'too-new' | 'bad-body' | 'internal';
+export type GossipErrorCode = EnvelopeErrorCode | 'not-member' | 'not-member-relayed' | 'replay' | 'too-old' | 'too-new' | 'bad-body' | 'internal';
 
 /**
  * THE place where a validation outcome becomes a verdict.
@@ -51,6 +51,9 @@ export function verdictFor(code: GossipErrorCode): Verdict {
     case 'too-old': // honest but delayed
     case 'too-new': // signer's clock ahead of ours: not the relay's fault
     case 'internal': // our bug must not cost an honest peer its score
+    case 'not-member-relayed': // a member relaying a signer we do not count yet: membership is
+      // decided by consensus, and a node a height behind (catching up, just restarted) does not
+      // yet know a newly admitted member that its peers already relay. Not the relay's fault.
       return 'ignore';
   }
 }
@@ -258,7 +261,7 @@ export class GossipTopics {
   }
 
   /** The checks, cheapest first; returns the first failing rule or the decoded envelope. */
-  check(topic: TopicName, data: Uint8Array): Check {
+  check(topic: TopicName, data: Uint8Array, from: string | null = null): Check {
     const lim = this.limits[topic];
     // [size] bound work before anything else touches the bytes
     if (data.length > lim.maxBytes) return { ok: false, code: 'oversize', detail: `${data.length} > ${lim.maxBytes} bytes` };
@@ -271,7 +274,11 @@ export class GossipTopics {
     }
     const env = d.envelope;
     // [member] only cluster members may speak (non-members with the PSK connect but are not heard)
-    if (!this.members.isMember(env.signerId)) return { ok: false, code: 'not-member', detail: `signer ${env.signerId} is not a member` };
+    if (!this.members.isMember(env.signerId)) {
+      // a non-member speaking for itself is penalised; a member relaying it is not (see verdictFor)
+      const relayed = from !== null && from !== env.signerId && this.members.isMember(from);
+      return { ok: false, code: relayed ? 'not-member-relayed' : 'not-member', detail: `signer ${env.signerId} is not a member` };
+    }
     // [freshness: time window] the signer's clock, within tolerance of ours
     const now = this.now();
     if (env.time < now - lim.maxAgeMs) return { ok: false, code: 'too-old', detail: `time ${env.time} older than ${lim.maxAgeMs} ms` };
@@ -300,7 +307,7 @@ export class GossipTopics {
     const c = this.counters[topic];
     let r: Check;
     try {
-      r = this.check(topic, data);
+      r = this.check(topic, data, from);
     } catch (err) {
       this.log.warn('validator failed', { topic, from, err: err instanceof Error ? err.message : String(err) });
       r = { ok: false, code: 'internal', detail: 'validator threw' };

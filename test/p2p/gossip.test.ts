@@ -51,6 +51,19 @@ describe('gossip validation (one verdict per rule, cheapest first)', () => {
     expect(s.accept).toBe(0);
   });
 
+  it('a non-member speaking for itself is rejected; a member relaying it is only ignored (membership views lag by a height)', () => {
+    const { g } = setup();
+    const outsider = ident(7);
+    const msg = advert(outsider, 1, {}, CLUSTER, T0);
+    expect(g.validate('adverts', msg, outsider.peerId)).toBe('reject'); // the outsider itself
+    expect(g.validate('adverts', msg, ident(2).peerId)).toBe('ignore'); // a member relaying it
+    expect(g.validate('adverts', msg, ident(9).peerId)).toBe('reject'); // another non-member relaying it
+    const s = g.stats().adverts;
+    expect(s.byCode['not-member']).toBe(2);
+    expect(s.byCode['not-member-relayed']).toBe(1);
+    expect(verdictFor('not-member-relayed')).toBe('ignore');
+  });
+
   it('replay: same or lower seq from a signer is ignored, a higher one accepted', () => {
     const { g } = setup();
     expect(g.validate('adverts', advert(ident(1), 5, { a: 1 }, CLUSTER, T0), 'p')).toBe('accept');
