@@ -19,7 +19,7 @@ import { createEnvelope } from '../../crypto/envelope.js';
 import { peerIdFromPublicKey } from '../../crypto/keys.js';
 import { decodeMessage, encodeMessage } from '../../consensus/codec.js';
 import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, roundVotesFor, step, toHex, valueIdOf, verifyCommitCertificate } from '../../consensus/core.js';
-import { decodeBatch, encodeBatch, MAX_BATCH_BYTES, MAX_BATCH_OPS, type PatternOp } from '../../consensus/patterns.js';
+import { BATCH_VERSION, decodeBatch, encodeBatch, MAX_BATCH_BYTES, MAX_BATCH_OPS, type PatternOp } from '../../consensus/patterns.js';
 import { applyBatch, genesisRegistry, registryHash, validateBatch, validatorSetAt, validityFor, type Registry } from '../../consensus/registry.js';
 import type { CommitCertificate, ConsensusMessage, ConsensusState, Effect, Event, Evidence, SignerRecord, VerifyFn } from '../../consensus/types.js';
 import type { Logger } from '../log.js';
@@ -173,8 +173,6 @@ interface PeerStatus {
   readonly atMs: number;
 }
 
-const EMPTY_VALUE_MARKER: readonly PatternOp[] = [];
-
 function voteKind(m: ConsensusMessage): AuditLine['type'] {
   return m.type === 'proposal' ? 'proposal' : m.vote.vote.type;
 }
@@ -192,7 +190,7 @@ function msgKey(bytes: Uint8Array): string {
 }
 
 /** The empty batch: a proposer with nothing pending proposes it once the height has started. */
-export const EMPTY_VALUE = encodeCanonical({ v: 1, ops: EMPTY_VALUE_MARKER });
+export const EMPTY_VALUE = encodeCanonical({ v: BATCH_VERSION, ops: [] });
 
 /** Decode a decided value: the empty batch or a pattern batch. */
 function opsOf(value: Uint8Array): PatternOp[] {
