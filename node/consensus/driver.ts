@@ -155,7 +155,7 @@ export interface DriverConsensus extends Consensus {
 type Job =
   | { readonly kind: 'core'; readonly event: Event }
   | { readonly kind: 'message'; readonly m: ConsensusMessage; readonly from: string }
-  | { readonly kind: 'catchup'; readonly r: SyncResponse; readonly from: string }
+  | { readonly kind: 'catchup'; readonly r: SyncResponse; readonly from: string; readonly done: () => void }
   | { readonly kind: 'kick' };
 
 interface Waiter {
@@ -275,6 +275,11 @@ class Driver implements DriverConsensus {
    */
   private readonly internal: Job[] = [];
   private kickQueued = false;
+  private stoppedResolve: () => void = () => undefined;
+  /** Settles when `stop()` is called (waiters on queued jobs give up then: the queues are dropped). */
+  private readonly stoppedPromise = new Promise<void>((resolve) => {
+    this.stoppedResolve = resolve;
+  });
   private readonly external: Job[] = [];
   private pumping: Promise<void> | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -424,6 +429,7 @@ class Driver implements DriverConsensus {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.stoppedResolve();
     if (this.statusTimer !== null) clearInterval(this.statusTimer);
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
@@ -488,7 +494,11 @@ class Driver implements DriverConsensus {
       case 'message':
         return this.onMessage(job.m);
       case 'catchup':
-        return this.onCatchup(job.r, job.from);
+        try {
+          return await this.onCatchup(job.r, job.from);
+        } finally {
+          job.done();
+        }
     }
   }
 
@@ -926,19 +936,12 @@ class Driver implements DriverConsensus {
         }
         const s = this.peerStatus.get(peer);
         if (s !== undefined && s.decided < r.decided) this.peerStatus.set(peer, { ...s, decided: r.decided, height: r.height, hashHex: '' });
-        this.push({ kind: 'catchup', r, from: peer }, true);
-        await this.whenIdle();
+        // Wait for this response to be applied (not for the loop to drain: a busy cluster never drains).
+        await Promise.race([new Promise<void>((done) => this.push({ kind: 'catchup', r, from: peer, done }, true)), this.stoppedPromise]);
         if (this.current <= from || r.decided < this.current || r.entries.length === 0) return;
       }
     } finally {
       this.syncing = false;
-    }
-  }
-
-  /** Resolves once the event loop has drained its internal queue. */
-  private async whenIdle(): Promise<void> {
-    for (let i = 0; i < 1_000 && (this.pumping !== null || this.internal.length > 0) && !this.stopped; i++) {
-      await (this.pumping ?? Promise.resolve());
     }
   }
 
