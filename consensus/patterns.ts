@@ -152,9 +152,13 @@ export function checkOp(raw: unknown): PatternOp {
   }
 }
 
-/** Canonical CBOR of a batch. Throws ERR_PATTERN_INVALID if an op is malformed or the batch is over a bound. */
+/**
+ * Canonical CBOR of a batch. Throws ERR_PATTERN_INVALID if an op is malformed or the batch is over a bound.
+ * The empty batch is a valid value: a proposer with nothing pending proposes it once a height has
+ * started (membership changes decided earlier still come into force at their height).
+ */
 export function encodeBatch(ops: readonly PatternOp[]): Uint8Array {
-  if (ops.length === 0 || ops.length > MAX_BATCH_OPS) fail(`a batch holds 1-${MAX_BATCH_OPS} ops`, { count: ops.length });
+  if (ops.length > MAX_BATCH_OPS) fail(`a batch holds at most ${MAX_BATCH_OPS} ops`, { count: ops.length });
   const checked = ops.map(checkOp);
   const bytes = encodeCanonical({ v: BATCH_VERSION, ops: checked });
   if (bytes.length > MAX_BATCH_BYTES) fail(`batch of ${bytes.length} bytes exceeds ${MAX_BATCH_BYTES}`, { bytes: bytes.length });
@@ -176,7 +180,7 @@ export function decodeBatch(bytes: Uint8Array): PatternOp[] {
   }
   if (top['v'] !== BATCH_VERSION) throw new ConsensusError('ERR_PATTERN_ENCODING', `unsupported batch version`, { v: top['v'] });
   const ops = top['ops'];
-  if (!Array.isArray(ops) || ops.length === 0 || ops.length > MAX_BATCH_OPS) throw new ConsensusError('ERR_PATTERN_ENCODING', `a batch holds 1-${MAX_BATCH_OPS} ops`);
+  if (!Array.isArray(ops) || ops.length > MAX_BATCH_OPS) throw new ConsensusError('ERR_PATTERN_ENCODING', `a batch holds at most ${MAX_BATCH_OPS} ops`);
   return (ops as unknown[]).map((op, index) => {
     try {
       return checkOp(op);

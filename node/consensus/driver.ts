@@ -13,13 +13,13 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { domain } from '../../crypto/blake3.js';
-import { encodeCanonical, expectRecord } from '../../crypto/cbor.js';
+import { expectRecord } from '../../crypto/cbor.js';
 import { ed25519 } from '../../crypto/ed25519.js';
 import { createEnvelope } from '../../crypto/envelope.js';
 import { peerIdFromPublicKey } from '../../crypto/keys.js';
 import { decodeMessage, encodeMessage } from '../../consensus/codec.js';
 import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, roundVotesFor, step, toHex, valueIdOf, verifyCommitCertificate } from '../../consensus/core.js';
-import { BATCH_VERSION, decodeBatch, encodeBatch, MAX_BATCH_BYTES, MAX_BATCH_OPS, type PatternOp } from '../../consensus/patterns.js';
+import { decodeBatch, encodeBatch, MAX_BATCH_BYTES, MAX_BATCH_OPS, type PatternOp } from '../../consensus/patterns.js';
 import { applyBatch, genesisRegistry, registryHash, validateBatch, validatorSetAt, validityFor, type Registry } from '../../consensus/registry.js';
 import type { CommitCertificate, ConsensusMessage, ConsensusState, Effect, Event, Evidence, SignerRecord, VerifyFn } from '../../consensus/types.js';
 import type { Logger } from '../log.js';
@@ -190,14 +190,14 @@ function msgKey(bytes: Uint8Array): string {
 }
 
 /** The empty batch: a proposer with nothing pending proposes it once the height has started. */
-export const EMPTY_VALUE = encodeCanonical({ v: BATCH_VERSION, ops: [] });
+export const EMPTY_VALUE = encodeBatch([]);
 
 /** Decode a decided value: the empty batch or a pattern batch. */
 function opsOf(value: Uint8Array): PatternOp[] {
   try {
     return decodeBatch(value);
   } catch {
-    return []; // the empty batch (decodeBatch refuses 0 ops); anything else never validated
+    return []; // never reached for a decided value (it passed the validity predicate)
   }
 }
 
@@ -330,8 +330,6 @@ class Driver implements DriverConsensus {
 
   private readonly validityOf = validityFor((h) => (h === this.reg.height + 1 ? this.reg : null));
   private validateValue(height: number, value: Uint8Array): boolean {
-    // The empty batch is always valid (an idle proposer's value).
-    if (isEmptyValue(value)) return height === this.reg.height + 1;
     return this.validityOf(height, value);
   }
 
@@ -374,7 +372,7 @@ class Driver implements DriverConsensus {
       const d = dec.d;
       if (valueIdOf(d.value) !== d.certificate.valueId) throw bad('value does not match its certificate');
       try {
-        reg = applyDecidedValue(reg, height, d.value);
+        reg = applyBatch(reg, height, d.value);
       } catch (err) {
         throw bad(`batch does not apply: ${(err as Error).message}`);
       }
@@ -645,7 +643,7 @@ class Driver implements DriverConsensus {
     if (height !== this.current) return;
     const before = this.reg;
     // Pure first (a batch that does not apply is refused before anything is written).
-    const next = applyDecidedValue(before, height, value);
+    const next = applyBatch(before, height, value);
     const hash = registryHash(next);
     const decidedMs = Math.floor(this.now());
     await this.decidedLog.put({ height, round, value, certificate, registryHash: hash, decidedMs });
@@ -965,7 +963,7 @@ class Driver implements DriverConsensus {
         this.log.warn('catch-up certificate rejected', { from, height: h, reason: verdict.reason });
         break;
       }
-      if (!isEmptyValue(e.value) && !validateBatch(reg, h, e.value).ok) {
+      if (!validateBatch(reg, h, e.value).ok) {
         this.c.certificatesRejected++;
         this.log.error('catch-up: a certified batch does not apply (more than a third of the validators are faulty?)', { from, height: h });
         break;
@@ -978,7 +976,7 @@ class Driver implements DriverConsensus {
         reg = this.reg;
         continue;
       }
-      const next = applyDecidedValue(reg, h, e.value);
+      const next = applyBatch(reg, h, e.value);
       batch.push({ height: h, round: cert.round, value: e.value, certificate: cert, before: reg, next, hash: registryHash(next), decidedMs: Math.floor(this.now()) });
       reg = next;
     }
@@ -1132,6 +1130,8 @@ class Driver implements DriverConsensus {
   }
 
   check(ops: readonly PatternOp[]): { readonly ok: true } | { readonly ok: false; readonly reason: string; readonly index: number | null } {
+    // The empty batch is a proposer's value, not something to submit: there is nothing to wait for.
+    if (ops.length === 0) return { ok: false, reason: 'no ops to submit', index: null };
     let bytes: Uint8Array;
     try {
       bytes = encodeBatch(ops);
@@ -1202,31 +1202,6 @@ class Driver implements DriverConsensus {
 
 // ---------------------------------------------------------------------------------------------
 // Pure helpers
-
-/**
- * The registry after the decided value at `height` (registry at height - 1): a pattern batch
- * (applyBatch), or the empty batch an idle proposer proposes (only pending membership changes
- * come into force). Throws ConsensusError ERR_PATTERN_INVALID for an invalid batch.
- */
-export function applyDecidedValue(reg: Registry, height: number, value: Uint8Array): Registry {
-  return isEmptyValue(value) ? { ...reg, ...emptyApply(reg, height) } : applyBatch(reg, height, value);
-}
-
-/** Is `value` the empty batch (canonical `{v: 1, ops: []}`)? */
-export function isEmptyValue(value: Uint8Array): boolean {
-  return value.length === EMPTY_VALUE.length && msgKey(value) === msgKey(EMPTY_VALUE);
-}
-
-/** The registry after an empty batch at `height`: only pending membership changes come into force. */
-function emptyApply(reg: Registry, height: number): Pick<Registry, 'height' | 'members' | 'membersSince' | 'pending'> {
-  const set = validatorSetAt(reg, height);
-  const keys = new Set(set.validators.map((v) => toHex(v.publicKey)));
-  const known = new Map<string, Registry['members'][number]>();
-  for (const m of reg.members) known.set(toHex(m.publicKey), m);
-  for (const p of reg.pending) if (p.effectiveHeight <= height && p.op.kind === 'member.add') known.set(toHex(p.op.publicKey), { publicKey: p.op.publicKey, power: p.op.power, name: p.op.name });
-  const members = [...keys].sort().map((k) => known.get(k)!);
-  return { height, members, membersSince: set.sinceHeight, pending: reg.pending.filter((p) => p.effectiveHeight > height) };
-}
 
 function parseStatus(body: unknown, nowMs: number): PeerStatus | null {
   try {

@@ -4,10 +4,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ed25519 } from '../../crypto/ed25519.js';
 import { valueIdOf, verifyCommitCertificate } from '../../consensus/core.js';
-import { genesisRegistry, registryHash, validatorSetAt } from '../../consensus/registry.js';
+import { applyBatch, genesisRegistry, registryHash, validatorSetAt } from '../../consensus/registry.js';
 import { toHex } from '../../consensus/core.js';
 import { encodeBatch } from '../../consensus/patterns.js';
-import { applyDecidedValue, EMPTY_VALUE } from '../../node/consensus/driver.js';
 import { CLUSTER, pattern, startDriverCluster, waitFor, type DriverCluster } from './helpers.js';
 
 let cluster: DriverCluster | null = null;
@@ -41,9 +40,9 @@ describe('4 nodes commit 100 proposals', () => {
       const set = validatorSetAt(reg, e.height);
       const v = verifyCommitCertificate(e.certificate, set, (pk, d, s) => ed25519.verify(pk, d, s), CLUSTER);
       expect(v.ok, `height ${e.height}`).toBe(true);
-      const value = e.ops.length > 0 ? encodeBatch(e.ops) : EMPTY_VALUE;
+      const value = encodeBatch(e.ops);
       expect(valueIdOf(value)).toBe(e.valueId);
-      reg = applyDecidedValue(reg, e.height, value);
+      reg = applyBatch(reg, e.height, value);
       expect(toHex(registryHash(reg))).toBe(e.registryHash);
       decidedOps += e.ops.length;
     }

@@ -45,7 +45,7 @@ describe('pattern batches', () => {
   it('enforces the batch bounds (ops and bytes)', () => {
     const many: PatternOp[] = Array.from({ length: MAX_BATCH_OPS + 1 }, (_, i) => ({ kind: 'model.alias' as const, alias: `a${i}`, model: 'm' }));
     expect(() => encodeBatch(many)).toThrow(ConsensusError);
-    expect(() => decodeBatch(encodeCanonical({ v: 1, ops: many }))).toThrow(/1-512 ops/);
+    expect(() => decodeBatch(encodeCanonical({ v: 1, ops: many }))).toThrow(/at most 512 ops/);
     const big = 'x'.repeat(MAX_CONTENT_BYTES);
     const oversize = [0, 1, 2, 3].map((i) => pattern(`p${i}`, big));
     expect(() => encodeBatch(oversize)).toThrow(/exceeds/);
@@ -112,6 +112,24 @@ describe('registry', () => {
     expect(validatorSetAt(reg3, 4).validators).toHaveLength(5);
     expect(validatorSetAt(reg3, 5).validators).toHaveLength(4);
     expect(validatorSetAt(reg3, 5).validators.some((v) => toHex(v.publicKey) === toHex(ids[0]!.publicKey))).toBe(false);
+  });
+
+  it('the empty batch (an idle proposer\'s value) is valid and only brings pending membership changes into force', () => {
+    const empty = encodeBatch([]);
+    expect(decodeBatch(empty)).toEqual([]);
+    const reg0 = genesis();
+    const newcomer = ident(8);
+    const reg1 = applyBatch(reg0, 1, encodeBatch([{ kind: 'member.add', publicKey: newcomer.publicKey, power: 1, name: 'new' }]));
+    expect(validateBatch(reg1, 2, empty).ok).toBe(true);
+    expect(validityFor((h) => (h === 2 ? reg1 : null))(2, empty)).toBe(true);
+    const reg2 = applyBatch(reg1, 2, empty);
+    expect(reg2.members).toHaveLength(4); // not yet: in force at 3
+    expect(reg2.pending).toHaveLength(1);
+    const reg3 = applyBatch(reg2, 3, empty);
+    expect(reg3.members).toHaveLength(5);
+    expect(reg3.pending).toHaveLength(0);
+    expect(reg3.membersSince).toBe(3);
+    expect({ ...reg3, height: 0 }).toEqual({ ...reg1, height: 0, members: reg3.members, membersSince: 3, pending: [] }); // nothing else changed
   });
 
   it('applies aliases, policies and pattern versions, and hashes equal for equal histories', () => {
