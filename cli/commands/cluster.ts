@@ -20,6 +20,7 @@ import { controlClient } from '../../node/control/client.js';
 import type { NodeStatus } from '../../node/runtime/node.js';
 import { RuntimeError } from '../../node/runtime/errors.js';
 import { table } from './format.js';
+import { nodeProcessEnv } from '../../node/metrics/heap.js';
 
 /** The model the local cluster serves out of the box (simulated: no weights). */
 export const CLUSTER_SIMULATED_MODEL = 'simulated-7b';
@@ -63,7 +64,7 @@ function runCli(args: readonly string[]): Promise<string> {
 }
 
 function startChild(name: string, dir: string, logFile: string): Promise<Member> {
-  const child = spawn(process.execPath, [mainJs, 'start', '--json', '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [mainJs, 'start', '--json', '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: nodeProcessEnv(process.env) });
   const log = createWriteStream(logFile, { flags: 'a' });
   child.stderr?.pipe(log);
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));

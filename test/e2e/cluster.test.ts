@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -117,6 +117,8 @@ describe('fednode end to end (real processes on 127.0.0.1)', () => {
     const nodes = cl.ready['nodes'] as Array<{ name: string; peerId: string; dataDir: string; pid: number }>;
     expect(nodes.map((n) => n.name)).toEqual(['node-1', 'node-2', 'node-3']);
     expect(new Set(nodes.map((n) => n.peerId)).size).toBe(3);
+    // node processes run with 2 malloc arenas (node/metrics/heap.ts) unless the operator chose
+    for (const n of nodes) expect((await readFile(`/proc/${n.pid}/environ`, 'latin1')).split('\0')).toContain(`MALLOC_ARENA_MAX=${process.env['MALLOC_ARENA_MAX'] ?? '2'}`);
     const first = nodes[0]!;
     await waitFor('node-1 sees 2 live peers', async () => ((await peersOf(first.dataDir)).filter((p) => p.state === 'live').length === 2 ? true : undefined), 30_000, 200);
     // the out-of-the-box model is served by every node's simulated backend
