@@ -1258,3 +1258,28 @@ function evaluateOnce(w: Work, set: ValidatorSet): boolean {
   }
   return false;
 }
+
+/**
+ * Proof-of-lock relay (CometBFT's gossipVotesRoutine sends a peer the prevotes of the
+ * proposal's POL round): once a height needs more than one round, re-gossip the
+ * proposal and the prevotes that justify this node's valid value and the current
+ * proposal's validRound. Without it an unlocked node that lost those prevotes can
+ * never accept a re-proposal of the locked value, and locked and unlocked nodes
+ * split the prevotes forever (found by the simnet: seed 26, n=4, amnesia + crash).
+ * Pure: read from the state; used by the node's driver and the simnet alike; at most 2 (n + 1) messages per tick.
+ */
+export function proofOfLockMessages(core: ConsensusState): ConsensusMessage[] {
+  if (core.step === 'decided' || core.round === 0) return [];
+  const out: ConsensusMessage[] = [];
+  const relay = (vr: number, valueId: string | null): void => {
+    if (vr < 0 || valueId === null) return;
+    const rv = core.rounds.get(vr);
+    if (rv === undefined) return;
+    if (rv.proposal !== null) out.push({ type: 'proposal', proposal: rv.proposal });
+    for (const sv of roundVotesFor(rv, 'prevote', valueId)) out.push({ type: 'vote', vote: sv });
+  };
+  relay(core.validRound, core.validValue === null ? null : valueIdOf(core.validValue));
+  const p = core.rounds.get(core.round)?.proposal ?? null;
+  if (p !== null && p.proposal.validRound !== core.validRound) relay(p.proposal.validRound, valueIdOf(p.proposal.value));
+  return out;
+}

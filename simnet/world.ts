@@ -25,7 +25,7 @@ import { blake3 } from '../crypto/blake3.js';
 import { ed25519 } from '../crypto/ed25519.js';
 import { identityFromSeed } from '../crypto/keys.js';
 import type { Identity } from '../crypto/keys.js';
-import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, roundVotesFor, step, toHex, valueIdOf, voteDigest } from '../consensus/core.js';
+import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, proofOfLockMessages, step, toHex, valueIdOf, voteDigest } from '../consensus/core.js';
 import { encodeBatch } from '../consensus/patterns.js';
 import { applyBatch, genesisRegistry, registryHash, validateBatch, validatorSetAt } from '../consensus/registry.js';
 import type { PatternOp } from '../consensus/patterns.js';
@@ -657,14 +657,14 @@ export function runSeed(o: WorldOptions): SeedResult {
   };
 
   /**
-   * Proof-of-lock relay (see polMessages) to POL_FANOUT random peers, not to all: every node
+   * Proof-of-lock relay (see proofOfLockMessages in consensus/core.ts) to POL_FANOUT random peers, not to all: every node
    * relaying up to n + 1 messages to n peers on each tick and round entry cost n^3 deliveries
    * (80% of all events at n = 50 while a height sat in round 2). Epidemic relay reaches every
    * peer within a few ticks (CometBFT also sends each peer only what it lacks).
    */
   const relayPol = (x: SimNode, fi: number): void => {
     const fk = x.forks[fi] as Fork;
-    const msgs = polMessages(fk.core);
+    const msgs = proofOfLockMessages(fk.core);
     if (msgs.length === 0) return;
     if (x.behaviour === 'silent') {
       counters.silentDropped++;
@@ -836,7 +836,7 @@ export function runSeed(o: WorldOptions): SeedResult {
       return;
     }
     if (fk.core.round > 0 && fk.core.round !== fk.polRound && fk.core.step !== 'decided') {
-      // Entering a new round above 0: relay the proof-of-lock at once (see polMessages).
+      // Entering a new round above 0: relay the proof-of-lock at once (see proofOfLockMessages in consensus/core.ts).
       fk.polRound = fk.core.round;
       relayPol(x, fi);
     }
@@ -1132,27 +1132,3 @@ export function runSeed(o: WorldOptions): SeedResult {
   };
 }
 
-/**
- * Proof-of-lock relay (CometBFT's gossipVotesRoutine sends a peer the prevotes of the
- * proposal's POL round): once a height needs more than one round, re-gossip the
- * proposal and the prevotes that justify this node's valid value and the current
- * proposal's validRound. Without it an unlocked node that lost those prevotes can
- * never accept a re-proposal of the locked value, and locked and unlocked nodes
- * split the prevotes forever (found by the simnet: seed 26, n=4, amnesia + crash).
- * Read from the core's plain-data state; at most 2 (n + 1) messages per tick.
- */
-function polMessages(core: ConsensusState): ConsensusMessage[] {
-  if (core.step === 'decided' || core.round === 0) return [];
-  const out: ConsensusMessage[] = [];
-  const relay = (vr: number, valueId: string | null): void => {
-    if (vr < 0 || valueId === null) return;
-    const rv = core.rounds.get(vr);
-    if (rv === undefined) return;
-    if (rv.proposal !== null) out.push({ type: 'proposal', proposal: rv.proposal });
-    for (const sv of roundVotesFor(rv, 'prevote', valueId)) out.push({ type: 'vote', vote: sv });
-  };
-  relay(core.validRound, core.validValue === null ? null : valueIdOf(core.validValue));
-  const p = core.rounds.get(core.round)?.proposal ?? null;
-  if (p !== null && p.proposal.validRound !== core.validRound) relay(p.proposal.validRound, valueIdOf(p.proposal.value));
-  return out;
-}

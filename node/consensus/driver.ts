@@ -18,7 +18,7 @@ import { ed25519 } from '../../crypto/ed25519.js';
 import { createEnvelope } from '../../crypto/envelope.js';
 import { peerIdFromPublicKey } from '../../crypto/keys.js';
 import { decodeMessage, encodeMessage } from '../../consensus/codec.js';
-import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, roundVotesFor, step, toHex, valueIdOf, verifyCommitCertificate } from '../../consensus/core.js';
+import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, proofOfLockMessages, roundVotesFor, step, toHex, valueIdOf, verifyCommitCertificate } from '../../consensus/core.js';
 import { decodeBatch, encodeBatch, MAX_BATCH_BYTES, MAX_BATCH_OPS, type PatternOp } from '../../consensus/patterns.js';
 import { applyBatch, genesisRegistry, registryHash, validateBatch, validatorSetAt, validityFor, type Registry } from '../../consensus/registry.js';
 import type { CommitCertificate, ConsensusMessage, ConsensusState, Effect, Event, Evidence, SignerRecord, VerifyFn } from '../../consensus/types.js';
@@ -532,7 +532,7 @@ class Driver implements DriverConsensus {
     // our valid value and the current proposal's validRound), as CometBFT's vote gossip does.
     if (this.running && this.state.round > 0 && this.state.round !== this.polRelayedRound) {
       this.polRelayedRound = this.state.round;
-      for (const m of polMessages(this.state)) this.broadcast(m);
+      for (const m of proofOfLockMessages(this.state)) this.broadcast(m);
     }
   }
 
@@ -1233,24 +1233,3 @@ function currentMessages(s: ConsensusState): ConsensusMessage[] {
   return out;
 }
 
-/**
- * Proof-of-lock relay (CometBFT's gossipVotesRoutine sends a peer the prevotes of the
- * proposal's POL round): the proposal and prevotes that justify this node's valid value and the
- * current proposal's validRound. Without it an unlocked node that lost those prevotes never
- * accepts a re-proposal of the locked value (found by the simnet). At most 2 (n + 1) messages.
- */
-function polMessages(core: ConsensusState): ConsensusMessage[] {
-  if (core.step === 'decided' || core.round === 0) return [];
-  const out: ConsensusMessage[] = [];
-  const relay = (vr: number, valueId: string | null): void => {
-    if (vr < 0 || valueId === null) return;
-    const rv = core.rounds.get(vr);
-    if (rv === undefined) return;
-    if (rv.proposal !== null) out.push({ type: 'proposal', proposal: rv.proposal });
-    for (const sv of roundVotesFor(rv, 'prevote', valueId)) out.push({ type: 'vote', vote: sv });
-  };
-  relay(core.validRound, core.validValue === null ? null : valueIdOf(core.validValue));
-  const p = core.rounds.get(core.round)?.proposal ?? null;
-  if (p !== null && p.proposal.validRound !== core.validRound) relay(p.proposal.validRound, valueIdOf(p.proposal.value));
-  return out;
-}
