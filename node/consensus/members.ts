@@ -6,7 +6,7 @@
  */
 import { validatorSetAt, type Registry } from '../../consensus/registry.js';
 import { peerIdFromPublicKey } from '../../crypto/keys.js';
-import type { MemberChange, MemberSource } from '../p2p/members.js';
+import { MemberSet } from '../p2p/members.js';
 
 export function memberPeerIds(reg: Registry): Set<string> {
   const out = new Set<string>();
@@ -15,42 +15,13 @@ export function memberPeerIds(reg: Registry): Set<string> {
   return out;
 }
 
-export class RegistryMembers implements MemberSource {
-  private set: Set<string>;
-  private readonly listeners = new Set<(ev: MemberChange) => void>();
-
+export class RegistryMembers extends MemberSet {
   constructor(reg: Registry) {
-    this.set = memberPeerIds(reg);
-  }
-
-  isMember(peerId: string): boolean {
-    return this.set.has(peerId);
-  }
-
-  members(): readonly string[] {
-    return [...this.set];
-  }
-
-  onChange(listener: (ev: MemberChange) => void): () => void {
-    this.listeners.add(listener);
-    return () => {
-      this.listeners.delete(listener);
-    };
+    super(memberPeerIds(reg));
   }
 
   /** Recompute from a newly decided registry; emits the difference, if any. */
   update(reg: Registry): void {
-    const next = memberPeerIds(reg);
-    const added = [...next].filter((p) => !this.set.has(p));
-    const removed = [...this.set].filter((p) => !next.has(p));
-    this.set = next;
-    if (added.length === 0 && removed.length === 0) return;
-    for (const l of [...this.listeners]) {
-      try {
-        l({ added, removed });
-      } catch {
-        // one listener's bug must not stop the others or the driver
-      }
-    }
+    this.replace(memberPeerIds(reg));
   }
 }

@@ -210,23 +210,16 @@ export interface InviteMemberSourceOptions {
   maxMembers?: number;
 }
 
-/** Genesis list + invite-admitted nodes, in memory (the runtime persists admitted claims and replays them on start). */
-export class InviteMemberSource implements MemberSource {
-  private readonly set = new Set<string>();
+/**
+ * A member set with change listeners: what every MemberSource shares. Subclasses decide
+ * where the members come from (invites here, decided patterns in node/consensus/members.ts).
+ */
+export abstract class MemberSet implements MemberSource {
+  protected set: Set<string>;
   private readonly listeners = new Set<(ev: MemberChange) => void>();
-  private readonly used = new Set<string>();
-  private readonly cluster: string;
-  private readonly now: () => number;
-  private readonly maxMembers: number;
 
-  constructor(o: InviteMemberSourceOptions) {
-    this.cluster = o.cluster;
-    this.now = o.now;
-    this.maxMembers = o.maxMembers ?? MEMBERS_MAX_DEFAULT;
-    if (o.genesis.length > this.maxMembers) {
-      throw new P2pError('ERR_MEMBERS_FULL', `genesis has ${o.genesis.length} members, bound is ${this.maxMembers}`, { count: o.genesis.length });
-    }
-    for (const id of o.genesis) this.set.add(id);
+  protected constructor(initial: Iterable<string> = []) {
+    this.set = new Set(initial);
   }
 
   isMember(peerId: string): boolean {
@@ -242,6 +235,43 @@ export class InviteMemberSource implements MemberSource {
     return () => {
       this.listeners.delete(listener);
     };
+  }
+
+  /** Replace the whole set and emit the difference, if any. */
+  protected replace(next: Set<string>): void {
+    const added = [...next].filter((p) => !this.set.has(p));
+    const removed = [...this.set].filter((p) => !next.has(p));
+    this.set = next;
+    if (added.length > 0 || removed.length > 0) this.emit({ added, removed });
+  }
+
+  protected emit(ev: MemberChange): void {
+    for (const l of [...this.listeners]) {
+      try {
+        l(ev);
+      } catch {
+        // one listener's bug must not stop the others (gossip scoring, the driver, admission)
+      }
+    }
+  }
+}
+
+/** Genesis list + invite-admitted nodes, in memory (the runtime persists admitted claims and replays them on start). */
+export class InviteMemberSource extends MemberSet {
+  private readonly used = new Set<string>();
+  private readonly cluster: string;
+  private readonly now: () => number;
+  private readonly maxMembers: number;
+
+  constructor(o: InviteMemberSourceOptions) {
+    super();
+    this.cluster = o.cluster;
+    this.now = o.now;
+    this.maxMembers = o.maxMembers ?? MEMBERS_MAX_DEFAULT;
+    if (o.genesis.length > this.maxMembers) {
+      throw new P2pError('ERR_MEMBERS_FULL', `genesis has ${o.genesis.length} members, bound is ${this.maxMembers}`, { count: o.genesis.length });
+    }
+    for (const id of o.genesis) this.set.add(id);
   }
 
   /** Add a member directly (genesis replay, or a trusted source such as a decided pattern). */
@@ -283,15 +313,5 @@ export class InviteMemberSource implements MemberSource {
 
   private claimContext(): JoinClaimContext {
     return { cluster: this.cluster, isMember: (id) => this.set.has(id), now: this.now };
-  }
-
-  private emit(ev: MemberChange): void {
-    for (const l of [...this.listeners]) {
-      try {
-        l(ev);
-      } catch {
-        // a listener's bug must not break admission for the others
-      }
-    }
   }
 }

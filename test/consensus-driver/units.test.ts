@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeCanonical } from '../../crypto/cbor.js';
 import { decodeMessage, encodeCertificate } from '../../consensus/codec.js';
 import { EMPTY_SIGNER_RECORD } from '../../consensus/core.js';
-import { decodeBatch, MAX_BATCH_OPS, type PatternOp } from '../../consensus/patterns.js';
+import { decodeBatch, encodeBatch, MAX_BATCH_OPS, type PatternOp } from '../../consensus/patterns.js';
 import { applyBatch, genesisRegistry, validateBatch } from '../../consensus/registry.js';
 import { ConsensusDriverError } from '../../node/consensus/api.js';
 import { Mempool, opId } from '../../node/consensus/mempool.js';
@@ -14,6 +14,7 @@ import { SignerFile } from '../../node/consensus/signer-file.js';
 import { decodeSyncRequest, decodeSyncResponse, encodeSyncRequest, encodeSyncResponse, MAX_SYNC_HEIGHTS } from '../../node/consensus/sync.js';
 import { heightKey } from '../../node/consensus/decided-log.js';
 import { openConsensus } from '../../node/consensus/driver.js';
+import { RegistryMembers } from '../../node/consensus/members.js';
 import { nullLogger } from '../../node/log.js';
 import { openStore } from '../../node/store/index.js';
 import { CLUSTER, genesisOf, ident, pattern } from './helpers.js';
@@ -122,5 +123,32 @@ describe('SignerFile', () => {
     expect(err).toBeInstanceOf(ConsensusDriverError);
     expect((err as ConsensusDriverError).code).toBe('ERR_CONSENSUS_STATE_CORRUPT');
     expect((err as ConsensusDriverError).data['path']).toBe(f.path);
+  });
+});
+
+describe('RegistryMembers', () => {
+  it('counts a decided member.add at once, drops a member.remove when in force, and emits each difference once', () => {
+    const ids = [1, 2, 3, 4].map(ident);
+    const reg0 = genesisRegistry(genesisOf(ids));
+    const m = new RegistryMembers(reg0);
+    const events: Array<{ added: readonly string[]; removed: readonly string[] }> = [];
+    m.onChange((ev) => events.push(ev));
+    expect([...m.members()].sort()).toEqual(ids.map((i) => i.peerId).sort());
+    const joiner = ident(9);
+    const reg1 = applyBatch(reg0, 1, encodeBatch([{ kind: 'member.add', publicKey: joiner.publicKey, power: 1, name: 'joiner' }]));
+    m.update(reg1);
+    expect(m.isMember(joiner.peerId)).toBe(true); // heard before it votes at H+2
+    expect(events).toEqual([{ added: [joiner.peerId], removed: [] }]);
+    m.update(reg1); // no difference, no event
+    expect(events).toHaveLength(1);
+    const reg2 = applyBatch(reg1, 2, encodeBatch([{ kind: 'member.remove', publicKey: ids[0]!.publicKey }]));
+    m.update(reg2);
+    expect(m.isMember(ids[0]!.peerId)).toBe(true); // still votes at 3
+    const reg3 = applyBatch(reg2, 3, encodeBatch([]));
+    m.update(reg3);
+    const reg4 = applyBatch(reg3, 4, encodeBatch([]));
+    m.update(reg4);
+    expect(m.isMember(ids[0]!.peerId)).toBe(false);
+    expect(events.at(-1)).toEqual({ added: [], removed: [ids[0]!.peerId] });
   });
 });
