@@ -2,7 +2,10 @@
 // over the IPC channel. A deployed node runs alone in its process; so does this one, so the
 // process-per-node figures have no cross-node contention on one event loop.
 //   parent -> child: {t:'init', idx, n, psk, dir} | {t:'dial', addrs} | {t:'mesh'} | {t:'submit', k, count} | {t:'stop'}
-//   child -> parent: {t:'ready', addr} | {t:'dialed'} | {t:'mesh', peers} | {t:'decided', height, atMs} | {t:'submitted', k, heights} | {t:'stopped'}
+//   child -> parent: {t:'ready', addr} | {t:'dialed'} | {t:'mesh', peers} | {t:'proposed', height, round, atMs} | {t:'decided', height, atMs}
+//                    | {t:'submitted', k, heights} | {t:'stopped'}
+// 'proposed': this node broadcast a consensus proposal (host.publish, or host.sendDirect where the host has it), once per height:round;
+// 'decided': this node decided the height. Both are sent from inside the callback, timed there.
 // Times are epoch ms with sub-ms precision (performance.timeOrigin + performance.now()), comparable across processes.
 import '../node/polyfill.js';
 import { join } from 'node:path';
@@ -14,6 +17,7 @@ import { openConsensus, type DriverConsensus } from '../node/consensus/driver.js
 import { nullLogger } from '../node/log.js';
 import { createHost, type Host } from '../node/p2p/host.js';
 import { openStore, type Store } from '../node/store/index.js';
+import { watchProposals } from './consensus.js';
 
 type Msg =
   | { t: 'init'; idx: number; n: number; psk: string; dir: string }
@@ -45,6 +49,13 @@ process.on('message', (raw: Msg) => {
         const consensus = await openConsensus({ identity: ids[raw.idx]!, cluster: 'bench', store, stateDir: join(raw.dir, 'state'), genesis, logger: nullLogger, now: Date.now, timeouts: LAN_TIMEOUTS, auditLogPath: null });
         const host = await createHost({ identity: ids[raw.idx]!, cluster: 'bench', swarmKey: new TextEncoder().encode(raw.psk), members: consensus.members, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: null });
         await host.start();
+        const proposed = new Set<string>();
+        watchProposals(host, epochMs, (height, round, atMs) => {
+          const key = `${height}:${round}`;
+          if (proposed.has(key)) return;
+          proposed.add(key);
+          send({ t: 'proposed', height, round, atMs });
+        });
         await consensus.start(host);
         consensus.onDecided((e) => send({ t: 'decided', height: e.height, atMs: epochMs() }));
         node = { consensus, host, store, idx: raw.idx };

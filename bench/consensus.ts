@@ -1,13 +1,20 @@
-// `npm run bench -- consensus [--json] [--heights=N] [--samples=N] [--patterns=N] [--in-process-only]`
+// `npm run bench -- consensus [--json] [--n=4,7] [--heights=N] [--samples=N] [--patterns=N] [--in-process-only]`
 //
-// 1. Driver over real libp2p on loopback (issue 5 targets), n = 4 and n = 7, every node in this
-//    process with its own TCP host, LevelDB store and durable signer file (fsync on):
-//    - commit latency p50/p99: one pattern submitted at a time (rotating submitter), from
-//      submit() to the decision at ALL n nodes (target: p50 < 20 ms at n = 4);
+// 1. Driver over real libp2p on loopback (issue 5 targets), for each cluster size of --n (comma
+//    list, default 4,7; n = 4 gets --samples latency samples, other sizes half as many), every node
+//    in this process with its own TCP host, LevelDB store and durable signer file (fsync on):
+//    - commit latency p50/p99, one pattern submitted at a time (rotating submitter), two ways:
+//      from submit() to the decision at ALL n nodes, and the issue's measure, from the proposer's
+//      proposal broadcast (its host.publish, or host.sendDirect where the host has one) to the
+//      decision at ALL n nodes (target: p50 < 20 ms at n = 4);
 //    - throughput with batching: many single-pattern submits in flight from all nodes, patterns
 //      decided at all nodes per second (target: >= 500/s at n = 4).
-//    The same two measurements again with one child process per node (bench/consensus-child.ts),
-//    as deployed: no cross-node contention on one event loop.
+//    The same measurements again with one child process per node (bench/consensus-child.ts), as
+//    deployed: no cross-node contention on one event loop. Each child reports its own proposal
+//    broadcasts and decisions with its own epoch timestamps over IPC.
+//    No polling: every "decided at all" / "delivered at all" time is taken (performance.now, or
+//    the child's epoch ms) inside the callback of the last node to report, and the waiting
+//    promise is resolved from there, so no timer granularity is added to any sample.
 // 2. Baseline in the same run: the pure core (no network): n in-process cores with real Ed25519
 //    and BLAKE3, every broadcast delivered synchronously; CPU per decided height and pattern
 //    throughput with batching; plus the irreducible crypto of one height. The driver figures are
@@ -29,9 +36,10 @@ import { contentHashOf, encodeBatch, type PatternOp } from '../consensus/pattern
 import { applyBatch, genesisRegistry, validityFor, validatorSetAt, type Registry } from '../consensus/registry.js';
 import type { ConsensusState, Event } from '../consensus/types.js';
 import { EMPTY_SIGNER_RECORD } from '../consensus/core.js';
-import { openConsensus, type DriverConsensus } from '../node/consensus/driver.js';
+import { KIND_PROPOSAL, openConsensus, type DriverConsensus } from '../node/consensus/driver.js';
 import { SignerFile } from '../node/consensus/signer-file.js';
 import { nullLogger } from '../node/log.js';
+import type { TopicName } from '../node/p2p/gossip.js';
 import { createHost, type Host } from '../node/p2p/host.js';
 import { generateSwarmKey } from '../node/p2p/psk.js';
 import { openStore, type Store } from '../node/store/index.js';
@@ -165,20 +173,41 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** When each (height:round) proposal was first broadcast (performance.now), by any node of this process. */
 const proposedAt = new Map<string, number>();
 
-/** Time the proposer's own broadcast of each proposal: wraps the host's publish (bench only). */
-function watchProposals(host: Host, at: Map<string, number>): void {
-  const publish = host.publish.bind(host);
-  host.publish = (topic, bytes) => {
-    if (topic === 'consensus') {
-      const d = decodeEnvelope(bytes, { kinds: ['proposal'], cluster: 'bench', maxBytes: 256 * 1024 });
+/** sendDirect's signature on the hosts that have it (the direct-stream path for consensus messages). */
+type SendDirect = (topic: TopicName, envelopeBytes: Uint8Array, to: readonly string[]) => unknown;
+
+/**
+ * Time this host's broadcasts of consensus proposals (bench only; also used by consensus-child.ts):
+ * wraps host.publish and, where the host has one, host.sendDirect (the direct-stream path for
+ * consensus messages). The clock is read on entry, the original send runs first with its arguments
+ * and result untouched, and only then are the bytes decoded, so the decoding is off the critical
+ * path; `seen` gets every proposal sent (a relayed one again: callers keep the earliest).
+ * Call before consensus.start(host), which is when the driver starts sending.
+ */
+export function watchProposals(host: Host, clock: () => number, seen: (height: number, round: number, at: number) => void): void {
+  const observe = (bytes: Uint8Array, at: number): void => {
+    try {
+      const d = decodeEnvelope(bytes, { kinds: [KIND_PROPOSAL], cluster: 'bench', maxBytes: 256 * 1024 });
       const m = d.ok && d.envelope.body instanceof Uint8Array ? decodeMessage(d.envelope.body) : null;
-      if (m?.type === 'proposal') {
-        const key = `${m.proposal.proposal.height}:${m.proposal.proposal.round}`;
-        if (!at.has(key)) at.set(key, performance.now());
-      }
+      if (m?.type === 'proposal') seen(m.proposal.proposal.height, m.proposal.proposal.round, at);
+    } catch {
+      // not a proposal we can read: nothing to time (a bench with no proposal seen fails loudly later)
     }
-    return publish(topic, bytes);
   };
+  // Any method sending (topic, envelopeBytes, ...): same arguments in, same result out.
+  const wrap =
+    <A extends [TopicName, Uint8Array, ...unknown[]], R>(send: (...args: A) => R) =>
+    (...args: A): R => {
+      const at = clock();
+      const r = send(...args);
+      observe(args[1], at);
+      return r;
+    };
+  host.publish = wrap(host.publish.bind(host));
+  // sendDirect is looked up through this narrow structural view, not through Host, so the bench
+  // type-checks whether or not the Host interface declares it (it is being added alongside publish).
+  const direct = host as unknown as { sendDirect?: unknown };
+  if (typeof direct.sendDirect === 'function') direct.sendDirect = wrap((direct.sendDirect as SendDirect).bind(host));
 }
 
 async function startLive(n: number, root: string): Promise<LiveNode[]> {
@@ -192,7 +221,10 @@ async function startLive(n: number, root: string): Promise<LiveNode[]> {
     const consensus = await openConsensus({ identity: idl[i]!, cluster: 'bench', store, stateDir: join(dir, 'state'), genesis, logger: nullLogger, now: Date.now, timeouts: LAN_TIMEOUTS, auditLogPath: null });
     const host = await createHost({ identity: idl[i]!, cluster: 'bench', swarmKey, members: consensus.members, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: null });
     await host.start();
-    watchProposals(host, proposedAt);
+    watchProposals(host, () => performance.now(), (height, round, at) => {
+      const key = `${height}:${round}`;
+      if (!proposedAt.has(key)) proposedAt.set(key, at);
+    });
     await consensus.start(host);
     nodes.push({ consensus, host, store });
   }
@@ -225,33 +257,70 @@ function benchPattern(): PatternOp {
   return { kind: 'pattern', name: `bench-${k % 256}`, content, contentHash: contentHashOf(content), tags: ['bench'], quality: null };
 }
 
+/**
+ * "Decided at all nodes", event-driven: `times[node]` holds each height's first report from that
+ * node, and a waiter is resolved from inside the report that completes a height, with the latest
+ * of the n times (each taken by the caller in its own callback, not when the waiter resumes).
+ */
+class AtAll {
+  private readonly times: Map<number, number>[];
+  private readonly waiters = new Map<number, ((at: number) => void)[]>();
+  constructor(nodes: number) {
+    this.times = Array.from({ length: nodes }, () => new Map<number, number>());
+  }
+  /** Node `i` reached `height` at `at`. */
+  report(i: number, height: number, at: number): void {
+    const t = this.times[i]!;
+    if (t.has(height)) return;
+    t.set(height, at);
+    const ws = this.waiters.get(height);
+    if (ws === undefined) return;
+    const all = this.at(height);
+    if (all === undefined) return;
+    this.waiters.delete(height);
+    for (const w of ws) w(all);
+  }
+  /** Resolves with the time the last node reached `height` (at once if they all have). */
+  until(height: number): Promise<number> {
+    const all = this.at(height);
+    if (all !== undefined) return Promise.resolve(all);
+    return new Promise((resolve) => {
+      const ws = this.waiters.get(height);
+      if (ws === undefined) this.waiters.set(height, [resolve]);
+      else ws.push(resolve);
+    });
+  }
+  private at(height: number): number | undefined {
+    let last = -Infinity;
+    for (const t of this.times) {
+      const x = t.get(height);
+      if (x === undefined) return undefined;
+      if (x > last) last = x;
+    }
+    return last;
+  }
+}
+
 /** Resolves when every node has decided `height`; returns the time (performance.now) the last one did. */
 function decidedAtAll(nodes: readonly LiveNode[]): { until(height: number): Promise<number>; close(): void } {
-  const times = nodes.map(() => new Map<number, number>());
-  const unsub = nodes.map((x, i) => x.consensus.onDecided((e) => times[i]!.set(e.height, performance.now())));
-  return {
-    async until(height) {
-      for (;;) {
-        if (times.every((t) => t.has(height))) return Math.max(...times.map((t) => t.get(height)!));
-        await sleep(1);
-      }
-    },
-    close: () => unsub.forEach((u) => u()),
-  };
+  const all = new AtAll(nodes.length);
+  const unsub = nodes.map((x, i) => x.consensus.onDecided((e) => all.report(i, e.height, performance.now())));
+  return { until: (height) => all.until(height), close: () => unsub.forEach((u) => u()) };
 }
 
 /** p50 of publish -> delivered at every other node, for a vote-sized signed envelope (adverts topic). */
 async function gossipHopMs(nodes: readonly LiveNode[], count: number): Promise<number> {
   const id = ids(nodes.length)[0]!;
-  const got = nodes.map(() => new Set<number>());
-  const unsub = nodes.map((x, i) => x.host.onMessage('adverts', (d) => void got[i]!.add(d.envelope.seq)));
+  const others = nodes.length - 1;
+  // Delivery of message k at node i (i >= 1), timed in the handler; the publisher's own copy is not counted.
+  const all = new AtAll(others);
+  const unsub = nodes.slice(1).map((x, i) => x.host.onMessage('adverts', (d) => all.report(i, d.envelope.seq, performance.now())));
   const lat: number[] = [];
   try {
     for (let k = 1; k <= count; k++) {
       const t0 = performance.now();
       await nodes[0]!.host.publish('adverts', createEnvelope(id, { kind: 'advert', cluster: 'bench', seq: k, time: Date.now(), body: { load: k, pad: new Uint8Array(200) } }));
-      while (!got.slice(1).every((g) => g.has(k))) await sleep(0.2);
-      lat.push(performance.now() - t0);
+      lat.push((await all.until(k)) - t0);
     }
   } finally {
     unsub.forEach((u) => u());
@@ -311,8 +380,13 @@ async function runDriver(n: number, samples: number, patterns: number, root: str
 interface ProcRow {
   n: number;
   latencySamples: number;
+  /** submit() (parent's epoch ms, before the IPC request) -> decided at ALL nodes (each child's epoch ms). */
   latencyP50Ms: number;
   latencyP99Ms: number;
+  /** The issue's measure, as in the in-process rows: the earliest proposal broadcast of the height -> decided at ALL nodes (children's epoch ms). */
+  proposeToDecideSamples: number;
+  proposeToDecideP50Ms: number;
+  proposeToDecideP99Ms: number;
   throughputPatterns: number;
   patternsPerSecond: number;
 }
@@ -322,6 +396,7 @@ type ChildMsg =
   | { t: 'dialed' }
   | { t: 'mesh'; peers: number }
   | { t: 'decided'; height: number; atMs: number }
+  | { t: 'proposed'; height: number; round: number; atMs: number }
   | { t: 'submitted'; k: number; heights: number[] }
   | { t: 'stopped' };
 
@@ -330,7 +405,9 @@ const epochMs = (): number => performance.timeOrigin + performance.now();
 async function runProcesses(n: number, samples: number, patterns: number, root: string): Promise<ProcRow> {
   const entry = join(dirname(fileURLToPath(import.meta.url)), import.meta.url.endsWith('.js') ? 'consensus-child.js' : 'consensus-child.ts');
   const psk = new TextDecoder().decode(generateSwarmKey());
-  const decidedAt = Array.from({ length: n }, () => new Map<number, number>());
+  const decidedAt = new AtAll(n);
+  /** Earliest proposal broadcast (a child's epoch ms) per height, whichever child and round. */
+  const proposedAtMs = new Map<number, number>();
   const waiting = new Map<string, (m: ChildMsg) => void>();
   const kids: ChildProcess[] = [];
   const ask = (i: number, msg: unknown, reply: string): Promise<ChildMsg> =>
@@ -341,7 +418,12 @@ async function runProcesses(n: number, samples: number, patterns: number, root: 
   for (let i = 0; i < n; i++) {
     const p = spawn(process.execPath, [...process.execArgv, entry], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     p.on('message', (m: ChildMsg) => {
-      if (m.t === 'decided') decidedAt[i]!.set(m.height, m.atMs);
+      // Times are the child's own (atMs, taken in its callback), never this process's receive time.
+      if (m.t === 'decided') decidedAt.report(i, m.height, m.atMs);
+      else if (m.t === 'proposed') {
+        const p = proposedAtMs.get(m.height);
+        if (p === undefined || m.atMs < p) proposedAtMs.set(m.height, m.atMs);
+      }
       const key = m.t === 'submitted' ? `${i}:submitted:${m.k}` : `${i}:${m.t}`;
       const w = waiting.get(key);
       if (w !== undefined) {
@@ -351,12 +433,7 @@ async function runProcesses(n: number, samples: number, patterns: number, root: 
     });
     kids.push(p);
   }
-  const allAt = async (height: number): Promise<number> => {
-    for (;;) {
-      if (decidedAt.every((d) => d.has(height))) return Math.max(...decidedAt.map((d) => d.get(height)!));
-      await sleep(1);
-    }
-  };
+  const allAt = (height: number): Promise<number> => decidedAt.until(height);
   try {
     const addrs: string[] = [];
     for (let i = 0; i < n; i++) addrs.push(((await ask(i, { t: 'init', idx: i, n, psk, dir: join(root, `p${n}-${i}`) }, 'ready')) as { addr: string }).addr);
@@ -372,16 +449,34 @@ async function runProcesses(n: number, samples: number, patterns: number, root: 
     const submit = async (i: number, count: number): Promise<number[]> => ((await ask(i, { t: 'submit', k: ++k, count }, `submitted:${k}`)) as { heights: number[] }).heights;
     for (let i = 0; i < 5; i++) await allAt((await submit(i % n, 1))[0]!); // warm-up
     const lat: number[] = [];
+    const fromProposal: number[] = [];
     for (let i = 0; i < samples; i++) {
       const t0 = epochMs();
       const [h] = await submit(i % n, 1);
-      lat.push((await allAt(h!)) - t0);
+      const all = await allAt(h!);
+      lat.push(all - t0);
+      // Every child's 'proposed' for h went down its (ordered) IPC channel before its own 'decided'
+      // for h, and allAt waited for all n of those: the proposal time, if any, is already here.
+      const p = proposedAtMs.get(h!);
+      if (p !== undefined) fromProposal.push(all - p);
     }
     lat.sort((a, b) => a - b);
+    fromProposal.sort((a, b) => a - b);
+    if (fromProposal.length === 0) throw new Error('bench: no proposal broadcast was reported by a child (publish wrapper not reached)');
     const t0 = epochMs();
     const heights = (await Promise.all(kids.map((_, i) => submit(i, Math.ceil(patterns / n))))).flat();
     const t1 = await allAt(Math.max(...heights));
-    return { n, latencySamples: samples, latencyP50Ms: percentile(lat, 0.5), latencyP99Ms: percentile(lat, 0.99), throughputPatterns: heights.length, patternsPerSecond: heights.length / ((t1 - t0) / 1000) };
+    return {
+      n,
+      latencySamples: samples,
+      latencyP50Ms: percentile(lat, 0.5),
+      latencyP99Ms: percentile(lat, 0.99),
+      proposeToDecideSamples: fromProposal.length,
+      proposeToDecideP50Ms: percentile(fromProposal, 0.5),
+      proposeToDecideP99Ms: percentile(fromProposal, 0.99),
+      throughputPatterns: heights.length,
+      patternsPerSecond: heights.length / ((t1 - t0) / 1000),
+    };
   } finally {
     await Promise.all(kids.map((p, i) => (p.connected ? Promise.race([ask(i, { t: 'stop' }, 'stopped'), sleep(10_000)]) : Promise.resolve())));
     for (const p of kids) if (p.exitCode === null) p.kill();
@@ -392,8 +487,11 @@ export async function run(opts: { json: boolean; args: readonly string[] }): Pro
   // The digest domains switch to their fast reusable hasher once ready (before, a slower exact fallback runs).
   await Promise.all(['fednode/v1/vote', 'fednode/v1/proposal'].map((c) => domain(c).ready));
   const heights = Number(opts.args.find((a) => a.startsWith('--heights='))?.slice('--heights='.length) ?? 100);
+  const nArg = opts.args.find((a) => a.startsWith('--n='))?.slice('--n='.length) ?? '4,7';
+  const sizes = nArg.split(',').map((x) => Number(x.trim()));
+  if (sizes.length === 0 || sizes.some((n) => !Number.isInteger(n) || n < 2 || n > 64)) throw new Error(`bench: --n takes a comma list of cluster sizes from 2 to 64 (got '${nArg}')`);
   const rows: Row[] = [];
-  for (const n of [4, 7]) {
+  for (const n of sizes) {
     for (const batch of [1, 256]) {
       runCluster(n, 5, batch); // warm-up
       const r = runCluster(n, heights, batch);
@@ -419,14 +517,14 @@ export async function run(opts: { json: boolean; args: readonly string[] }): Pro
   let disk = { p50: 0, p99: 0 };
   try {
     disk = await durableWriteMs(root, 100);
-    for (const n of [4, 7]) {
+    for (const n of sizes) {
       const d = await runDriver(n, n === 4 ? samples : Math.ceil(samples / 2), patterns, root);
       const core1 = rows.find((r) => r.n === n && r.patternsPerBatch === 1)!;
       const core256 = rows.find((r) => r.n === n && r.patternsPerBatch === 256)!;
       driverRows.push({ ...d, latencyRatioToCore: d.latencyP50Ms / core1.msPerHeight, throughputRatioToCore: d.patternsPerSecond / core256.patternsPerSecond });
     }
     if (!opts.args.includes('--in-process-only')) {
-      for (const n of [4, 7]) procRows.push(await runProcesses(n, n === 4 ? samples : Math.ceil(samples / 2), patterns, root));
+      for (const n of sizes) procRows.push(await runProcesses(n, n === 4 ? samples : Math.ceil(samples / 2), patterns, root));
     }
   } finally {
     await rm(root, { recursive: true, force: true });
@@ -448,6 +546,12 @@ export async function run(opts: { json: boolean; args: readonly string[] }): Pro
       console.log('n  samples  p50 ms  p99 ms  patterns  patterns/s');
       for (const r of procRows) {
         console.log(`${String(r.n).padEnd(3)}${String(r.latencySamples).padEnd(9)}${r.latencyP50Ms.toFixed(1).padEnd(8)}${r.latencyP99Ms.toFixed(1).padEnd(8)}${String(r.throughputPatterns).padEnd(10)}${r.patternsPerSecond.toFixed(0)}`);
+      }
+      console.log('propose -> decided at all nodes, one process per node (earliest proposal broadcast of the height; each child\'s own epoch ms)');
+      console.log('n  samples  p50 ms  p99 ms  in-process p50  in-process p99');
+      for (const r of procRows) {
+        const d = driverRows.find((x) => x.n === r.n);
+        console.log(`${String(r.n).padEnd(3)}${String(r.proposeToDecideSamples).padEnd(9)}${r.proposeToDecideP50Ms.toFixed(1).padEnd(8)}${r.proposeToDecideP99Ms.toFixed(1).padEnd(8)}${(d?.proposeToDecideP50Ms.toFixed(1) ?? '-').padEnd(16)}${d?.proposeToDecideP99Ms.toFixed(1) ?? '-'}`);
       }
     }
     console.log('targets (n = 4): p50 < 20 ms; >= 500 patterns/s');
