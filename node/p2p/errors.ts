@@ -12,6 +12,9 @@ export type P2pErrorCode =
   | 'ERR_HOST_NOT_STARTED'
   | 'ERR_TOPIC_UNKNOWN'
   | 'ERR_PUBLISH_OVERSIZE'
+  | 'ERR_DIRECT_CLOSED'
+  | 'ERR_DIRECT_REFUSED'
+  | 'ERR_DIRECT_REJECTED'
   | 'ERR_OPTIONS';
 
 export class P2pError extends FednodeError<P2pErrorCode> {

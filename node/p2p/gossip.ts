@@ -27,7 +27,7 @@ export function topicString(cluster: string, t: TopicName): string {
 export type Verdict = 'accept' | 'ignore' | 'reject';
 
 /** Why a message was not accepted. */
-export type GossipErrorCode = EnvelopeErrorCode | 'not-member' | 'not-member-relayed' | 'replay' | 'too-old' | 'too-new' | 'bad-body' | 'internal';
+export type GossipErrorCode = EnvelopeErrorCode | 'not-member' | 'not-member-relayed' | 'not-sender' | 'replay' | 'too-old' | 'too-new' | 'bad-body' | 'internal';
 
 /**
  * THE place where a validation outcome becomes a verdict.
@@ -46,6 +46,7 @@ export function verdictFor(code: GossipErrorCode): Verdict {
     case 'not-member':
     case 'bad-body':
     case 'bad-signature':
+    case 'not-sender': // a direct channel carries its remote peer's own envelopes only (see direct.ts)
       return 'reject';
     case 'replay': // the same advert relayed late by an honest mesh peer
     case 'too-old': // honest but delayed
@@ -261,7 +262,11 @@ export class GossipTopics {
   }
 
   /** The checks, cheapest first; returns the first failing rule or the decoded envelope. */
-  check(topic: TopicName, data: Uint8Array, from: string | null = null): Check {
+  /**
+   * `expect.signer`: the envelope must be signed by this peer (direct channels, where the
+   * stream's remote peer is authenticated by the connection and never relays).
+   */
+  check(topic: TopicName, data: Uint8Array, from: string | null = null, expect: { signer?: string } = {}): Check {
     const lim = this.limits[topic];
     // [size] bound work before anything else touches the bytes
     if (data.length > lim.maxBytes) return { ok: false, code: 'oversize', detail: `${data.length} > ${lim.maxBytes} bytes` };
@@ -273,6 +278,8 @@ export class GossipTopics {
       return { ok: false, code, detail: d.detail };
     }
     const env = d.envelope;
+    // [sender] on a direct channel, only the remote peer's own envelopes
+    if (expect.signer !== undefined && env.signerId !== expect.signer) return { ok: false, code: 'not-sender', detail: `signer ${env.signerId} is not the sending peer ${expect.signer}` };
     // [member] only cluster members may speak (non-members with the PSK connect but are not heard)
     if (!this.members.isMember(env.signerId)) {
       // a non-member speaking for itself is penalised; a member relaying it is not (see verdictFor)
@@ -300,14 +307,14 @@ export class GossipTopics {
   }
 
   /**
-   * gossipsub's topic validator: never throws (a peer sending garbage cannot crash
+   * gossipsub's topic validator (and direct channels'): never throws (a peer sending garbage cannot crash
    * the node); on Accept the message is queued for the handlers.
    */
-  validate(topic: TopicName, data: Uint8Array, from: string): Verdict {
+  validate(topic: TopicName, data: Uint8Array, from: string, expect: { signer?: string } = {}): Verdict {
     const c = this.counters[topic];
     let r: Check;
     try {
-      r = this.check(topic, data, from);
+      r = this.check(topic, data, from, expect);
     } catch (err) {
       this.log.warn('validator failed', { topic, from, err: err instanceof Error ? err.message : String(err) });
       r = { ok: false, code: 'internal', detail: 'validator threw' };

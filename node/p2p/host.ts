@@ -33,6 +33,8 @@ import type { Identity } from '../../crypto/keys.js';
 import { toLibp2pPrivateKey } from '../../crypto/keys.js';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
+import { DirectChannels } from './direct.js';
+import type { DirectLimits, DirectStats } from './direct.js';
 import { P2pError } from './errors.js';
 import { GossipTopics, TOPIC_NAMES, topicString } from './gossip.js';
 import type { BodyCheck, GossipHandler, GossipLimits, GossipStats, TopicName, Verdict } from './gossip.js';
@@ -71,6 +73,8 @@ export interface HostInit {
   reconnect?: ReconnectOptions | null;
   /** Topic limits (see DEFAULT_GOSSIP_LIMITS in gossip.ts). */
   gossip?: Partial<GossipLimits>;
+  /** Direct channel bounds (see DEFAULT_DIRECT_LIMITS in direct.ts). */
+  direct?: Partial<DirectLimits>;
   /** Body schema checks per topic, e.g. `{ adverts: (b) => { const r = parseAdvertBody(b); return r.ok ? null : r.detail } }`. @default none (body opaque) */
   bodyCheck?: Partial<Record<TopicName, BodyCheck>>;
   /**
@@ -92,6 +96,8 @@ export interface PeerSummary {
   member: boolean;
   addrs: string[];
   connections: number;
+  /** gossipsub's score of the peer (member bonus, invalid messages, behaviour penalties incl. rejected direct frames). */
+  score: number;
 }
 
 export interface Host {
@@ -105,6 +111,14 @@ export interface Host {
   addresses(): string[];
   /** Publish an envelope (already signed). Works with zero peers (recipients 0). */
   publish(topic: TopicName, envelopeBytes: Uint8Array): Promise<{ recipients: number }>;
+  /**
+   * Send an envelope (signed by this node) straight to each peer of `to` over its direct
+   * channel (direct.ts), without gossip's relays. `missing`: peers without an open channel
+   * right now (one is being opened for a connected member); publish() reaches them through
+   * the mesh. Throws ERR_PUBLISH_OVERSIZE like publish().
+   */
+  sendDirect(topic: TopicName, envelopeBytes: Uint8Array, to: readonly string[]): { sent: string[]; missing: string[] };
+  directStats(): DirectStats;
   onMessage(topic: TopicName, handler: GossipHandler): () => void;
   peers(): PeerSummary[];
   dial(addr: string): Promise<void>;
@@ -124,6 +138,8 @@ export interface Host {
 const GOSSIP_RPC_MAX_BYTES = 512 * 1024;
 /** Outbound buffer per peer stream: 8 MiB = 32 max-size messages queued before gossipsub drops the peer's writes. */
 const GOSSIP_OUTBOUND_BUFFER_BYTES = 8 * 1024 * 1024;
+/** gossipsub graylist score: below it a peer's RPCs are ignored, and it may not open direct channels. */
+const GRAYLIST_THRESHOLD = -80;
 /** Peers whose redial is tracked at once (members + bootstrap; a home lab is tens). */
 const RECONNECT_TRACKED_MAX = 256;
 /** The higher peer id waits this long for the lower one to dial after an mDNS hit (both would dial otherwise). */
@@ -211,7 +227,7 @@ export async function createHost(init: HostInit): Promise<Host> {
     maxInboundStreams: 4,
     maxOutboundStreams: 4,
     scoreParams,
-    scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: -80, acceptPXThreshold: 100, opportunisticGraftThreshold: 5 },
+    scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: GRAYLIST_THRESHOLD, acceptPXThreshold: 100, opportunisticGraftThreshold: 5 },
     doPX: false,
   };
 
@@ -349,6 +365,30 @@ export async function createHost(init: HostInit): Promise<Host> {
   };
   const onPeerDisconnect = (evt: CustomEvent<PeerId>): void => redial(evt.detail);
 
+  // --- direct channels (consensus messages point to point; see direct.ts) -------------------
+  const direct = new DirectChannels({
+    topics,
+    members,
+    now,
+    limits: init.direct,
+    logger: log.child('direct'),
+    transport: {
+      handle: (protocol, handler, opts) => libp2p.handle(protocol, ({ stream, connection }) => handler(stream, connection.remotePeer.toString()), opts),
+      unhandle: (protocol) => libp2p.unhandle(protocol),
+      openStream: (peerId, protocol) => {
+        const conn = libp2p.getConnections(peerIdFromString(peerId)).find((c) => c.status === 'open');
+        // Full negotiation (one round trip, once per channel): a peer without the protocol fails
+        // here, before any frame is counted as sent, so its messages keep going by gossip.
+        return conn === undefined ? null : conn.newStream(protocol);
+      },
+      acceptable: (peerId) => pubsub.getScore(peerId) > GRAYLIST_THRESHOLD,
+      // gossipsub's behaviour penalty (P7, squared, decaying): a few rejected frames graylist the peer.
+      // Its label only names the metric series; ScorePenalty has no value for ours.
+      penalize: (peerId) => pubsub.score.addPenalty(peerId, 1, 'direct_rejected' as Parameters<typeof pubsub.score.addPenalty>[2]),
+    },
+  });
+  const onDisconnectDirect = (evt: CustomEvent<PeerId>): void => direct.closePeer(evt.detail.toString());
+
   const requireRunning = (): void => {
     if (!running) throw new P2pError('ERR_HOST_NOT_STARTED', 'host is not started', {});
   };
@@ -362,8 +402,10 @@ export async function createHost(init: HostInit): Promise<Host> {
       libp2p.addEventListener('connection:open', onConnectionOpen);
       libp2p.addEventListener('peer:discovery', onDiscovery);
       libp2p.addEventListener('peer:disconnect', onPeerDisconnect);
+      libp2p.addEventListener('peer:disconnect', onDisconnectDirect);
       await libp2p.start();
       for (const t of topicNames.keys()) pubsub.subscribe(t);
+      await direct.start(['consensus']);
       running = true;
       log.info('p2p host started', { peerId: selfId, addrs: host.addresses() });
     },
@@ -373,7 +415,9 @@ export async function createHost(init: HostInit): Promise<Host> {
       for (const t of timers) clearTimeout(t);
       timers.clear();
       attempts.clear();
+      await direct.stop();
       topics.stop();
+      libp2p.removeEventListener('peer:disconnect', onDisconnectDirect);
       libp2p.removeEventListener('connection:open', onConnectionOpen);
       libp2p.removeEventListener('peer:discovery', onDiscovery);
       libp2p.removeEventListener('peer:disconnect', onPeerDisconnect);
@@ -390,13 +434,22 @@ export async function createHost(init: HostInit): Promise<Host> {
       const r = await pubsub.publish(topicString(cluster, topic), envelopeBytes);
       return { recipients: r.recipients.length };
     },
+    sendDirect(topic, envelopeBytes, to) {
+      requireRunning();
+      const lim = topics.limits[topic];
+      if (envelopeBytes.length > lim.maxBytes) {
+        throw new P2pError('ERR_PUBLISH_OVERSIZE', `${topic} message is ${envelopeBytes.length} bytes, limit ${lim.maxBytes}`, { topic, size: envelopeBytes.length });
+      }
+      return direct.send(topic, envelopeBytes, to);
+    },
+    directStats: () => direct.stats(),
     onMessage: (topic, handler) => topics.onMessage(topic, handler),
     peers() {
       const out: PeerSummary[] = [];
       for (const p of libp2p.getPeers()) {
         const conns = libp2p.getConnections(p).filter((c) => c.status === 'open');
         const id = p.toString();
-        out.push({ peerId: id, member: members.isMember(id), addrs: conns.map((c) => c.remoteAddr.toString()), connections: conns.length });
+        out.push({ peerId: id, member: members.isMember(id), addrs: conns.map((c) => c.remoteAddr.toString()), connections: conns.length, score: pubsub.getScore(id) });
       }
       return out;
     },
