@@ -164,6 +164,7 @@ async function durableWriteMs(root: string, count: number): Promise<{ p50: numbe
     await f.write({ record: { ...EMPTY_SIGNER_RECORD, height: i + 1 }, own: [] });
     lat.push(performance.now() - t0);
   }
+  await f.close();
   lat.sort((a, b) => a - b);
   return { p50: percentile(lat, 0.5), p99: percentile(lat, 0.99) };
 }

@@ -124,6 +124,14 @@ export interface DriverCounters {
   hashMismatch: number;
   /** Broadcasts that failed (host stopping, oversize). */
   broadcastFailures: number;
+  /**
+   * Proposals, votes and ops sent point to point (direct channels) / also published by gossip
+   * because a validator of the height had no open direct channel (not connected to us, channel
+   * opening, or a node without the protocol): a steadily growing fallback count means a partly
+   * connected cluster.
+   */
+  directSent: number;
+  gossipFallbacks: number;
   /** Steps whose handling threw (a bug; logged, never crashes the node). */
   internalErrors: number;
 }
@@ -240,6 +248,8 @@ class Driver implements DriverConsensus {
     certificatesRejected: 0,
     hashMismatch: 0,
     broadcastFailures: 0,
+    directSent: 0,
+    gossipFallbacks: 0,
     internalErrors: 0,
   };
 
@@ -436,6 +446,7 @@ class Driver implements DriverConsensus {
     this.internal.length = 0;
     this.external.length = 0;
     if (this.pumping !== null) await this.pumping; // finish the step in progress (its disk writes)
+    await this.signerFile.close();
     await this.audit?.close();
     const err = new ConsensusDriverError('ERR_CONSENSUS_STOPPED', 'consensus driver stopped before the ops were decided');
     for (const set of this.waiters.values()) for (const w of set) w.reject(err);
@@ -630,10 +641,45 @@ class Driver implements DriverConsensus {
       this.log.warn('cannot build envelope', { kind, err: (err as Error).message });
       return;
     }
+    // Proposals, votes and ops go point to point to every other member; gossip (flood and
+    // relay) only when a validator could not be reached so. Status stays on gossip: it is
+    // how lagging or partly connected nodes are noticed.
+    if (kind !== KIND_STATUS && this.sentDirect(host, bytes)) return;
     host.publish('consensus', bytes).catch((err: unknown) => {
       this.c.broadcastFailures++;
       this.log.debug('publish failed', { kind, err: err instanceof Error ? err.message : String(err) });
     });
+  }
+
+  /** Send on the direct channels; true when every other validator of the current height got it. */
+  private sentDirect(host: Host, bytes: Uint8Array): boolean {
+    const { others, validators } = this.directPeers();
+    if (others.length === 0) return validators.size === 0;
+    let r: { sent: string[]; missing: string[] };
+    try {
+      r = host.sendDirect('consensus', bytes, others);
+    } catch (err) {
+      this.log.debug('direct send failed', { err: err instanceof Error ? err.message : String(err) });
+      return false;
+    }
+    this.c.directSent += r.sent.length;
+    if (r.missing.some((p) => validators.has(p))) {
+      this.c.gossipFallbacks++;
+      return false;
+    }
+    return true;
+  }
+
+  private directPeersMemo: { reg: Registry; others: string[]; validators: Set<string> } | null = null;
+  /** Other members (peer ids) and the other validators of the current height, memoised per registry. */
+  private directPeers(): { others: string[]; validators: Set<string> } {
+    const m = this.directPeersMemo;
+    if (m !== null && m.reg === this.reg) return m;
+    const self = this.o.identity.peerId;
+    const others = this.members.members().filter((p) => p !== self);
+    const validators = new Set(validatorSetAt(this.reg, this.current).validators.map((v) => peerIdFromPublicKey(v.publicKey)).filter((p) => p !== self));
+    this.directPeersMemo = { reg: this.reg, others, validators };
+    return this.directPeersMemo;
   }
 
   // -------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
  */
 import { constants as fsConstants } from 'node:fs';
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeCanonical, encodeCanonical, expectRecord } from '../../crypto/cbor.js';
 import { decodeMessage, decodeSignerRecord, encodeSignerRecord, MAX_MESSAGE_BYTES, MAX_RECORD_BYTES } from '../../consensus/codec.js';
@@ -46,6 +47,12 @@ export class SignerFile {
   readonly path: string;
   private readonly dir: string;
   private readonly tmp: string;
+  /**
+   * The state directory, created and opened once and kept open for its fsyncs: a write sits on
+   * the critical path of every vote, and each filesystem call is one round trip through the
+   * libuv pool and back to a busy event loop.
+   */
+  private dirHandle: FileHandle | null = null;
 
   constructor(stateDir: string) {
     this.dir = stateDir;
@@ -84,7 +91,11 @@ export class SignerFile {
   /** Durable write: tmp, fsync, rename over, fsync the directory. */
   async write(state: SignerState): Promise<void> {
     const bytes = encodeCanonical({ v: SIGNER_FILE_VERSION, record: encodeSignerRecord(state.record), own: [...state.own] });
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    if (this.dirHandle === null) {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      this.dirHandle = await open(this.dir, fsConstants.O_RDONLY);
+    }
+    const dh = this.dirHandle;
     const fh = await open(this.tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC, 0o600);
     try {
       await fh.writeFile(bytes);
@@ -93,12 +104,14 @@ export class SignerFile {
       await fh.close();
     }
     await rename(this.tmp, this.path);
-    const dh = await open(this.dir, fsConstants.O_RDONLY);
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    await dh.sync();
+  }
+
+  /** Release the directory handle (the driver's stop). A later write opens it again. */
+  async close(): Promise<void> {
+    const dh = this.dirHandle;
+    this.dirHandle = null;
+    await dh?.close();
   }
 }
 
