@@ -55,6 +55,8 @@ export interface ClusterOptions {
   readonly timeouts?: TimeoutConfig;
   /** Nodes beyond `n` that are NOT in genesis (joining nodes: same cluster, swarm key and genesis). */
   readonly joiners?: number;
+  /** Which pairs connect (default: all). Unlinked pairs stay apart: nothing here dials them. */
+  readonly linked?: (i: number, j: number) => boolean;
   /** Called with each node's fresh store before its driver opens (e.g. to write a decided log). */
   readonly prepare?: (idx: number, store: Store) => Promise<void>;
 }
@@ -115,7 +117,7 @@ export async function startDriverCluster(n: number, o: ClusterOptions = {}): Pro
   // node in one hop and no duplicate connections need closing.
   // A dial can lose a race with the host's own redial of a member (the duplicate is refused);
   // the mesh wait below is what proves the nodes are connected.
-  for (let i = 1; i < nodes.length; i++) for (let j = 0; j < i; j++) await nodes[i]!.host.dial(nodes[j]!.host.addresses()[0]!).catch(() => undefined);
+  for (let i = 1; i < nodes.length; i++) for (let j = 0; j < i; j++) if (o.linked?.(i, j) ?? true) await nodes[i]!.host.dial(nodes[j]!.host.addresses()[0]!).catch(() => undefined);
   await waitMesh(nodes.slice(0, n)); // joiners are not members: nobody grafts them yet
   const stopNode = async (x: DriverNode): Promise<void> => {
     await x.consensus.stop();
