@@ -35,6 +35,7 @@ export function metricsExtension(o: MetricsExtensionOptions): MetricsExtension {
         {
           gossip: () => ctx.host.stats(),
           peers: () => ctx.host.peers(),
+          direct: () => ctx.host.directStats(),
           members: () => ctx.members.members(),
           advertSelf: () => ctx.adverts.selfSummary(),
           advertPeers: () => ctx.adverts.peers(),

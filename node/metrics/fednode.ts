@@ -11,6 +11,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
+import type { DirectStats } from '../p2p/direct.js';
 import type { GossipErrorCode, GossipStats } from '../p2p/gossip.js';
 import { TOPIC_NAMES, verdictFor } from '../p2p/gossip.js';
 
@@ -30,6 +31,8 @@ export interface FednodeMetricSources {
   readonly inference?: () => { inFlight: number; queued: number; capacity: number; routing: number };
   /** The consensus driver's state (consensus.status()): decided height, round at the next height, mempool, validators. */
   readonly consensus?: () => { decidedHeight: number; round: number; mempoolOps: number; validators: number };
+  /** Direct channels (host.directStats()). */
+  readonly direct?: () => DirectStats;
   /** Wall clock for the advert age gauge. @default Date.now */
   readonly now?: () => number;
 }
@@ -99,7 +102,28 @@ export function registerFednodeMetrics(registry: Registry, src: FednodeMetricSou
     },
   });
 
-  const { members, advertSelf, advertPeers, inference, consensus } = src;
+  const { members, advertSelf, advertPeers, inference, consensus, direct } = src;
+  if (direct !== undefined) {
+    new Counter({ name: 'fednode_direct_frames_total', help: 'Direct-channel frames: sent (queued on an open channel), missing (no channel: the sender falls back to gossip), received (before validation)', labelNames: ['event'] as const, registers, collect() {
+      const d = direct();
+      this.reset();
+      this.inc({ event: 'sent' }, d.sent);
+      this.inc({ event: 'missing' }, d.missing);
+      this.inc({ event: 'received' }, d.received);
+    } });
+    new Counter({ name: 'fednode_direct_channel_events_total', help: 'Direct-channel events: opened, open_failed, overflow_closed (queue bound), inbound_refused (non-member or graylisted), rejected (stream reset for a rejected frame)', labelNames: ['event'] as const, registers, collect() {
+      const d = direct();
+      this.reset();
+      this.inc({ event: 'opened' }, d.opened);
+      this.inc({ event: 'open_failed' }, d.openFailures);
+      this.inc({ event: 'overflow_closed' }, d.overflowClosed);
+      this.inc({ event: 'inbound_refused' }, d.inboundRefused);
+      this.inc({ event: 'rejected' }, d.rejectedStreams);
+    } });
+    new Gauge({ name: 'fednode_direct_channels', help: 'Open outbound direct channels', registers, collect() {
+      this.set(direct().channels);
+    } });
+  }
   if (members !== undefined) {
     new Gauge({ name: 'fednode_members', help: 'Cluster members in this node\'s view (itself included)', registers, collect() {
       this.set(members().length);

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readControlToken } from '../../node/datadir.js';
 import { nullLogger } from '../../node/log.js';
 import { metricsExtension } from '../../node/metrics/extension.js';
+import { createEnvelope } from '../../crypto/envelope.js';
 import { registerFednodeMetrics } from '../../node/metrics/fednode.js';
 import { METRICS_LISTEN_DEFAULT, MetricsError, metricsListenFromEnv, startMetricsServer } from '../../node/metrics/server.js';
 import type { MetricsServer } from '../../node/metrics/server.js';
@@ -60,7 +61,7 @@ describe('host metrics (real libp2p on loopback)', () => {
     expect(hostA.metricsRegistry).not.toBe(hostB.metricsRegistry);
     const servers: MetricsServer[] = [];
     for (const h of [hostA, hostB]) {
-      registerFednodeMetrics(h.metricsRegistry!, { gossip: () => h.stats(), peers: () => h.peers() });
+      registerFednodeMetrics(h.metricsRegistry!, { gossip: () => h.stats(), peers: () => h.peers(), direct: () => h.directStats() });
       const s = await startMetricsServer({ host: '127.0.0.1', port: 0, registry: h.metricsRegistry! });
       servers.push(s);
       cleanups.push(() => s.close());
@@ -100,6 +101,20 @@ describe('host metrics (real libp2p on loopback)', () => {
     expect(sample(textA, 'fednode_gossip_verdicts_total', { topic: 'adverts', verdict: 'ignore', code: 'replay' })).toBe(1);
     expect(sample(textA, 'fednode_gossip_delivered_total', { topic: 'adverts' })).toBe(hostA.stats().adverts.delivered);
     expect(sample(textA, 'fednode_gossip_queue_dropped_total', { topic: 'consensus' })).toBe(0);
+    // direct channels: B's first send finds no channel (missing) and opens one; then frames flow
+    const vote = (seq: number): Uint8Array => createEnvelope(b, { kind: 'vote', cluster: CLUSTER, seq, time: Date.now(), body: new Uint8Array([seq]) });
+    let seq = 1;
+    await waitFor(() => hostB.sendDirect('consensus', vote(seq++), [hostA.peerId]).sent.length === 1, 10_000, 'direct channel');
+    await waitFor(() => hostA.directStats().received === 1, 10_000, 'direct frame');
+    textA = await scrape(urlA);
+    textB = await scrape(urlB);
+    expect(sample(textB, 'fednode_direct_frames_total', { event: 'sent' })).toBe(1);
+    expect(sample(textB, 'fednode_direct_frames_total', { event: 'missing' })).toBe(seq - 2);
+    expect(sample(textB, 'fednode_direct_channels', {})).toBe(1);
+    expect(sample(textB, 'fednode_direct_channel_events_total', { event: 'opened' })).toBe(1);
+    expect(sample(textA, 'fednode_direct_frames_total', { event: 'received' })).toBe(1);
+    expect(sample(textA, 'fednode_direct_frames_total', { event: 'sent' })).toBe(0);
+
     // B validated nothing: its counters did not pick up A's
     textB = await scrape(urlB);
     expect(sample(textB, 'fednode_gossip_verdicts_total', { topic: 'adverts', verdict: 'accept', code: 'ok' })).toBe(0);
