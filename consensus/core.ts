@@ -949,6 +949,9 @@ function hrsAfter(h: number, r: number, s: number, rec: SignerRecord): -1 | 0 | 
  * A fresh signature is preceded by a `persist` effect carrying the new record.
  */
 function signAt(w: Work, stepNo: 1 | 2 | 3, digest: Uint8Array): Uint8Array | null {
+  // A node outside the height's validator set (a member admitted but not yet voting, one being
+  // removed) takes part in no quorum: it signs nothing, so it persists and broadcasts nothing.
+  if (w.validators === null || !powerMap(w.validators).has(w.self)) return null;
   const rec = w.signerRecord;
   const cmp = hrsAfter(w.height, w.round, stepNo, rec);
   if (cmp === 0 && bytesEqual(rec.signedDigest, digest)) return rec.signature;
