@@ -37,7 +37,19 @@ export interface RoutePolicy {
 }
 
 export type PatternOp =
-  | { readonly kind: 'member.add'; readonly publicKey: Uint8Array; readonly power: number; readonly name: string }
+  | {
+      readonly kind: 'member.add';
+      readonly publicKey: Uint8Array;
+      readonly power: number;
+      readonly name: string;
+      /**
+       * Digest (32 bytes) of the one-time invite this add consumes (the `inviteKey` of
+       * node/p2p/members.ts verifyJoinClaim); the registry refuses a digest already used.
+       * Absent (never null on the wire) for operator-proposed adds, so such an op encodes
+       * exactly as before the field existed.
+       */
+      readonly invite?: Uint8Array;
+    }
   | { readonly kind: 'member.remove'; readonly publicKey: Uint8Array }
   | ({ readonly kind: 'route.policy' } & RoutePolicy)
   /** `model: null` removes the alias. */
@@ -99,13 +111,17 @@ function metrics(v: unknown, what: string, min: number, max: number): Record<str
 
 /** Stateless shape and bounds check of one op; returns a normalised copy. Throws ERR_PATTERN_INVALID. */
 export function checkOp(raw: unknown): PatternOp {
-  const kind = (expectRecord(raw, ['kind', 'publicKey', 'power', 'name', 'weights', 'batteryFloorPct', 'temperatureCeilingC', 'alias', 'model', 'gates', 'content', 'contentHash', 'tags', 'quality'], 'op') as { kind?: unknown }).kind;
+  const kind = (expectRecord(raw, ['kind', 'publicKey', 'power', 'name', 'invite', 'weights', 'batteryFloorPct', 'temperatureCeilingC', 'alias', 'model', 'gates', 'content', 'contentHash', 'tags', 'quality'], 'op') as { kind?: unknown }).kind;
   switch (kind) {
     case 'member.add': {
-      const r = expectRecord(raw, ['kind', 'publicKey', 'power', 'name'], 'member.add');
+      const r = expectRecord(raw, ['kind', 'publicKey', 'power', 'name', 'invite'], 'member.add');
       const power = num(r['power'], 'power', 1, MAX_MEMBER_POWER);
       if (!Number.isSafeInteger(power)) fail('power must be an integer', { power });
-      return { kind, publicKey: key32(r['publicKey'], 'publicKey'), power, name: str(r['name'], 'name', MAX_MEMBER_NAME_CHARS, 0) };
+      const add = { kind, publicKey: key32(r['publicKey'], 'publicKey'), power, name: str(r['name'], 'name', MAX_MEMBER_NAME_CHARS, 0) };
+      // Optional and absent when unused: one encoding per meaning (null would be a second one).
+      if (r['invite'] === undefined) return add;
+      if (r['invite'] === null) fail('invite must be 32 bytes (leave the field out when the add uses no invite)', { what: 'invite' });
+      return { ...add, invite: key32(r['invite'], 'invite') };
     }
     case 'member.remove': {
       const r = expectRecord(raw, ['kind', 'publicKey'], 'member.remove');

@@ -22,6 +22,14 @@ export const MAX_PATTERNS = 4096;
 /** Membership changes in flight (decided, not yet in force): two heights' worth of full batches. */
 export const MAX_PENDING = 2 * 512;
 
+/**
+ * Used one-time invite digests kept, the most recent 4,096 (oldest evicted first). Invites
+ * expire within a week (INVITE_TTL_MAX_MS, node/p2p/members.ts) and 4,096 admissions a week is
+ * far beyond a home lab, so an evicted digest belongs to an invite that has long expired. The
+ * registry has no clock (every node must derive the same state), hence a bound by count.
+ */
+export const MAX_USED_INVITES = 4096;
+
 /** Heights after the deciding height at which a membership change takes effect. */
 export const MEMBERSHIP_DELAY = 2;
 
@@ -63,6 +71,12 @@ export interface Registry {
   readonly qualityGates: Readonly<Record<string, number>>;
   /** Sorted by name. */
   readonly patterns: readonly PatternRecord[];
+  /**
+   * Digests of the one-time invites consumed by decided `member.add`s, in decision order
+   * (oldest first), at most MAX_USED_INVITES. Recorded when the add is decided (not when it
+   * comes into force), so a second add with the same invite is invalid from the next height on.
+   */
+  readonly usedInvites: readonly Uint8Array[];
 }
 
 export interface Genesis {
@@ -88,6 +102,7 @@ export function genesisRegistry(g: Genesis): Registry {
     aliases: [],
     qualityGates: g.qualityGates ?? {},
     patterns: [],
+    usedInvites: [],
   };
 }
 
@@ -121,6 +136,23 @@ export function validatorSetAt(reg: Registry, height: number): ValidatorSet {
   }
   const { members, since } = membersAt(reg, height);
   return makeValidatorSet(members.map((m) => ({ publicKey: m.publicKey, power: m.power })), since);
+}
+
+/** Hex digests of `reg.usedInvites`, memoised per (immutable) array: validation runs per proposal. */
+const usedInviteSets = new WeakMap<readonly Uint8Array[], ReadonlySet<string>>();
+
+function usedInviteSet(reg: Registry): ReadonlySet<string> {
+  let set = usedInviteSets.get(reg.usedInvites);
+  if (set === undefined) {
+    set = new Set(reg.usedInvites.map(toHex));
+    usedInviteSets.set(reg.usedInvites, set);
+  }
+  return set;
+}
+
+/** Is this invite digest recorded as used by a decided member.add (within the MAX_USED_INVITES bound)? */
+export function isInviteUsed(reg: Registry, digest: Uint8Array): boolean {
+  return usedInviteSet(reg).has(toHex(digest));
 }
 
 export type BatchVerdict = { ok: true; ops: PatternOp[] } | { ok: false; reason: string; index: number | null };
@@ -163,6 +195,8 @@ function validateBatchUncached(reg: Registry, height: number, bytes: Uint8Array)
   let gates = reg.qualityGates;
   const aliases = new Map(reg.aliases);
   const patternNames = new Set(reg.patterns.map((p) => p.name));
+  const usedBefore = usedInviteSet(reg);
+  const invitesInBatch = new Map<string, number>(); // digest hex -> index of the op using it
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     const bad = (reason: string): BatchVerdict => ({ ok: false, reason: `op ${i} (${op.kind}): ${reason}`, index: i });
@@ -175,6 +209,13 @@ function validateBatchUncached(reg: Registry, height: number, bytes: Uint8Array)
         if (op.kind === 'member.add' && projected.length >= MAX_MEMBERS) return bad(`cluster is at ${MAX_MEMBERS} members`);
         if (op.kind === 'member.remove' && !present) return bad('not a member');
         if (op.kind === 'member.remove' && projected.length <= 1) return bad('cannot remove the last member');
+        if (op.kind === 'member.add' && op.invite !== undefined) {
+          const d = toHex(op.invite);
+          if (usedBefore.has(d)) return bad('invite already used (a decided member.add consumed it)');
+          const earlier = invitesInBatch.get(d);
+          if (earlier !== undefined) return bad(`invite already used by op ${earlier} of this batch`);
+          invitesInBatch.set(d, i);
+        }
         if (++pendingCount > MAX_PENDING) return bad('too many membership changes in flight');
         projected = applyMemberOp(projected, op);
         try {
@@ -230,11 +271,13 @@ export function applyBatch(reg: Registry, height: number, bytes: Uint8Array): Re
   const aliases = new Map(reg.aliases);
   let qualityGates = reg.qualityGates;
   const patterns = new Map(reg.patterns.map((p) => [p.name, p]));
+  const newInvites: Uint8Array[] = [];
   for (const op of verdict.ops) {
     switch (op.kind) {
       case 'member.add':
       case 'member.remove':
         pending = [...pending, { effectiveHeight: height + MEMBERSHIP_DELAY, op }];
+        if (op.kind === 'member.add' && op.invite !== undefined) newInvites.push(op.invite);
         break;
       case 'route.policy':
         routePolicy = { weights: op.weights, batteryFloorPct: op.batteryFloorPct, temperatureCeilingC: op.temperatureCeilingC };
@@ -262,6 +305,8 @@ export function applyBatch(reg: Registry, height: number, bytes: Uint8Array): Re
     aliases: [...aliases.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     qualityGates,
     patterns: [...patterns.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    // Unchanged array when nothing was used (keeps the validation memo); oldest evicted first.
+    usedInvites: newInvites.length === 0 ? reg.usedInvites : [...reg.usedInvites, ...newInvites].slice(-MAX_USED_INVITES),
   };
 }
 
@@ -277,6 +322,9 @@ export function registryHash(reg: Registry): Uint8Array {
       aliases: reg.aliases.map(([a, m]) => [a, m]),
       qualityGates: reg.qualityGates,
       patterns: reg.patterns.map((p) => ({ name: p.name, content: p.content, contentHash: p.contentHash, tags: p.tags, quality: p.quality, version: p.version, height: p.height })),
+      // Covered once non-empty; absent (undefined is left out) while empty, so registries that never
+      // used an invite hash exactly as before the field existed and old decided logs still verify.
+      usedInvites: reg.usedInvites.length === 0 ? undefined : reg.usedInvites,
     }),
   );
 }

@@ -32,7 +32,7 @@ export const patternsCommand: Command = {
     out.push('', `route policy   weights ${w || '-'}  battery floor ${r.routePolicy.batteryFloorPct}%  temperature ceiling ${r.routePolicy.temperatureCeilingC} C`);
     out.push(`model aliases  ${r.aliases.length === 0 ? '-' : r.aliases.map((a) => `${a.alias} -> ${a.model}`).join(', ')}`);
     const g = Object.entries(r.qualityGates).map(([k, v]) => `${k}>=${v}`).join(' ');
-    out.push(`quality gates  ${g || '-'}`, '', `patterns (${r.patterns.length})`);
+    out.push(`quality gates  ${g || '-'}`, `used invites   ${r.usedInvites} (one-time invites consumed by decided member.adds)`, '', `patterns (${r.patterns.length})`);
     if (r.patterns.length > 0) {
       out.push(
         table(

@@ -2,17 +2,23 @@
  * Join by consensus. A joining node's signed join claim (node/p2p/members.ts) reaches the
  * members over member sync; each member checks it (invite signed by a member, not expired,
  * one-time, names the joiner or carries the secret) and then, by the cluster's admission mode:
- * - `auto`: submits `member.add` (power 1, the claim's name) through consensus. To keep
+ * - `auto`: submits `member.add` (power 1, the claim's name, the invite's digest) through consensus. To keep
  *   duplicates rare, the inviter submits at once and the other members only when the claim
  *   is still not decided after AUTO_FALLBACK_MS (the inviter may be down). A duplicate that
  *   still races is rejected by the registry ("already a member") and logged at debug level.
  * - `approve`: keeps the claim in a bounded pending-joins list (store section `invites`)
  *   until an operator runs `fednode approve <peer>` on any member.
  * The joiner itself learns its admission from the decided log and records the height.
+ *
+ * One-time use is cluster-wide: the member.add carries the invite digest and the registry
+ * (consensus/registry.ts) refuses a digest a decided add already used, so two joiners presenting
+ * the same invite to different members (inviter down, both past the fallback) end with one
+ * admitted. Claims whose digest the decided registry lists are refused (ERR_INVITE_USED); the
+ * local `used` map below is only the fast path (it sees this node's claims alone).
  */
 import type { PatternOp } from '../../consensus/patterns.js';
 import { toHex } from '../../consensus/core.js';
-import type { Registry } from '../../consensus/registry.js';
+import { isInviteUsed, type Registry } from '../../consensus/registry.js';
 import { peerIdFromPublicKey } from '../../crypto/keys.js';
 import type { AdmissionMode } from '../config.js';
 import type { CommitReceipt, Consensus, DecidedEntry } from '../consensus/api.js';
@@ -41,6 +47,8 @@ export interface PendingJoin {
   readonly inviter: string;
   readonly seenMs: number;
   readonly expiresMs: number;
+  /** Hex digest of the claim's invite (carried by the member.add); absent in joins stored by older versions. */
+  readonly inviteKey?: string;
 }
 
 export interface AdmissionStatus {
@@ -93,7 +101,7 @@ export function createAdmission(o: AdmissionOptions): Admission {
   const section = o.store.section('invites');
   const selfHex = toHex(o.selfKey);
   const pendingJoins = new Map<string, PendingJoin>(); // peer -> join (bounded by PENDING_JOINS_MAX)
-  const claimsOf = new Map<string, { name: string }>(); // peer -> claimed name (same bound, cleared on admission)
+  const claimsOf = new Map<string, { name: string; inviteKey: string }>(); // peer -> claimed name and invite (same bound, cleared on admission)
   const used = new Map<string, string>(); // invite digest hex -> peer that used it (bounded by USED_INVITES_MAX)
   const firstSeen = new Map<string, number>(); // peer -> first time a valid claim was seen (same bound)
   const inFlight = new Set<string>();
@@ -109,6 +117,9 @@ export function createAdmission(o: AdmissionOptions): Admission {
       return false;
     }
   };
+
+  const digestOf = (inviteKey: string): Uint8Array => new Uint8Array(Buffer.from(inviteKey, 'hex'));
+  const decidedUsed = (inviteKey: string): boolean => isInviteUsed(o.consensus.registry(), digestOf(inviteKey));
 
   const bounded = <K, V>(m: Map<K, V>, max: number): void => {
     while (m.size > max) {
@@ -137,15 +148,25 @@ export function createAdmission(o: AdmissionOptions): Admission {
       const peer = peerIdFromPublicKey(op.publicKey);
       if (toHex(op.publicKey) === selfHex) void recordAdmission(e.height).catch((err: unknown) => log.warn('cannot record admission height', { err }));
       void dropPending(peer);
+      if (op.invite === undefined) continue;
+      // Joins waiting on the same invite can no longer be admitted with it. The claim (name,
+      // invite) is kept so that `approve <peer>` still carries the digest and is refused.
+      const key = toHex(op.invite);
+      for (const j of [...pendingJoins.values()]) {
+        if (j.inviteKey !== key || j.peer === peer) continue;
+        pendingJoins.delete(j.peer);
+        void section.del(`pending:${j.peer}`).catch(() => undefined);
+        log.info('join refused', { peer: j.peer, code: 'ERR_INVITE_USED', detail: `invite already used by ${peer} (decided at height ${e.height})` });
+      }
     }
   };
 
-  const submitAdd = async (peer: string, publicKey: Uint8Array, name: string): Promise<void> => {
+  const submitAdd = async (peer: string, publicKey: Uint8Array, name: string, inviteKey: string): Promise<void> => {
     if (inFlight.has(peer) || inFlight.size >= PENDING_JOINS_MAX || stopped) return;
-    const ops: PatternOp[] = [{ kind: 'member.add', publicKey, power: 1, name }];
+    const ops: PatternOp[] = [{ kind: 'member.add', publicKey, power: 1, name, invite: digestOf(inviteKey) }];
     const verdict = o.consensus.check(ops);
     if (!verdict.ok) {
-      log.debug('member.add not proposed', { peer, reason: verdict.reason }); // usually: already a member (another member was first)
+      log.debug('member.add not proposed', { peer, reason: verdict.reason }); // usually: already a member (another member was first), or invite already used
       return;
     }
     inFlight.add(peer);
@@ -172,6 +193,10 @@ export function createAdmission(o: AdmissionOptions): Admission {
         if (pendingJoins.has(v.peerId)) await dropPending(v.peerId);
         return false;
       }
+      if (decidedUsed(v.inviteKey)) {
+        log.debug('join claim refused', { from, peer: v.peerId, code: 'ERR_INVITE_USED', detail: 'invite already used (a decided member.add consumed it)' });
+        return false;
+      }
       const prior = used.get(v.inviteKey);
       if (prior !== undefined && prior !== v.peerId) {
         log.debug('join claim refused', { from, peer: v.peerId, code: 'ERR_INVITE_USED', detail: `invite already used by ${prior}` });
@@ -187,7 +212,7 @@ export function createAdmission(o: AdmissionOptions): Admission {
         firstSeen.set(v.peerId, o.now());
         bounded(firstSeen, PENDING_JOINS_MAX);
       }
-      claimsOf.set(v.peerId, { name });
+      claimsOf.set(v.peerId, { name, inviteKey: v.inviteKey });
       bounded(claimsOf, PENDING_JOINS_MAX);
       if (o.mode === 'approve') {
         if (pendingJoins.has(v.peerId)) return true;
@@ -195,7 +220,7 @@ export function createAdmission(o: AdmissionOptions): Admission {
           log.warn('pending joins list is full; claim not kept', { peer: v.peerId, bound: PENDING_JOINS_MAX });
           return true;
         }
-        const j: PendingJoin = { peer: v.peerId, name, inviter: v.inviter, seenMs: o.now(), expiresMs: v.expiresMs };
+        const j: PendingJoin = { peer: v.peerId, name, inviter: v.inviter, seenMs: o.now(), expiresMs: v.expiresMs, inviteKey: v.inviteKey };
         pendingJoins.set(v.peerId, j);
         await section.put(`pending:${v.peerId}`, new TextEncoder().encode(JSON.stringify(j)), { sync: true });
         log.info('join waiting for approval (fednode approve <peer>)', { peer: v.peerId, name, inviter: v.inviter });
@@ -204,7 +229,7 @@ export function createAdmission(o: AdmissionOptions): Admission {
       if (!o.consensus.status().isValidator) return true; // only voting members propose
       const waited = o.now() - (firstSeen.get(v.peerId) ?? o.now());
       if (v.inviter !== o.selfId && waited < AUTO_FALLBACK_MS) return true; // the inviter proposes first
-      void submitAdd(v.peerId, v.publicKey, name); // waits for the commit; member sync must not
+      void submitAdd(v.peerId, v.publicKey, name, v.inviteKey); // waits for the commit; member sync must not
       return true;
     } catch (e) {
       log.warn('join claim handling failed', { from, err: e });
@@ -218,7 +243,9 @@ export function createAdmission(o: AdmissionOptions): Admission {
       for await (const [key, value] of section.entries({ gte: 'pending:', lt: 'pending;' })) {
         try {
           const j = JSON.parse(dec.decode(value)) as PendingJoin;
-          if (typeof j.peer === 'string' && pendingJoins.size < PENDING_JOINS_MAX) pendingJoins.set(j.peer, j);
+          const inviteOk = j.inviteKey === undefined || (typeof j.inviteKey === 'string' && /^[0-9a-f]{64}$/.test(j.inviteKey));
+          if (!inviteOk) await section.del(key).catch(() => undefined);
+          else if (typeof j.peer === 'string' && pendingJoins.size < PENDING_JOINS_MAX) pendingJoins.set(j.peer, j);
         } catch {
           await section.del(key).catch(() => undefined);
         }
@@ -233,7 +260,10 @@ export function createAdmission(o: AdmissionOptions): Admission {
         if (Number.isSafeInteger(h) && h >= 0) admittedAtHeight = h;
       }
       unsubscribe = o.consensus.onDecided(onDecided);
-      for (const j of [...pendingJoins.values()]) if (isMemberPeer(j.peer)) await dropPending(j.peer);
+      for (const j of [...pendingJoins.values()]) {
+        if (isMemberPeer(j.peer)) await dropPending(j.peer);
+        else if (j.inviteKey !== undefined && decidedUsed(j.inviteKey)) await dropPending(j.peer); // another peer used its invite
+      }
       if (admittedAtHeight === null && isDecidedMember(selfHex)) {
         // Admitted before this restart but the height was not recorded: find the member.add.
         const top = o.consensus.status().decidedHeight;
@@ -257,8 +287,13 @@ export function createAdmission(o: AdmissionOptions): Admission {
       const publicKey = publicKeyOfPeerId(peer, 'peer');
       if (isDecidedMember(toHex(publicKey))) throw new RuntimeError('ERR_ALREADY_MEMBER', `${peer} is already a member (or its member.add is decided)`, { peer });
       const join = pendingJoins.get(peer);
-      const name = join?.name ?? claimsOf.get(peer)?.name ?? peer.slice(-8);
-      const receipt = await o.consensus.submit([{ kind: 'member.add', publicKey, power: 1, name }], { timeoutMs: a.timeoutMs, ...(a.signal !== undefined ? { signal: a.signal } : {}) });
+      const claim = claimsOf.get(peer);
+      const name = join?.name ?? claim?.name ?? peer.slice(-8);
+      // The claim's invite goes with the add: the registry refuses it if another join used it
+      // (ERR_PATTERN_REJECTED, "invite already used"). No claim known: an operator's add, as before.
+      const inviteKey = join?.inviteKey ?? claim?.inviteKey;
+      const add: PatternOp = { kind: 'member.add', publicKey, power: 1, name, ...(inviteKey !== undefined ? { invite: digestOf(inviteKey) } : {}) };
+      const receipt = await o.consensus.submit([add], { timeoutMs: a.timeoutMs, ...(a.signal !== undefined ? { signal: a.signal } : {}) });
       await dropPending(peer);
       return { receipt, name, hadClaim: join !== undefined };
     },

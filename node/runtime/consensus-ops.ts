@@ -16,7 +16,8 @@ import { RuntimeError } from './errors.js';
 
 /** JSON form of one op (what `POST /consensus/propose` takes and `GET /consensus/log` returns). */
 export type OpJson =
-  | { kind: 'member.add'; peer: string; power: number; name: string }
+  /** `invite`: hex digest (64 characters) of the one-time invite the add consumes; absent or null for an operator's add. */
+  | { kind: 'member.add'; peer: string; power: number; name: string; invite?: string | null }
   | { kind: 'member.remove'; peer: string }
   | { kind: 'route.policy'; weights: Record<string, number>; batteryFloorPct: number; temperatureCeilingC: number }
   | { kind: 'model.alias'; alias: string; model: string | null }
@@ -67,8 +68,10 @@ export function opFromJson(raw: unknown, field = 'op'): PatternOp {
   let candidate: Record<string, unknown>;
   switch (kind as PatternKind) {
     case 'member.add':
-      onlyKeys(raw, ['kind', 'peer', 'power', 'name'], field);
+      onlyKeys(raw, ['kind', 'peer', 'power', 'name', 'invite'], field);
       candidate = { kind, publicKey: publicKeyOfPeerId(raw['peer'], `${field}.peer`), power: raw['power'] ?? 1, name: raw['name'] ?? '' };
+      // null and absent both mean "no invite": the op then leaves the field out (its one encoding).
+      if (raw['invite'] !== undefined && raw['invite'] !== null) candidate['invite'] = hexBytes(raw['invite'], `${field}.invite`, 32);
       break;
     case 'member.remove':
       onlyKeys(raw, ['kind', 'peer'], field);
@@ -129,7 +132,7 @@ const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 export function opToJson(op: PatternOp): OpJson {
   switch (op.kind) {
     case 'member.add':
-      return { kind: op.kind, peer: peerIdFromPublicKey(op.publicKey), power: op.power, name: op.name };
+      return { kind: op.kind, peer: peerIdFromPublicKey(op.publicKey), power: op.power, name: op.name, ...(op.invite !== undefined ? { invite: hex(op.invite) } : {}) };
     case 'member.remove':
       return { kind: op.kind, peer: peerIdFromPublicKey(op.publicKey) };
     case 'route.policy':
@@ -147,7 +150,7 @@ export function opToJson(op: PatternOp): OpJson {
 export function opSummary(op: OpJson): string {
   switch (op.kind) {
     case 'member.add':
-      return `member.add ${op.peer}${op.name !== '' ? ` (${op.name})` : ''} power ${op.power}`;
+      return `member.add ${op.peer}${op.name !== '' ? ` (${op.name})` : ''} power ${op.power}${typeof op.invite === 'string' ? ` invite ${op.invite.slice(0, 12)}…` : ''}`;
     case 'member.remove':
       return `member.remove ${op.peer}`;
     case 'route.policy':
@@ -170,6 +173,8 @@ export interface RegistryJson {
   aliases: Array<{ alias: string; model: string }>;
   qualityGates: Record<string, number>;
   patterns: PatternJson[];
+  /** How many one-time invite digests the registry holds as used (at most MAX_USED_INVITES, consensus/registry.ts). */
+  usedInvites: number;
 }
 
 export interface PatternJson {
@@ -211,6 +216,7 @@ export function registryToJson(r: Registry, contentMaxChars: number = Number.MAX
     aliases: r.aliases.map(([alias, model]) => ({ alias, model })),
     qualityGates: { ...r.qualityGates },
     patterns: r.patterns.map((p) => patternToJson(p, contentMaxChars)),
+    usedInvites: r.usedInvites.length,
   };
 }
 

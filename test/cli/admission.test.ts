@@ -109,6 +109,28 @@ describe('admission by consensus (real registry, real store)', () => {
     await first.store.close();
   });
 
+  it('approve: member.add carries the invite digest; a join waiting elsewhere on the same invite is dropped and cannot be approved', async () => {
+    const clock = { t: T0 + 10 };
+    const one = await setup(m1, 'approve', clock);
+    const two = await setup(m2, 'approve', clock, undefined, one.c); // another member, same (real) registry
+    await one.a.onClaim(claim(j1, m1), j1.peerId);
+    await two.a.onClaim(claim(j2, m1), j2.peerId); // same invite; m2's local map has not seen j1's claim
+    expect(two.a.pending().map((p) => p.peer)).toEqual([j2.peerId]);
+    const inviteKey = one.a.pending()[0]!.inviteKey;
+    expect(inviteKey).toMatch(/^[0-9a-f]{64}$/);
+    await one.a.approve(j1.peerId, { timeoutMs: 1000 });
+    const op = one.c.submitted[0]![0]!;
+    expect(op.kind === 'member.add' && Buffer.from(op.invite!).toString('hex')).toBe(inviteKey);
+    expect(two.a.pending()).toEqual([]); // its invite is used: nothing left to approve
+    await expect(two.a.approve(j2.peerId, { timeoutMs: 1000 })).rejects.toMatchObject({ code: 'ERR_PATTERN_REJECTED', message: expect.stringMatching(/invite already used/) });
+    expect(await two.a.onClaim(claim(j2, m1), j2.peerId)).toBe(false); // refused from the decided registry
+    expect(two.a.pending()).toEqual([]);
+    one.a.stop();
+    two.a.stop();
+    await one.store.close();
+    await two.store.close();
+  });
+
   it('a joiner records the height of its own committed member.add (and keeps it across restarts)', async () => {
     const clock = { t: T0 + 10 };
     const j = await setup(j1, 'auto', clock);
