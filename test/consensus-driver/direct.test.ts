@@ -29,7 +29,9 @@ describe('consensus messages on direct channels', () => {
     const fallbacks = nodes.map((x) => x.consensus.counters().gossipFallbacks);
     const accepted = nodes.map((x) => x.host.stats().consensus.accept);
     const directReceived = nodes.map((x) => x.host.directStats().received);
-    for (let i = 0; i < 5; i++) await nodes[i % 4]!.consensus.submit([pattern(`seq${i}`)]); // one height each
+    let last = 0;
+    for (let i = 0; i < 5; i++) last = (await nodes[i % 4]!.consensus.submit([pattern(`seq${i}`)])).height; // one height each
+    await waitFor(() => nodes.every((x) => x.consensus.status().decidedHeight >= last), 10_000, 'every node at the last height');
     for (const [i, x] of nodes.entries()) {
       expect(x.consensus.counters().gossipFallbacks, `node ${i} fell back to gossip`).toBe(fallbacks[i]);
       expect(x.host.directStats().channels).toBe(3);
