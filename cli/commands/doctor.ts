@@ -220,6 +220,19 @@ export async function runDoctor(ctx: CommandContext): Promise<Check[]> {
       const a = c.admission;
       if (a.admitted) add('membership', 'ok', `${a.admittedAtHeight === 0 ? 'genesis member' : a.admittedAtHeight !== null ? `admitted at height ${a.admittedAtHeight}` : 'member'}; consensus decided ${c.decidedHeight}, ${c.validators.length} validator(s)`);
       else add('membership', 'warn', `not admitted yet (consensus decided ${c.decidedHeight} heights known here)`, 'a member proposes member.add when it sees this node\'s join claim (its inviter must be running); clusters with admission "approve" need `fednode approve <this peer id>` on a member');
+      // 12. consensus wire: every other validator reachable point to point (else gossip relays it, slower)
+      const w = c.wire;
+      const others = w.direct + w.withoutChannel.length;
+      if (c.isValidator && others > 0) {
+        if (w.withoutChannel.length === 0) add('consensus wire', 'ok', `direct channels to all ${others} other validator(s)`);
+        else
+          add(
+            'consensus wire',
+            'warn',
+            `no direct channel to ${w.withoutChannel.length} of ${others} validator(s) (${w.withoutChannel.join(', ')}): their consensus messages go through gossip relays`,
+            'every node should reach every other: put them on one LAN (mDNS) or give each the others\' addresses as bootstrap; check firewalls on the TCP listen port. Channels open within seconds of a connection: if the peer was just started, run doctor again',
+          );
+      }
     } catch (e) {
       add('membership', 'fail', errMsg(e), null);
     }

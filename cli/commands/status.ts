@@ -1,6 +1,6 @@
 import type { Command } from '../command.js';
 import type { NodeStatus } from '../../node/runtime/node.js';
-import { ago, num } from './format.js';
+import { ago, num, shortId } from './format.js';
 
 /** The consensus part of `status`: height, registry hash, admission, evidence (equivocations) when any. */
 export function consensusLines(c: NodeStatus['consensus'] | undefined): string[] {
@@ -12,6 +12,15 @@ export function consensusLines(c: NodeStatus['consensus'] | undefined): string[]
     `registry    ${c.registryHash}`,
     `membership  ${admitted}  admission ${a.mode}${a.pendingJoins > 0 ? `  ${a.pendingJoins} join(s) waiting for \`fednode approve\`` : ''}`,
   ];
+  const w = c.wire;
+  const others = w.direct + w.withoutChannel.length;
+  if (others > 0) {
+    lines.push(
+      w.withoutChannel.length === 0
+        ? `wire        direct to ${w.direct}/${others} validators`
+        : `wire        direct to ${w.direct}/${others} validators; no channel to ${w.withoutChannel.map(shortId).join(', ')} (messages also by gossip, ${w.gossipFallbacks} so far)`,
+    );
+  }
   if (c.evidence.length > 0) {
     lines.push(`evidence    ${c.evidence.length} equivocation(s)`);
     for (const e of c.evidence) lines.push(`            ${e.validator} signed two ${e.voteType}s at height ${e.height} round ${e.round}`);

@@ -82,6 +82,13 @@ export interface ConsensusStatus {
   readonly evidence: ReadonlyArray<{ readonly validator: string; readonly height: number; readonly round: number; readonly voteType: string }>;
   /** Heights fetched by catch-up since start. */
   readonly caughtUpHeights: number;
+  /**
+   * How consensus messages travel: `direct` other validators of the height have an open direct
+   * channel from this node; `withoutChannel` (peer ids) have none, so every message is also
+   * published by gossip for them (a partly connected cluster, or channels still opening);
+   * `gossipFallbacks` counts those publishes since start.
+   */
+  readonly wire: { readonly direct: number; readonly withoutChannel: readonly string[]; readonly gossipFallbacks: number };
   readonly lastDecidedMs: number | null;
 }
 

@@ -142,9 +142,11 @@ export class DirectChannels {
       await this.t.handle(directProtocol(topic), (stream, remote) => this.accept(topic, stream, remote), { maxInboundStreams: this.limits.maxInboundStreams });
       this.handled.push(topic);
     }
-    // A removed member's channels go at once (it may still be connected for a while).
+    // A removed member's channels go at once (it may still be connected for a while); a new
+    // member already connected gets its channels now, before the first message needs them.
     this.unsubscribeMembers = this.members.onChange((ev) => {
       for (const peer of ev.removed) this.closePeer(peer);
+      for (const peer of ev.added) this.connected(peer);
     });
   }
 
@@ -206,6 +208,16 @@ export class DirectChannels {
     let channels = 0;
     for (const ch of this.out.values()) if (ch.state === 'open') channels++;
     return { ...this.c, channels };
+  }
+
+  /**
+   * A peer connected (or became a member): open its channels now, so the first consensus
+   * message after a (re)connect goes direct and status shows the channel while the cluster is
+   * idle. Members only; a peer in open-retry backoff waits for it.
+   */
+  connected(peer: string): void {
+    if (!this.running) return;
+    for (const topic of this.handled) if (!this.out.has(`${topic} ${peer}`)) this.open(topic, peer);
   }
 
   /** Close every channel with a peer (disconnected or removed). */

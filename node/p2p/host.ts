@@ -119,6 +119,8 @@ export interface Host {
    */
   sendDirect(topic: TopicName, envelopeBytes: Uint8Array, to: readonly string[]): { sent: string[]; missing: string[] };
   directStats(): DirectStats;
+  /** Peers with an open outbound direct channel for `topic`. */
+  directPeers(topic: TopicName): string[];
   onMessage(topic: TopicName, handler: GossipHandler): () => void;
   peers(): PeerSummary[];
   dial(addr: string): Promise<void>;
@@ -138,6 +140,8 @@ export interface Host {
 const GOSSIP_RPC_MAX_BYTES = 512 * 1024;
 /** Outbound buffer per peer stream: 8 MiB = 32 max-size messages queued before gossipsub drops the peer's writes. */
 const GOSSIP_OUTBOUND_BUFFER_BYTES = 8 * 1024 * 1024;
+/** Behaviour penalty per rejected direct frame (see the direct transport's `penalize`). */
+const DIRECT_REJECT_PENALTY = 2;
 /** gossipsub graylist score: below it a peer's RPCs are ignored, and it may not open direct channels. */
 const GRAYLIST_THRESHOLD = -80;
 /** Peers whose redial is tracked at once (members + bootstrap; a home lab is tens). */
@@ -188,6 +192,10 @@ export async function createHost(init: HostInit): Promise<Host> {
   const scoreParams = createPeerScoreParams({
     appSpecificScore: (p) => (members.isMember(p) ? 10 : -30),
     appSpecificWeight: 1,
+    // P7 (behaviour penalties: broken IWANT promises, rejected direct frames) halves each
+    // second like P4 below, instead of gossipsub's default 0.2: a member that sent garbage
+    // stays visibly penalised for a few seconds, not one.
+    behaviourPenaltyDecay: 0.5,
     // Home-lab nodes often share one public IP (NAT) or, in tests, 127.0.0.1: no colocation penalty.
     IPColocationFactorWeight: 0,
     topics: Object.fromEntries(
@@ -382,12 +390,15 @@ export async function createHost(init: HostInit): Promise<Host> {
         return conn === undefined ? null : conn.newStream(protocol);
       },
       acceptable: (peerId) => pubsub.getScore(peerId) > GRAYLIST_THRESHOLD,
-      // gossipsub's behaviour penalty (P7, squared, decaying): a few rejected frames graylist the peer.
-      // Its label only names the metric series; ScorePenalty has no value for ours.
-      penalize: (peerId) => pubsub.score.addPenalty(peerId, 1, 'direct_rejected' as Parameters<typeof pubsub.score.addPenalty>[2]),
+      // gossipsub's behaviour penalty (P7: -10 x penalty^2, halving each second): 2 per
+      // rejected frame takes a member (+10) to -30, below the gossip threshold, at once; two
+      // frames in a row graylist it. Its label only names the metric series (ScorePenalty has
+      // no value for ours).
+      penalize: (peerId) => pubsub.score.addPenalty(peerId, DIRECT_REJECT_PENALTY, 'direct_rejected' as Parameters<typeof pubsub.score.addPenalty>[2]),
     },
   });
   const onDisconnectDirect = (evt: CustomEvent<PeerId>): void => direct.closePeer(evt.detail.toString());
+  const onConnectDirect = (evt: CustomEvent<PeerId>): void => direct.connected(evt.detail.toString());
 
   const requireRunning = (): void => {
     if (!running) throw new P2pError('ERR_HOST_NOT_STARTED', 'host is not started', {});
@@ -403,6 +414,7 @@ export async function createHost(init: HostInit): Promise<Host> {
       libp2p.addEventListener('peer:discovery', onDiscovery);
       libp2p.addEventListener('peer:disconnect', onPeerDisconnect);
       libp2p.addEventListener('peer:disconnect', onDisconnectDirect);
+      libp2p.addEventListener('peer:connect', onConnectDirect);
       await libp2p.start();
       for (const t of topicNames.keys()) pubsub.subscribe(t);
       await direct.start(['consensus']);
@@ -418,6 +430,7 @@ export async function createHost(init: HostInit): Promise<Host> {
       await direct.stop();
       topics.stop();
       libp2p.removeEventListener('peer:disconnect', onDisconnectDirect);
+      libp2p.removeEventListener('peer:connect', onConnectDirect);
       libp2p.removeEventListener('connection:open', onConnectionOpen);
       libp2p.removeEventListener('peer:discovery', onDiscovery);
       libp2p.removeEventListener('peer:disconnect', onPeerDisconnect);
@@ -443,6 +456,7 @@ export async function createHost(init: HostInit): Promise<Host> {
       return direct.send(topic, envelopeBytes, to);
     },
     directStats: () => direct.stats(),
+    directPeers: (topic) => direct.peers(topic),
     onMessage: (topic, handler) => topics.onMessage(topic, handler),
     peers() {
       const out: PeerSummary[] = [];

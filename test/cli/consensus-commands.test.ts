@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { consensusLines } from '../../cli/commands/status.js';
+import { shortId } from '../../cli/commands/format.js';
 import { runCli } from '../../cli/run.js';
 import { identityFromSeed } from '../../crypto/keys.js';
 import type { ControlServer } from '../../node/control/server.js';
@@ -141,6 +142,7 @@ describe('status: the consensus lines', () => {
   const base = (): NodeStatus['consensus'] => ({
     height: 8, round: 1, step: 'prevote', decidedHeight: 7, registryHash: 'ab'.repeat(32), validators: ['a', 'b', 'c', 'd'], isValidator: true, mempoolOps: 2,
     evidence: [], caughtUpHeights: 0, lastDecidedMs: null, admission: { mode: 'auto', admitted: true, admittedAtHeight: 3, pendingJoins: 0 },
+    wire: { direct: 3, withoutChannel: [], gossipFallbacks: 0 },
   });
   it('height, registry hash, admission; no evidence line without evidence', () => {
     const l = consensusLines(base());
@@ -148,7 +150,16 @@ describe('status: the consensus lines', () => {
       'consensus   height 8 round 1 prevote  decided 7  validators 4 (voting)  pending ops 2',
       `registry    ${'ab'.repeat(32)}`,
       'membership  admitted at height 3  admission auto',
+      'wire        direct to 3/3 validators',
     ]);
+  });
+  it('validators without a direct channel are named, with the gossip fallbacks so far', () => {
+    const peer = '12D3KooWAbCdEfGhIjKlMnOpQrStUvWxYz1234567890abcdef';
+    const l = consensusLines({ ...base(), wire: { direct: 2, withoutChannel: [peer], gossipFallbacks: 17 } });
+    expect(l.at(-1)).toMatch(/^wire {8}direct to 2\/3 validators; no channel to \S+ \(messages also by gossip, 17 so far\)$/);
+    expect(l.at(-1)).toContain(shortId(peer));
+    // a single-node cluster has no wire line
+    expect(consensusLines({ ...base(), wire: { direct: 0, withoutChannel: [], gossipFallbacks: 0 } }).some((x) => x.startsWith('wire'))).toBe(false);
   });
   it('equivocations are listed with the validator, height, round and vote type; waiting joins and non-admission are said', () => {
     const s = { ...base(), evidence: [{ validator: 'V1', height: 5, round: 0, voteType: 'prevote' }], admission: { mode: 'approve' as const, admitted: false, admittedAtHeight: null, pendingJoins: 2 } };

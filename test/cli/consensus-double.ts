@@ -69,6 +69,7 @@ export function consensusDouble(self: Identity, genesis: Genesis): Double {
       evidence: [],
       caughtUpHeights: 0,
       lastDecidedMs: null,
+      wire: { direct: 0, withoutChannel: [], gossipFallbacks: 0 },
     }),
   };
   return d;

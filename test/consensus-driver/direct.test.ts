@@ -20,7 +20,7 @@ async function commitAll(c: DriverCluster, count: number, prefix: string): Promi
 }
 
 describe('consensus messages on direct channels', () => {
-  it('fully connected: sent point to point, gossip only for the first messages while channels open', async () => {
+  it('fully connected: sent point to point (gossip at most while channels open), status says direct to all', async () => {
     // No status gossip during the test (period 10 min), so the gossip topic has nothing to carry
     // unless the driver falls back to it.
     cluster = await startDriverCluster(4, { extra: () => ({ statusIntervalMs: 600_000 }) });
@@ -44,6 +44,8 @@ describe('consensus messages on direct channels', () => {
       expect(x.host.stats().consensus.accept - accepted[i]!, `node ${i}: accepted beyond its direct frames`).toBe(x.host.directStats().received - directReceived[i]!);
     }
     expect(new Set(nodes.map((x) => x.consensus.status().registryHash)).size).toBe(1);
+    // status says so: every other validator reached directly
+    for (const x of nodes) expect(x.consensus.status().wire).toEqual({ direct: 3, withoutChannel: [], gossipFallbacks: x.consensus.counters().gossipFallbacks });
   });
 
   it('partly connected (node 4 linked to node 1 only): falls back to gossip and every node decides everything', async () => {
@@ -58,5 +60,12 @@ describe('consensus messages on direct channels', () => {
     for (const i of [1, 2, 3]) expect(nodes[i]!.consensus.counters().gossipFallbacks).toBeGreaterThan(0);
     // node 4 heard nodes 2 and 3 only through node 1's gossip relays
     expect(nodes[3]!.host.stats().consensus.accept).toBeGreaterThan(0);
+    // status names the validators without a channel (what `fednode status` and `doctor` show)
+    const peer = (i: number): string => nodes[i]!.host.peerId;
+    expect(nodes[0]!.consensus.status().wire.withoutChannel).toEqual([]);
+    expect(nodes[1]!.consensus.status().wire.withoutChannel).toEqual([peer(3)]);
+    expect(nodes[2]!.consensus.status().wire.withoutChannel).toEqual([peer(3)]);
+    expect([...nodes[3]!.consensus.status().wire.withoutChannel].sort()).toEqual([peer(1), peer(2)].sort());
+    expect(nodes[3]!.consensus.status().wire.direct).toBe(1);
   });
 });

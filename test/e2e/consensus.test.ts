@@ -96,7 +96,12 @@ describe('consensus end to end (real processes)', () => {
     expect(human.stdout).toContain(`membership  admitted at height ${hc}`);
     expect(human.stdout).toMatch(/consensus {3}height \d+ round \d+/);
     expect(human.stdout).toContain(`registry    `);
-    expect((await fednode(['status', '--data-dir', a])).stdout).toContain('membership  genesis member');
+    const statusA = (await fednode(['status', '--data-dir', a])).stdout;
+    expect(statusA).toContain('membership  genesis member');
+    // consensus messages travel on direct channels to every other validator (none left to gossip)
+    expect(statusA).toMatch(/wire {8}direct to (\d)\/\1 validators\n/);
+    const docA = JSON.parse((await fednode(['doctor', '--json', '--data-dir', a])).stdout) as { checks: Array<{ name: string; status: string; detail: string }> };
+    expect(docA.checks.find((x) => x.name === 'consensus wire')).toMatchObject({ status: 'ok', detail: expect.stringContaining('direct channels to all') });
     const doc = JSON.parse((await fednode(['doctor', '--json', '--data-dir', c])).stdout) as { checks: Array<{ name: string; status: string; detail: string }> };
     expect(doc.checks.find((x) => x.name === 'membership')).toMatchObject({ status: 'ok', detail: expect.stringContaining(`admitted at height ${hc}`) });
 
