@@ -220,7 +220,11 @@ export async function runDoctor(ctx: CommandContext): Promise<Check[]> {
       const a = c.admission;
       if (a.admitted) add('membership', 'ok', `${a.admittedAtHeight === 0 ? 'genesis member' : a.admittedAtHeight !== null ? `admitted at height ${a.admittedAtHeight}` : 'member'}; consensus decided ${c.decidedHeight}, ${c.validators.length} validator(s)`);
       else add('membership', 'warn', `not admitted yet (consensus decided ${c.decidedHeight} heights known here)`, 'a member proposes member.add when it sees this node\'s join claim (its inviter must be running); clusters with admission "approve" need `fednode approve <this peer id>` on a member');
-      // 12. consensus wire: every other validator reachable point to point (else gossip relays it, slower)
+      // 12. decided heights are being stored (a full disk holds consensus at one height)
+      if (c.storeError !== null) {
+        add('consensus store', 'fail', `decided height ${c.storeError.height} cannot be stored: ${c.storeError.error} (${c.storeError.attempts} attempt(s))`, 'free disk space on the data directory\'s filesystem (or fix its permissions); the node retries every second and resumes by itself');
+      }
+      // 13. consensus wire: every other validator reachable point to point (else gossip relays it, slower)
       const w = c.wire;
       const others = w.direct + w.withoutChannel.length;
       if (c.isValidator && others > 0) {

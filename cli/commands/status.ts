@@ -12,6 +12,10 @@ export function consensusLines(c: NodeStatus['consensus'] | undefined): string[]
     `registry    ${c.registryHash}`,
     `membership  ${admitted}  admission ${a.mode}${a.pendingJoins > 0 ? `  ${a.pendingJoins} join(s) waiting for \`fednode approve\`` : ''}`,
   ];
+  if (c.storeError !== null) {
+    const e = c.storeError;
+    lines.unshift(`consensus   HOLDING at height ${e.height}: the decided height cannot be stored (${e.error}); retried ${e.attempts} time(s)`);
+  }
   const w = c.wire;
   const others = w.direct + w.withoutChannel.length;
   if (others > 0) {

@@ -89,6 +89,11 @@ export interface ConsensusStatus {
    * `gossipFallbacks` counts those publishes since start.
    */
   readonly wire: { readonly direct: number; readonly withoutChannel: readonly string[]; readonly gossipFallbacks: number };
+  /**
+   * Set while a decided height could not be stored (disk full, I/O error): the node holds at
+   * that height and retries every status period; null when all is well.
+   */
+  readonly storeError: { readonly height: number; readonly error: string; readonly attempts: number; readonly sinceMs: number } | null;
   readonly lastDecidedMs: number | null;
 }
 

@@ -132,6 +132,8 @@ export interface DriverCounters {
    */
   directSent: number;
   gossipFallbacks: number;
+  /** Decided heights the log could not store at the first attempt (disk full, I/O error); retried. */
+  storeFailures: number;
   /** Steps whose handling threw (a bug; logged, never crashes the node). */
   internalErrors: number;
 }
@@ -164,7 +166,8 @@ type Job =
   | { readonly kind: 'core'; readonly event: Event }
   | { readonly kind: 'message'; readonly m: ConsensusMessage; readonly from: string }
   | { readonly kind: 'catchup'; readonly r: SyncResponse; readonly from: string; readonly done: () => void }
-  | { readonly kind: 'kick' };
+  | { readonly kind: 'kick' }
+  | { readonly kind: 'store-retry' };
 
 interface Waiter {
   readonly remaining: Set<string>;
@@ -250,6 +253,7 @@ class Driver implements DriverConsensus {
     broadcastFailures: 0,
     directSent: 0,
     gossipFallbacks: 0,
+    storeFailures: 0,
     internalErrors: 0,
   };
 
@@ -303,6 +307,12 @@ class Driver implements DriverConsensus {
   private peerCursor = 0;
   private ticksSinceRegossip = 0;
   private polRelayedRound = 0;
+  /**
+   * A decision the core made that the log could not store (disk full, I/O error). Nothing may
+   * act on it before it is durable, and the core will not decide that height again: the write
+   * is retried every status period (and by catch-up, when a peer has it) until it succeeds.
+   */
+  private unstored: { height: number; round: number; value: Uint8Array; certificate: CommitCertificate; error: string; attempts: number; sinceMs: number } | null = null;
 
   constructor(private readonly o: DriverOptions) {
     this.log = o.logger.child('consensus');
@@ -500,6 +510,8 @@ class Driver implements DriverConsensus {
       case 'kick':
         this.kickQueued = false;
         return this.startNextIfIdle();
+      case 'store-retry':
+        return this.retryStore();
       case 'message':
         return this.onMessage(job.m);
       case 'catchup':
@@ -592,7 +604,11 @@ class Driver implements DriverConsensus {
           break;
         }
         case 'decide':
-          await this.decide(e.height, e.round, e.value, e.certificate);
+          try {
+            await this.decide(e.height, e.round, e.value, e.certificate);
+          } catch (err) {
+            this.storeFailed({ height: e.height, round: e.round, value: e.value, certificate: e.certificate }, err);
+          }
           break;
         case 'evidence':
           this.evidenceList.push(e.evidence);
@@ -694,6 +710,31 @@ class Driver implements DriverConsensus {
     const decidedMs = Math.floor(this.now());
     await this.decidedLog.put({ height, round, value, certificate, registryHash: hash, decidedMs });
     this.applied({ height, round, value, certificate, before, next, hash, decidedMs });
+  }
+
+  private storeFailed(d: { height: number; round: number; value: Uint8Array; certificate: CommitCertificate }, err: unknown): void {
+    const error = err instanceof Error ? err.message : String(err);
+    const prev = this.unstored;
+    this.unstored = { ...d, error, attempts: (prev?.height === d.height ? prev.attempts : 0) + 1, sinceMs: prev?.height === d.height ? prev.sinceMs : this.now() };
+    this.c.storeFailures++;
+    this.log.error('cannot store decided height; consensus waits and retries every status period', { height: d.height, attempts: this.unstored.attempts, err: error });
+  }
+
+  /** Retry storing a decision that failed (status tick). Catch-up may have stored it meanwhile. */
+  private async retryStore(): Promise<void> {
+    const u = this.unstored;
+    if (u === null) return;
+    if (u.height !== this.current) {
+      this.unstored = null; // decided and stored since (catch-up)
+      return;
+    }
+    try {
+      await this.decide(u.height, u.round, u.value, u.certificate);
+      this.unstored = null;
+      this.log.info('decided height stored after retry', { height: u.height, attempts: u.attempts });
+    } catch (err) {
+      this.storeFailed(u, err);
+    }
   }
 
   /** In-memory consequences of a decision already durable in the log. */
@@ -885,6 +926,7 @@ class Driver implements DriverConsensus {
 
   private tick(): void {
     if (this.stopped || this.host === null) return;
+    if (this.unstored !== null) this.push({ kind: 'store-retry' }, true);
     const isMember = this.members.isMember(this.o.identity.peerId);
     if (isMember) {
       this.publish(KIND_STATUS, { height: this.current, round: this.running ? this.state.round : 0, decided: this.reg.height, hash: new Uint8Array(Buffer.from(this.regHashHex, 'hex')) });
@@ -1239,6 +1281,7 @@ class Driver implements DriverConsensus {
       caughtUpHeights: this.caughtUpHeights,
       lastDecidedMs: this.lastDecidedMs,
       wire: this.wire(set),
+      storeError: this.unstored === null ? null : { height: this.unstored.height, error: this.unstored.error, attempts: this.unstored.attempts, sinceMs: this.unstored.sinceMs },
     };
   }
 

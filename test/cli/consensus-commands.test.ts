@@ -143,6 +143,7 @@ describe('status: the consensus lines', () => {
     height: 8, round: 1, step: 'prevote', decidedHeight: 7, registryHash: 'ab'.repeat(32), validators: ['a', 'b', 'c', 'd'], isValidator: true, mempoolOps: 2,
     evidence: [], caughtUpHeights: 0, lastDecidedMs: null, admission: { mode: 'auto', admitted: true, admittedAtHeight: 3, pendingJoins: 0 },
     wire: { direct: 3, withoutChannel: [], gossipFallbacks: 0 },
+    storeError: null,
   });
   it('height, registry hash, admission; no evidence line without evidence', () => {
     const l = consensusLines(base());
@@ -158,6 +159,9 @@ describe('status: the consensus lines', () => {
     const l = consensusLines({ ...base(), wire: { direct: 2, withoutChannel: [peer], gossipFallbacks: 17 } });
     expect(l.at(-1)).toMatch(/^wire {8}direct to 2\/3 validators; no channel to \S+ \(messages also by gossip, 17 so far\)$/);
     expect(l.at(-1)).toContain(shortId(peer));
+    // a decided height that cannot be stored is said first, with the error and the retries
+    const stalled = consensusLines({ ...base(), storeError: { height: 8, error: 'IO error: No space left on device', attempts: 3, sinceMs: 0 } });
+    expect(stalled[0]).toBe('consensus   HOLDING at height 8: the decided height cannot be stored (IO error: No space left on device); retried 3 time(s)');
     // a single-node cluster has no wire line
     expect(consensusLines({ ...base(), wire: { direct: 0, withoutChannel: [], gossipFallbacks: 0 } }).some((x) => x.startsWith('wire'))).toBe(false);
   });

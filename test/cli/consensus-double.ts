@@ -70,6 +70,7 @@ export function consensusDouble(self: Identity, genesis: Genesis): Double {
       caughtUpHeights: 0,
       lastDecidedMs: null,
       wire: { direct: 0, withoutChannel: [], gossipFallbacks: 0 },
+      storeError: null,
     }),
   };
   return d;
