@@ -15,7 +15,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Command } from '../command.js';
 import { flagBool, flagNumber, flagString } from '../command.js';
-import { pathExists, readControlToken, dataDirPaths } from '../../node/datadir.js';
+import { pathExists, readControlToken, dataDirPaths, writeFileAtomic } from '../../node/datadir.js';
+import { loadConfig, renderConfig, validateConfig } from '../../node/config.js';
 import { controlClient } from '../../node/control/client.js';
 import type { NodeStatus } from '../../node/runtime/node.js';
 import { RuntimeError } from '../../node/runtime/errors.js';
@@ -33,6 +34,8 @@ const READY_TIMEOUT_MS = 30_000;
 const ADMIT_TIMEOUT_MS = 30_000;
 /** Time a node gets to shut down after SIGTERM before SIGKILL. */
 const STOP_GRACE_MS = 10_000;
+/** Bootstrap addresses written into a reused node's config: the config schema's own bound. */
+const BOOTSTRAP_MAX = 64;
 
 const mainJs = fileURLToPath(new URL('../main.js', import.meta.url));
 
@@ -90,6 +93,13 @@ function startChild(name: string, dir: string, logFile: string): Promise<Member>
       rej(new RuntimeError('ERR_NOT_AVAILABLE', `${name} exited with code ${String(code)} before it was ready (log: ${logFile})`, { name, code }));
     });
   });
+}
+
+/** Replace a reused node's bootstrap list by the running members' current addresses (config.json, written atomically). */
+async function rebootstrap(configFile: string, running: readonly Member[]): Promise<void> {
+  const config = await loadConfig(configFile);
+  const bootstrap = running.flatMap((m) => m.ready.addrs.filter((a) => a.includes('/p2p/'))).slice(0, BOOTSTRAP_MAX);
+  await writeFileAtomic(configFile, renderConfig(validateConfig({ ...config, bootstrap }, configFile)));
 }
 
 /**
@@ -167,7 +177,11 @@ export const clusterCommand: Command = {
       for (let i = 1; i <= n && !signalled; i++) {
         const name = `node-${i}`;
         const dir = join(base, name);
-        if (!(await pathExists(join(dir, 'config.json')))) {
+        if (await pathExists(join(dir, 'config.json'))) {
+          // Reused: nodes listen on port 0, so the bootstrap addresses saved at join time are
+          // stale; point this node at the members already running under their new addresses.
+          if (members.length > 0) await rebootstrap(dataDirPaths(dir).config, members);
+        } else {
           if (i === 1) {
             await runCli(['init', '--new-cluster', '--data-dir', dir, '--name', name, ...common]);
           } else {

@@ -155,5 +155,15 @@ describe('fednode end to end (real processes on 127.0.0.1)', () => {
       expect(() => process.kill(n.pid, 0)).toThrow(); // every child is gone
       expect(await pathExists(join(n.dataDir, 'node.lock'))).toBe(false);
     }
+
+    // the same --dir again: the nodes come back with their identities and reach each other,
+    // although every listen port changed (the reused joiners are re-pointed at node-1)
+    const again = await spawnUntil(['cluster', '--nodes', '3', '--json', '--dir', base, '--advert-period', `${PERIOD_MS}ms`], 'cluster-ready', 90_000);
+    running.push(again);
+    const nodes2 = again.ready['nodes'] as Array<{ name: string; peerId: string; dataDir: string; addrs: string[] }>;
+    expect(nodes2.map((n) => n.peerId)).toEqual(nodes.map((n) => n.peerId));
+    for (const n of nodes2.slice(1)) await waitFor(`${n.name} sees 2 live peers after the restart`, async () => ((await peersOf(n.dataDir)).filter((p) => p.state === 'live').length === 2 ? true : undefined), 30_000, 200);
+    again.child.kill('SIGINT');
+    expect((await again.exited).code, again.stderr().slice(-2000)).toBe(0);
   }, 300_000);
 });
