@@ -10,10 +10,11 @@
 import '../node/polyfill.js';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { LAN_TIMEOUTS } from '../consensus/core.js';
+import { EMPTY_SIGNER_RECORD, LAN_TIMEOUTS } from '../consensus/core.js';
 import { contentHashOf } from '../consensus/patterns.js';
 import { identityFromSeed } from '../crypto/keys.js';
 import { openConsensus, type DriverConsensus } from '../node/consensus/driver.js';
+import { SignerFile } from '../node/consensus/signer-file.js';
 import { nullLogger } from '../node/log.js';
 import { createHost, type Host } from '../node/p2p/host.js';
 import { openStore, type Store } from '../node/store/index.js';
@@ -24,6 +25,7 @@ type Msg =
   | { t: 'dial'; addrs: string[] }
   | { t: 'mesh' }
   | { t: 'submit'; k: number; count: number }
+  | { t: 'disk'; count: number; startAtMs: number; everyMs: number }
   | { t: 'stop' };
 
 const epochMs = (): number => performance.timeOrigin + performance.now();
@@ -38,6 +40,8 @@ function seedId(i: number): ReturnType<typeof identityFromSeed> {
 
 let node: { consensus: DriverConsensus; host: Host; store: Store; idx: number } | null = null;
 let seq = 0;
+/** This node's directory (the disk baseline writes next to its state). */
+let diskDir = '';
 
 process.on('message', (raw: Msg) => {
   void (async () => {
@@ -45,6 +49,7 @@ process.on('message', (raw: Msg) => {
       case 'init': {
         const ids = Array.from({ length: raw.n }, (_, i) => seedId(i));
         const genesis = { members: ids.map((id, i) => ({ publicKey: id.publicKey, power: 1, name: `n${i}` })) };
+        diskDir = raw.dir;
         const store = await openStore(join(raw.dir, 'store'));
         const consensus = await openConsensus({ identity: ids[raw.idx]!, cluster: 'bench', store, stateDir: join(raw.dir, 'state'), genesis, logger: nullLogger, now: Date.now, timeouts: LAN_TIMEOUTS, auditLogPath: null });
         const host = await createHost({ identity: ids[raw.idx]!, cluster: 'bench', swarmKey: new TextEncoder().encode(raw.psk), members: consensus.members, listen: ['/ip4/127.0.0.1/tcp/0'], mdns: null });
@@ -79,6 +84,23 @@ process.on('message', (raw: Msg) => {
           }),
         );
         send({ t: 'submitted', k: raw.k, heights: rs.map((r) => r.height) });
+        return;
+      }
+      case 'disk': {
+        // Disk baseline under contention: `count` durable signer-file writes (the driver's own
+        // SignerFile) at the same epoch instants in every child, as the validators of a height write theirs.
+        const f = new SignerFile(join(diskDir, 'disk-baseline'));
+        const lat: number[] = [];
+        for (let i = 0; i < raw.count; i++) {
+          const at = raw.startAtMs + i * raw.everyMs;
+          const wait = at - epochMs();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          const t0 = performance.now();
+          await f.write({ record: { ...EMPTY_SIGNER_RECORD, height: i + 1 }, own: [] });
+          lat.push(performance.now() - t0);
+        }
+        await f.close();
+        send({ t: 'disk', lat });
         return;
       }
       case 'stop':

@@ -15,8 +15,8 @@
  * Frames are validated by the SAME checks and verdicts as gossip (GossipTopics.validate,
  * with the direct-only rule that the envelope's signer is the stream's remote peer: an
  * honest node never forwards someone else's envelope on a direct channel). A rejected frame
- * resets the stream and costs the peer a gossipsub behaviour penalty, as on gossip; a peer
- * graylisted by its score cannot open a direct channel to us.
+ * resets the stream and lowers the peer's gossip score (DIRECT_REJECT_PENALTY), as a rejected
+ * gossip message does; a peer graylisted by its score cannot open a direct channel to us.
  */
 import { pipe } from 'it-pipe';
 import * as lp from 'it-length-prefixed';
@@ -67,9 +67,20 @@ export interface DirectTransport {
   openStream(peerId: string, protocol: string): Promise<Stream> | null;
   /** May this peer open a channel to us (not graylisted by its gossip score)? */
   acceptable(peerId: string): boolean;
-  /** Lower the peer's score for a rejected frame (gossipsub behaviour penalty). */
-  penalize(peerId: string): void;
 }
+
+/**
+ * Score penalty per rejected direct frame, subtracted from the peer's gossipsub app-specific
+ * score (host.ts): a member (+10) drops below the gossip threshold (-10) with its second
+ * rejected frame and is graylisted (-80) with its fifth, which also bars it from opening direct
+ * channels. It halves every DIRECT_PENALTY_HALF_LIFE_MS, so a peer that stops recovers within a
+ * minute or two. Kept here rather than as a gossipsub behaviour penalty (P7), whose decay is
+ * shared with gossipsub's own penalties (graft backoff, broken promises).
+ */
+export const DIRECT_REJECT_PENALTY = 20;
+export const DIRECT_PENALTY_HALF_LIFE_MS = 10_000;
+/** Peers with a penalty remembered (the member bound); the oldest entry goes first. */
+const PENALTIES_MAX = 1024;
 
 export interface DirectStats {
   /** Frames queued on an open channel. */
@@ -121,6 +132,8 @@ export class DirectChannels {
   /** Open failures per key, same bound; removed on success. */
   private readonly retry = new Map<string, Retry>();
   private readonly inbound = new Set<Stream>();
+  /** Rejected-frame penalties: value at `atMs`, halving every DIRECT_PENALTY_HALF_LIFE_MS. */
+  private readonly penalties = new Map<string, { value: number; atMs: number }>();
   private readonly handled: TopicName[] = [];
   private unsubscribeMembers: (() => void) | null = null;
   private running = false;
@@ -208,6 +221,28 @@ export class DirectChannels {
     let channels = 0;
     for (const ch of this.out.values()) if (ch.state === 'open') channels++;
     return { ...this.c, channels };
+  }
+
+  /** The peer's current rejected-frame penalty (0 when none), for its gossip score. */
+  penalty(peer: string): number {
+    const p = this.penalties.get(peer);
+    if (p === undefined) return 0;
+    const v = p.value * 0.5 ** (Math.max(0, this.now() - p.atMs) / DIRECT_PENALTY_HALF_LIFE_MS);
+    if (v < 0.5) {
+      this.penalties.delete(peer);
+      return 0;
+    }
+    return v;
+  }
+
+  private penalize(peer: string): void {
+    const value = this.penalty(peer) + DIRECT_REJECT_PENALTY;
+    this.penalties.delete(peer);
+    if (this.penalties.size >= PENALTIES_MAX) {
+      const oldest = this.penalties.keys().next().value;
+      if (oldest !== undefined) this.penalties.delete(oldest);
+    }
+    this.penalties.set(peer, { value, atMs: this.now() });
   }
 
   /**
@@ -313,7 +348,7 @@ export class DirectChannels {
         this.inbound.delete(stream);
         if (rejected && this.running) {
           this.c.rejectedStreams++;
-          this.t.penalize(remote);
+          this.penalize(remote);
           stream.abort(new P2pError('ERR_DIRECT_REJECTED', 'direct channel reset: a frame was rejected', { peer: remote }));
         } else {
           stream.close().catch((err: unknown) => stream.abort(closed(errText(err))));

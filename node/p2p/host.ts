@@ -140,8 +140,6 @@ export interface Host {
 const GOSSIP_RPC_MAX_BYTES = 512 * 1024;
 /** Outbound buffer per peer stream: 8 MiB = 32 max-size messages queued before gossipsub drops the peer's writes. */
 const GOSSIP_OUTBOUND_BUFFER_BYTES = 8 * 1024 * 1024;
-/** Behaviour penalty per rejected direct frame (see the direct transport's `penalize`). */
-const DIRECT_REJECT_PENALTY = 2;
 /** gossipsub graylist score: below it a peer's RPCs are ignored, and it may not open direct channels. */
 const GRAYLIST_THRESHOLD = -80;
 /** Peers whose redial is tracked at once (members + bootstrap; a home lab is tens). */
@@ -189,13 +187,12 @@ export async function createHost(init: HostInit): Promise<Host> {
   // Member bonus / non-member penalty (P5, app-specific score). Non-members sit below
   // gossipThreshold (no IHAVE/IWANT with them) and below 0 (pruned from meshes); each
   // rejected message adds P4 (invalid deliveries, squared) until they are graylisted.
+  /** Set once the direct channels exist (below); the score function only runs after start. */
+  let directRef: DirectChannels | null = null;
   const scoreParams = createPeerScoreParams({
-    appSpecificScore: (p) => (members.isMember(p) ? 10 : -30),
+    // minus the decaying penalty for rejected direct-channel frames (direct.ts)
+    appSpecificScore: (p) => (members.isMember(p) ? 10 : -30) - (directRef?.penalty(p) ?? 0),
     appSpecificWeight: 1,
-    // P7 (behaviour penalties: broken IWANT promises, rejected direct frames) halves each
-    // second like P4 below, instead of gossipsub's default 0.2: a member that sent garbage
-    // stays visibly penalised for a few seconds, not one.
-    behaviourPenaltyDecay: 0.5,
     // Home-lab nodes often share one public IP (NAT) or, in tests, 127.0.0.1: no colocation penalty.
     IPColocationFactorWeight: 0,
     topics: Object.fromEntries(
@@ -390,13 +387,9 @@ export async function createHost(init: HostInit): Promise<Host> {
         return conn === undefined ? null : conn.newStream(protocol);
       },
       acceptable: (peerId) => pubsub.getScore(peerId) > GRAYLIST_THRESHOLD,
-      // gossipsub's behaviour penalty (P7: -10 x penalty^2, halving each second): 2 per
-      // rejected frame takes a member (+10) to -30, below the gossip threshold, at once; two
-      // frames in a row graylist it. Its label only names the metric series (ScorePenalty has
-      // no value for ours).
-      penalize: (peerId) => pubsub.score.addPenalty(peerId, DIRECT_REJECT_PENALTY, 'direct_rejected' as Parameters<typeof pubsub.score.addPenalty>[2]),
     },
   });
+  directRef = direct;
   const onDisconnectDirect = (evt: CustomEvent<PeerId>): void => direct.closePeer(evt.detail.toString());
   const onConnectDirect = (evt: CustomEvent<PeerId>): void => direct.connected(evt.detail.toString());
 
