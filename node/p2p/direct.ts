@@ -29,6 +29,8 @@ import { nullLogger } from '../log.js';
 import type { GossipTopics, TopicName } from './gossip.js';
 import type { MemberSource } from './members.js';
 
+/** it-length-prefixed's errors for framing no honest peer sends (not UnexpectedEOFError: a peer killed mid-frame). */
+const GARBAGE_FRAMING = new Set(['InvalidMessageLengthError', 'InvalidDataLengthError', 'InvalidDataLengthLengthError']);
 const closed = (why: string): P2pError => new P2pError('ERR_DIRECT_CLOSED', `direct channel closed: ${why}`);
 const errText = (err: unknown): string => (err instanceof Error ? err.message : typeof err === 'string' ? err : 'unknown error');
 
@@ -340,9 +342,10 @@ export class DirectChannels {
       },
     )
       .catch((err: unknown) => {
-        // a length prefix over the bound, a truncated frame: garbage from this peer
-        rejected = true;
-        this.log.debug('direct channel frame error', { topic, remote, err: errText(err) });
+        // A length prefix that is malformed or over the bound is garbage from this peer. A reset
+        // or closed stream, or a frame cut short (the peer stopped or was killed mid-write), is not.
+        if (err instanceof Error && GARBAGE_FRAMING.has(err.name)) rejected = true;
+        this.log.debug('direct channel ended with an error', { topic, remote, garbage: rejected, err: errText(err) });
       })
       .finally(() => {
         this.inbound.delete(stream);

@@ -58,6 +58,14 @@ describe('direct channels', () => {
     expect(d.envelope.signerId).toBe(a.host.peerId);
     expect(a.host.directStats().channels).toBe(2);
     expect(b.host.directStats().received).toBeGreaterThan(0);
+
+    // a peer that hangs up or stops ends its channels without being taken for a sender of garbage
+    await a.host.hangUp(b.host.peerId);
+    await c.host.stop();
+    await waitFor(() => !a.host.directPeers('consensus').includes(b.host.peerId), 5_000, 'a-b channel closed');
+    await waitFor(() => b.host.peers().every((p) => p.peerId !== c.host.peerId), 5_000, 'c gone from b');
+    // (a penalty is only ever applied together with a counted stream reset)
+    for (const x of [a, b]) expect(x.host.directStats().rejectedStreams).toBe(0);
   });
 
   it('rejects a relayed envelope, garbage and an oversize frame: stream reset, counted, peer still served', async () => {
