@@ -27,6 +27,7 @@ import type { Logger } from '../log.js';
 import { P2pError } from './errors.js';
 import { nullLogger } from '../log.js';
 import type { GossipTopics, TopicName } from './gossip.js';
+import { MEMBERS_MAX_DEFAULT } from './members.js';
 import type { MemberSource } from './members.js';
 
 /** it-length-prefixed's errors for framing no honest peer sends (not UnexpectedEOFError: a peer killed mid-frame). */
@@ -82,7 +83,7 @@ export interface DirectTransport {
 export const DIRECT_REJECT_PENALTY = 20;
 export const DIRECT_PENALTY_HALF_LIFE_MS = 10_000;
 /** Peers with a penalty remembered (the member bound); the oldest entry goes first. */
-const PENALTIES_MAX = 1024;
+const PENALTIES_MAX = MEMBERS_MAX_DEFAULT;
 
 export interface DirectStats {
   /** Frames queued on an open channel. */
