@@ -21,7 +21,7 @@ import { decodeMessage, encodeMessage } from '../../consensus/codec.js';
 import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, proofOfLockMessages, roundVotesFor, step, toHex, valueIdOf, verifyCommitCertificate } from '../../consensus/core.js';
 import { decodeBatch, encodeBatch, MAX_BATCH_BYTES, MAX_BATCH_OPS, type PatternOp } from '../../consensus/patterns.js';
 import { applyBatch, genesisRegistry, registryHash, validateBatch, validatorSetAt, validityFor, type Registry } from '../../consensus/registry.js';
-import type { CommitCertificate, ConsensusMessage, ConsensusState, Effect, Event, Evidence, SignerRecord, ValidatorSet, VerifyFn } from '../../consensus/types.js';
+import type { CommitCertificate, ConsensusMessage, ConsensusState, Effect, Event, Evidence, SignerRecord, VerifyFn } from '../../consensus/types.js';
 import type { Logger } from '../log.js';
 import type { Host } from '../p2p/host.js';
 import type { GossipDelivery } from '../p2p/gossip.js';
@@ -1280,14 +1280,15 @@ class Driver implements DriverConsensus {
       evidence: this.evidenceList.map((e) => ({ validator: peerIdFromPublicKey(e.first.signer), height: e.height, round: e.round, voteType: e.voteType })),
       caughtUpHeights: this.caughtUpHeights,
       lastDecidedMs: this.lastDecidedMs,
-      wire: this.wire(set),
+      wire: this.wire(),
       storeError: this.unstored === null ? null : { height: this.unstored.height, error: this.unstored.error, attempts: this.unstored.attempts, sinceMs: this.unstored.sinceMs },
     };
   }
 
-  private wire(set: ValidatorSet): ConsensusStatus['wire'] {
+  /** The same validator set the direct send checks (directPeers), against the channels open now. */
+  private wire(): ConsensusStatus['wire'] {
     const open = new Set(this.host?.directPeers('consensus') ?? []);
-    const others = set.validators.map((v) => peerIdFromPublicKey(v.publicKey)).filter((p) => p !== this.o.identity.peerId);
+    const others = [...this.directPeers().validators];
     return { direct: others.filter((p) => open.has(p)).length, withoutChannel: others.filter((p) => !open.has(p)), gossipFallbacks: this.c.gossipFallbacks };
   }
 
