@@ -12,7 +12,7 @@ export default tseslint.config(
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js', 'eslint.purity.js', 'vitest.config.ts'] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: { projectService: { allowDefaultProject: ['eslint.config.js', 'eslint.purity.js'] }, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
       'no-console': 'error',
@@ -24,7 +24,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['consensus/**/*.ts', 'node/routing/**/*.ts'],
+    files: ['consensus/**/*.ts', 'routing/**/*.ts', 'base/errors.ts', 'base/hex.ts', 'base/prng.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: impureModules }],
       'no-restricted-globals': ['error', ...impureGlobals],

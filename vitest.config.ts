@@ -1,8 +1,18 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Test tiers (docs/ARCHITECTURE.md, "Tests"): each is a vitest project named after its folder.
+ *   unit         pure code and in-process parts (real fs, no network beyond an in-process HTTP stub, no child processes of ours)
+ *   integration  real libp2p over TCP on loopback, real LevelDB, real HTTP servers, in one process
+ *   e2e          real `fednode` processes (the compiled binary), network namespaces, a real browser
+ *   sim          seeded deterministic simulation (simnet and the routing simulator)
+ * `npm test` runs them all; `npm run test:unit` (etc.) runs one. test/unit/meta/tiers.test.ts
+ * fails when a test file sits outside every tier (it would silently never run).
+ */
+export const TIERS = ['unit', 'integration', 'e2e', 'sim'] as const;
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     // Loaded before any test module: libp2p on Node 20 needs Promise.withResolvers.
     setupFiles: ['./node/polyfill.ts'],
     globalSetup: ['./test/global-setup.ts'],
@@ -12,5 +22,6 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     reporters: ['default'],
+    projects: TIERS.map((name) => ({ extends: true, test: { name, include: [`test/${name}/**/*.test.ts`] } })),
   },
 });

@@ -13,8 +13,8 @@ import { performance } from 'node:perf_hooks';
 import { availableParallelism, loadavg } from 'node:os';
 import { SimulatedBackend } from '../node/backends/index.js';
 import type { ChatRequest } from '../node/backends/index.js';
-import { comparePolicies, SIM_POLICIES } from '../node/routing/simulate.js';
-import { startCluster } from '../test/infer/cluster.js';
+import { comparePolicies, SIM_POLICIES } from '../routing/simulate.js';
+import { startCluster } from '../test/helpers/infer-cluster.js';
 
 interface Stats {
   n: number;
@@ -138,7 +138,7 @@ export async function run(opts: { json: boolean; args: readonly string[] }): Pro
   const addedByForwarding = { p50Ms: c.latency.p50Ms - b.latency.p50Ms, p99Ms: c.latency.p99Ms - b.latency.p99Ms };
   const target = { p50Ms: 2, p99Ms: 5 };
 
-  // Balance (pure simulation, node/routing/simulate.ts): steady Poisson load and a burst of 1,000.
+  // Balance (pure simulation, routing/simulate.ts): steady Poisson load and a burst of 1,000.
   const steady = comparePolicies({ seed: 1, durationMs: 120_000 });
   const burst = comparePolicies({ seed: 1, burst: 1000, burstWindowMs: 1000 });
   const balance = Object.fromEntries(

@@ -3,7 +3,7 @@
  * `--flag=value`, `-h`, `--` to end flags, repeatable flags. Every mistake is a
  * UsageError (exit 2) that names the flag or argument and the command.
  */
-import { FednodeError } from '../crypto/errors.js';
+import { FednodeError } from '../base/errors.js';
 
 export type FlagType = 'boolean' | 'string' | 'int' | 'duration';
 

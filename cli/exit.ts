@@ -10,7 +10,7 @@
  *   7 bad invite token (malformed, tampered, expired, wrong kind)
  * SIGINT/SIGTERM during `start` or `cluster` shut down cleanly and exit 0.
  */
-import { FednodeError } from '../crypto/errors.js';
+import { FednodeError } from '../base/errors.js';
 
 export const EXIT = {
   ok: 0,

@@ -7,7 +7,7 @@ import { formatHelp, parseArgs, UsageError } from './args.js';
 import type { Command, CommandContext } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { EXIT, exitCodeFor } from './exit.js';
-import { FednodeError } from '../crypto/errors.js';
+import { FednodeError } from '../base/errors.js';
 import { CONFIG_FIELDS } from '../node/config.js';
 import { connectControl } from '../node/control/client.js';
 import { dataDirPaths, resolveDataDir } from '../node/datadir.js';

@@ -5,34 +5,10 @@
  * the effects the driver must carry out, in order. Line numbers in comments refer to
  * Algorithm 1 of the paper.
  */
+import { toHex } from '../base/hex.js';
 import { encodeCanonical } from '../crypto/cbor.js';
 import { blake3, domain } from '../crypto/blake3.js';
-import {
-  ConsensusError,
-  type CommitCertificate,
-  type ConsensusConfig,
-  type ConsensusMessage,
-  type ConsensusState,
-  type Effect,
-  type Event,
-  type Evidence,
-  type Proposal,
-  type RoundVotes,
-  type SignedProposal,
-  type SignedVote,
-  type SignerRecord,
-  type Step,
-  type StepResult,
-  type TimeoutConfig,
-  type TimeoutKind,
-  type Validator,
-  type ValidatorKey,
-  type ValidatorSet,
-  type ValueId,
-  type VerifyFn,
-  type Vote,
-  type VoteType,
-} from './types.js';
+import { ConsensusError, type CommitCertificate, type ConsensusConfig, type ConsensusMessage, type ConsensusState, type Effect, type Event, type Evidence, type Proposal, type RoundVotes, type SignedProposal, type SignedVote, type SignerRecord, type Step, type StepResult, type TimeoutConfig, type TimeoutKind, type Validator, type ValidatorKey, type ValidatorSet, type ValueId, type VerifyFn, type Vote, type VoteType } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Defaults
@@ -80,13 +56,6 @@ export function timeoutMs(t: TimeoutConfig, kind: TimeoutKind, round: number): n
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
-
-const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-export function toHex(bytes: Uint8Array): string {
-  let s = '';
-  for (const b of bytes) s += HEX[b]!;
-  return s;
-}
 
 const keyMemo = new WeakMap<Uint8Array, ValidatorKey>();
 /** toHex of a public key, memoised per array object (keys are immutable by contract, as values). */

@@ -9,7 +9,8 @@
  */
 import { encodeCanonical } from '../crypto/cbor.js';
 import { blake3 } from '../crypto/blake3.js';
-import { makeValidatorSet, toHex } from './core.js';
+import { makeValidatorSet } from './core.js';
+import { toHex } from '../base/hex.js';
 import { ConsensusError, type ValidatorSet } from './types.js';
 import { decodeBatch, type PatternOp, type RoutePolicy } from './patterns.js';
 

@@ -5,7 +5,7 @@
  * Nothing here does I/O; the driver (node/ or simnet/) carries out the effects.
  * Keep this file stable: the simnet and the node driver code against it.
  */
-import { FednodeError } from '../crypto/errors.js';
+import { FednodeError } from '../base/errors.js';
 
 /** Hex of the 32-byte BLAKE3 of a proposal value: what votes refer to. */
 export type ValueId = string;

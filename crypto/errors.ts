@@ -1,17 +1,4 @@
-/**
- * One error class per condition family, each with a stable `code` and structured
- * `data` (never identified by message text). Other layers subclass FednodeError.
- */
-export class FednodeError<C extends string = string> extends Error {
-  readonly code: C;
-  readonly data: Readonly<Record<string, unknown>>;
-  constructor(code: C, message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'FednodeError';
-    this.code = code;
-    this.data = data;
-  }
-}
+import { FednodeError } from '../base/errors.js';
 
 export type CryptoErrorCode =
   | 'ERR_CBOR_OVERSIZE'

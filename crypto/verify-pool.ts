@@ -10,7 +10,7 @@
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { FednodeError } from './errors.js';
+import { FednodeError } from '../base/errors.js';
 
 export const MAX_BATCH = 4096;
 export const MAX_PENDING_BATCHES = 64;

@@ -6,7 +6,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { RuntimeError, errnoCode } from './runtime/errors.js';
+import { RuntimeError } from './runtime/errors.js';
+import { errnoCode } from '../base/errors.js';
 
 /** A multiaddr as text; full parsing happens in node/p2p (this is a cheap shape check). */
 const multiaddrText = z

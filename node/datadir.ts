@@ -10,7 +10,8 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseJsonFile } from './config.js';
-import { RuntimeError, errnoCode } from './runtime/errors.js';
+import { RuntimeError } from './runtime/errors.js';
+import { errnoCode } from '../base/errors.js';
 
 export const DATA_DIR_ENV = 'FEDNODE_DATA_DIR';
 

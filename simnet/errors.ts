@@ -1,4 +1,4 @@
-import { FednodeError } from '../crypto/errors.js';
+import { FednodeError } from '../base/errors.js';
 
 export type SimnetErrorCode =
   /** Bad options to runSimnet / the network model (message says which). */

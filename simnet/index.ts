@@ -7,6 +7,6 @@ export * from './checkers.js';
 export { runRoutingComparison, runRoutingPolicy, ROUTING_POLICIES } from './routing.js';
 export type { RoutingSimOptions, RoutingComparison, RoutingPolicyResult, RoutingPolicyName } from './routing.js';
 export { Engine, EventHeap, TraceHash } from './engine.js';
-export { Prng } from './prng.js';
+export { Prng } from '../base/prng.js';
 export { SimnetError } from './errors.js';
 export type { SimnetErrorCode } from './errors.js';

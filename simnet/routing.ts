@@ -4,7 +4,7 @@
  * with one of four policies; servers run `capacity` requests at once and queue the
  * rest FIFO; each server publishes an advert of its load every `advertPeriodMs`,
  * which reaches the routers after a network delay. The project's policy is the
- * REAL `rankCandidates` + `RoutingAccounting` from node/routing/ (this file only
+ * REAL `rankCandidates` + `RoutingAccounting` from routing/ (this file only
  * builds their inputs); the baselines are the naive policies it must beat:
  *
  * - `least-loaded`: lowest (advert in-flight + queued) / capacity, ties at random;
@@ -14,11 +14,11 @@
  * All four see the same seeded arrivals and service times (separate PRNG forks).
  */
 import { Engine } from './engine.js';
-import { Prng } from './prng.js';
+import { Prng } from '../base/prng.js';
 import { SimnetError } from './errors.js';
-import { rankCandidates } from '../node/routing/policy.js';
-import { RoutingAccounting } from '../node/routing/accounting.js';
-import type { AdvertLoad, Candidate } from '../node/routing/policy.js';
+import { rankCandidates } from '../routing/policy.js';
+import { RoutingAccounting } from '../routing/accounting.js';
+import type { AdvertLoad, Candidate } from '../routing/policy.js';
 
 export type RoutingPolicyName = 'fednode' | 'least-loaded' | 'round-robin' | 'random';
 export const ROUTING_POLICIES: readonly RoutingPolicyName[] = ['fednode', 'least-loaded', 'round-robin', 'random'];

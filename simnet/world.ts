@@ -25,7 +25,8 @@ import { blake3 } from '../crypto/blake3.js';
 import { ed25519 } from '../crypto/ed25519.js';
 import { identityFromSeed } from '../crypto/keys.js';
 import type { Identity } from '../crypto/keys.js';
-import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, proofOfLockMessages, step, toHex, valueIdOf, voteDigest } from '../consensus/core.js';
+import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, proofOfLockMessages, step, valueIdOf, voteDigest } from '../consensus/core.js';
+import { toHex } from '../base/hex.js';
 import { encodeBatch } from '../consensus/patterns.js';
 import { applyBatch, genesisRegistry, registryHash, validateBatch, validatorSetAt } from '../consensus/registry.js';
 import type { PatternOp } from '../consensus/patterns.js';
@@ -43,7 +44,7 @@ import type {
   ValidatorSet,
 } from '../consensus/types.js';
 import { Engine } from './engine.js';
-import { Prng } from './prng.js';
+import { Prng } from '../base/prng.js';
 import { SimnetError } from './errors.js';
 import { checkAll } from './checkers.js';
 import type { DecisionRecord, History, LivenessWindow, SignedRecord, Violation } from './checkers.js';

@@ -4,7 +4,7 @@
  * checks again), and the node's error codes back into typed errors (exit code 1, message from
  * the node: "rejected: op 0 (pattern): ...").
  */
-import { FednodeError } from '../../crypto/errors.js';
+import { FednodeError } from '../../base/errors.js';
 import { UsageError } from '../args.js';
 import type { ParsedArgs } from '../args.js';
 import type { CommitReceipt } from '../../node/consensus/api.js';

@@ -6,7 +6,7 @@
  *
  * parseAdvertBody never throws: a peer's garbage becomes { ok: false, code, field, detail }.
  */
-import { FednodeError } from '../../crypto/errors.js';
+import { FednodeError } from '../../base/errors.js';
 import { isPowerProfile, type PowerProfile } from './profile.js';
 
 export interface AdvertGpu {

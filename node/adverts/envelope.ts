@@ -11,7 +11,7 @@ import type { VerifiedCache } from '../../crypto/verify-cache.js';
 import { encodeAdvertBody, parseAdvertBody, type AdvertBody, type AdvertErrorCode } from './advert.js';
 
 export const ADVERT_KIND = 'advert';
-/** A body at every ADVERT_LIMITS bound encodes to ~13 KiB (a typical one ~400 B; test/adverts/advert.test.ts checks it);
+/** A body at every ADVERT_LIMITS bound encodes to ~13 KiB (a typical one ~400 B; test/unit/adverts/advert.test.ts checks it);
  *  32 KiB leaves room for that and refuses anything bigger before parsing. */
 export const ADVERT_MAX_BYTES = 32 * 1024;
 

@@ -3,7 +3,7 @@
  *   infer(): streams a chat completion from a node's API, returns served_by and tokens/s
  *   listModels(): GET /v1/models
  */
-import { FednodeError } from '../../crypto/errors.js';
+import { FednodeError } from '../../base/errors.js';
 
 export type ClientErrorCode = 'ERR_CLIENT_HTTP' | 'ERR_CLIENT_PROTOCOL' | 'ERR_CLIENT_STREAM' | 'ERR_CLIENT_UNREACHABLE';
 

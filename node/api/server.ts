@@ -12,7 +12,7 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
-import { FednodeError } from '../../crypto/errors.js';
+import { FednodeError } from '../../base/errors.js';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
 import type { ChatMessage, ChatRequest } from '../backends/types.js';

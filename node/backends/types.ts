@@ -3,7 +3,7 @@
  * embedded simulated backend). Chat streams are AsyncIterables of chunks that end with
  * exactly one 'done' chunk carrying usage and timings; errors are thrown BackendErrors.
  */
-import { FednodeError } from '../../crypto/errors.js';
+import { FednodeError } from '../../base/errors.js';
 
 export type BackendKind = 'ollama' | 'openai' | 'simulated';
 

@@ -13,7 +13,7 @@ import type { PatternOp } from '../../consensus/patterns.js';
 import type { Genesis, Registry } from '../../consensus/registry.js';
 import type { CommitCertificate, Evidence, Step, TimeoutConfig } from '../../consensus/types.js';
 import type { Identity } from '../../crypto/keys.js';
-import { FednodeError } from '../../crypto/errors.js';
+import { FednodeError } from '../../base/errors.js';
 import type { Logger } from '../log.js';
 import type { Host } from '../p2p/host.js';
 import type { MemberSource } from '../p2p/members.js';

@@ -5,7 +5,7 @@
  * exactly the ops it carries. Bounded in ops and bytes.
  */
 import { blake3 } from '../../crypto/blake3.js';
-import { toHex } from '../../consensus/core.js';
+import { toHex } from '../../base/hex.js';
 import { encodeBatch, MAX_BATCH_BYTES, MAX_BATCH_OPS, type PatternOp } from '../../consensus/patterns.js';
 import { validateBatch, type Registry } from '../../consensus/registry.js';
 

@@ -11,7 +11,7 @@
  */
 import * as lp from 'it-length-prefixed';
 import { decodeCanonical, encodeCanonical, expectRecord } from '../../crypto/cbor.js';
-import { FednodeError } from '../../crypto/errors.js';
+import { FednodeError } from '../../base/errors.js';
 import { decodeCertificate, decodeMessage, MAX_CERTIFICATE_BYTES, MAX_MESSAGE_BYTES } from '../../consensus/codec.js';
 import type { CommitCertificate, ConsensusMessage } from '../../consensus/types.js';
 import type { Host, Stream } from '../p2p/host.js';

@@ -8,7 +8,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FednodeError } from '../../crypto/errors.js';
+import { FednodeError } from '../../base/errors.js';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
 import { RuntimeError } from '../runtime/errors.js';

@@ -1,4 +1,4 @@
-import { FednodeError } from '../../crypto/errors.js';
+import { FednodeError } from '../../base/errors.js';
 
 export type InferErrorCode =
   | 'ERR_MODEL_NOT_FOUND' // no live member (nor this node) serves the model

@@ -1,12 +1,12 @@
 /**
  * The node's inference dispatcher: ranks candidates with the pure policy
- * (node/routing), runs the request locally or forwards it, fails over before the
+ * (routing/), runs the request locally or forwards it, fails over before the
  * first token (at most `maxRetries` more candidates), and keeps the routing
  * accounting exact (onSent / onFinished exactly once per attempt).
  */
-import { rankCandidates, tieHash } from '../routing/policy.js';
-import type { AdvertLoad, Candidate, PolicyParams, RankedCandidate } from '../routing/policy.js';
-import { RoutingAccounting } from '../routing/accounting.js';
+import { rankCandidates, tieHash } from '../../routing/policy.js';
+import type { AdvertLoad, Candidate, PolicyParams, RankedCandidate } from '../../routing/policy.js';
+import { RoutingAccounting } from '../../routing/accounting.js';
 import type { BackendSet } from '../backends/index.js';
 import { BackendError } from '../backends/types.js';
 import type { ChatChunk, ChatRequest } from '../backends/types.js';

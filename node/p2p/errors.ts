@@ -1,4 +1,4 @@
-import { FednodeError } from '../../crypto/errors.js';
+import { FednodeError } from '../../base/errors.js';
 
 /** Stable codes for every p2p failure; callers switch on `code`, never on message text. */
 export type P2pErrorCode =

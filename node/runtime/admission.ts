@@ -17,7 +17,7 @@
  * local `used` map below is only the fast path (it sees this node's claims alone).
  */
 import type { PatternOp } from '../../consensus/patterns.js';
-import { toHex } from '../../consensus/core.js';
+import { toHex } from '../../base/hex.js';
 import { isInviteUsed, type Registry } from '../../consensus/registry.js';
 import { peerIdFromPublicKey } from '../../crypto/keys.js';
 import type { AdmissionMode } from '../config.js';

@@ -1,4 +1,4 @@
-import { FednodeError } from '../../crypto/errors.js';
+import { FednodeError } from '../../base/errors.js';
 
 /**
  * Errors of the runtime, data directory, config, store, control API and invite
@@ -46,13 +46,4 @@ export class RuntimeError extends FednodeError<RuntimeErrorCode> {
 
 export function isRuntimeError(e: unknown, code?: RuntimeErrorCode): e is RuntimeError {
   return e instanceof RuntimeError && (code === undefined || e.code === code);
-}
-
-/** Node's system errors carry a string `code` (ENOENT, EACCES, ...). */
-export function errnoCode(e: unknown): string | undefined {
-  if (typeof e === 'object' && e !== null && 'code' in e) {
-    const c = (e).code;
-    return typeof c === 'string' ? c : undefined;
-  }
-  return undefined;
 }

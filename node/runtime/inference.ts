@@ -13,7 +13,7 @@ import type { ForwardServer } from '../forward/index.js';
 import { ForwardClient, InferenceRouter, startForwardServer } from '../forward/index.js';
 import type { Logger } from '../log.js';
 import type { Host } from '../p2p/host.js';
-import type { Candidate } from '../routing/policy.js';
+import type { Candidate } from '../../routing/policy.js';
 import type { Identity } from '../../crypto/keys.js';
 import type { AdvertsService } from './adverts.js';
 import { RuntimeError } from './errors.js';

@@ -10,7 +10,8 @@
  * Values are bytes; JSON helpers are provided for the small records.
  */
 import { ClassicLevel } from 'classic-level';
-import { RuntimeError, errnoCode } from '../runtime/errors.js';
+import { RuntimeError } from '../runtime/errors.js';
+import { errnoCode } from '../../base/errors.js';
 
 export const STORE_SECTIONS = ['signer', 'consensus', 'peers', 'seq', 'invites', 'meta'] as const;
 export type StoreSection = (typeof STORE_SECTIONS)[number];

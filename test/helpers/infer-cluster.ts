@@ -1,0 +1,121 @@
+// Test/bench helper: N real libp2p nodes on 127.0.0.1 (TCP + noise + yamux), each with
+// a simulated backend, an InferenceRouter, the forwarding server and an HTTP API.
+// The "peer table" is live: each node sees the others' current load as a fresh advert
+// (the adverts helper's gossip is not needed to test inference).
+import { createLibp2p } from 'libp2p';
+import { tcp } from '@libp2p/tcp';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { Libp2p } from '@libp2p/interface';
+import { identityFromSeed, toLibp2pPrivateKey } from '../../crypto/keys.js';
+import type { Identity } from '../../crypto/keys.js';
+import { BackendSet, SimulatedBackend } from '../../node/backends/index.js';
+import type { Backend } from '../../node/backends/index.js';
+import { ForwardClient, startForwardServer, forwardHostFromLibp2p, InferenceRouter } from '../../node/forward/index.js';
+import type { ForwardServer } from '../../node/forward/index.js';
+import type { Candidate } from '../../routing/policy.js';
+import { createApiServer } from '../../node/api/server.js';
+import type { ApiServer } from '../../node/api/server.js';
+
+export const CLUSTER = 'testcluster';
+
+export interface TestNode {
+  name: string;
+  identity: Identity;
+  peerId: string;
+  libp2p: Libp2p;
+  backends: BackendSet;
+  router: InferenceRouter;
+  forwardServer: ForwardServer;
+  forwardClient: ForwardClient;
+  api: ApiServer;
+  url: string;
+  /** Extra load reported in this node's "advert" (to steer routing in tests). */
+  fakeLoad: { inFlight: number };
+  alive: boolean;
+}
+
+export async function makeLibp2p(identity: Identity): Promise<Libp2p> {
+  return createLibp2p({
+    privateKey: toLibp2pPrivateKey(identity),
+    addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+  });
+}
+
+export interface ClusterOptions {
+  size: number;
+  /** Per node: backends (default: one simulated backend serving 'simulated' at zero delay); [] = routes only. */
+  backends?: (i: number) => Backend[];
+  /** Extra members allowed (peer ids) beyond the cluster's own. */
+  seedBase?: number;
+  maxRetries?: number;
+  /** Forward server's keep-alive idle timeout. */
+  idleTimeoutMs?: number;
+}
+
+export async function startCluster(o: ClusterOptions): Promise<{ nodes: TestNode[]; members: Set<string>; stop: () => Promise<void> }> {
+  const identities = Array.from({ length: o.size }, (_, i) => identityFromSeed(new Uint8Array(32).fill((o.seedBase ?? 1) + i)));
+  const members = new Set(identities.map((id) => id.peerId));
+  const nodes: TestNode[] = [];
+  for (let i = 0; i < o.size; i++) {
+    const identity = identities[i]!;
+    const libp2p = await makeLibp2p(identity);
+    const host = forwardHostFromLibp2p(libp2p);
+    const bs = new BackendSet(o.backends?.(i) ?? [new SimulatedBackend({ tokensPerSecond: 0, concurrency: 8, models: ['simulated'] })]);
+    await bs.refresh();
+    const node = { name: `n${i}`, identity, peerId: identity.peerId, libp2p, backends: bs, fakeLoad: { inFlight: 0 }, alive: true } as TestNode;
+    const peers = (): Candidate[] =>
+      nodes
+        .filter((n) => n !== node && n.alive)
+        .map((n) => {
+          const l = n.router.localLoad();
+          return {
+            peerId: n.peerId,
+            isLocal: false,
+            models: n.backends.modelIds(),
+            advert: { inFlight: l.inFlight + n.fakeLoad.inFlight, queued: l.queued, capacity: l.capacity, gpuTempC: null, gpuUtilPct: null, powerSource: 'ac', batteryPct: null, profile: 'balanced', ageMs: 0 },
+          };
+        });
+    node.router = new InferenceRouter({
+      localPeerId: identity.peerId,
+      backends: bs,
+      peers,
+      forward: (node.forwardClient = new ForwardClient({ host, identity, cluster: CLUSTER })),
+      maxRetries: o.maxRetries ?? 2,
+    });
+    node.forwardServer = await startForwardServer({
+      host,
+      cluster: CLUSTER,
+      isMember: (p) => members.has(p),
+      execute: (req, signal) => node.router.executeLocal(req, signal),
+      localPeerId: identity.peerId,
+      ...(o.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: o.idleTimeoutMs }),
+    });
+    node.api = createApiServer({ router: node.router });
+    node.url = (await node.api.listen()).url;
+    nodes.push(node);
+  }
+  // Full mesh; the peer store keeps addresses for re-dials.
+  for (const a of nodes) {
+    for (const b of nodes) {
+      if (a === b) continue;
+      await a.libp2p.peerStore.patch(peerIdFromString(b.peerId), { multiaddrs: b.libp2p.getMultiaddrs() });
+      await a.libp2p.dial(peerIdFromString(b.peerId));
+    }
+  }
+  return {
+    nodes,
+    members,
+    stop: async () => {
+      for (const n of nodes) {
+        await n.api.close();
+        await n.forwardServer.stop().catch(() => undefined);
+        await n.libp2p.stop();
+      }
+    },
+  };
+}
