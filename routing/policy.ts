@@ -233,8 +233,25 @@ function paramError(what: string, value: unknown, rule: string): never {
   throw new RoutingError('ERR_ROUTING_PARAMS', `routing param ${what} must be ${rule}`, { param: what, value });
 }
 
+/**
+ * Resolved params per input object: the policy in force hands the same params object to every
+ * request of a height, so validation runs once per height, not per request. Weak: holds nothing
+ * the caller dropped. Params are plain data and never mutated after they are handed in.
+ */
+const resolvedMemo = new WeakMap<PolicyParamsInput, PolicyParams>();
+
 /** Full params from a partial set (each nested map merged with its defaults); throws ERR_ROUTING_PARAMS naming the bad one. */
 export function resolveParams(p: PolicyParamsInput | undefined): PolicyParams {
+  if (p === undefined) return DEFAULT_POLICY_PARAMS;
+  const memo = resolvedMemo.get(p);
+  if (memo !== undefined) return memo;
+  const resolved = resolveParamsUncached(p);
+  resolvedMemo.set(p, resolved);
+  resolvedMemo.set(resolved, resolved);
+  return resolved;
+}
+
+function resolveParamsUncached(p: PolicyParamsInput | undefined): PolicyParams {
   const d = DEFAULT_POLICY_PARAMS;
   const params: PolicyParams = {
     ...d,
@@ -295,6 +312,8 @@ interface Assessed {
   reasons: string[];
   joulesPerToken: number;
   energySource: RankedCandidate['energySource'];
+  /** Set by the second pass (staleness blend + our own): requests on the member now. */
+  estimatedLoad: number;
 }
 
 function assess(c: Candidate, own: OwnLoad, p: PolicyParams): Assessed {
@@ -302,7 +321,7 @@ function assess(c: Candidate, own: OwnLoad, p: PolicyParams): Assessed {
   const reasons: string[] = [];
   if (a === null) {
     if (!c.isLocal) reasons.push('no advert yet');
-    return { c, own, capacity: 1, others: 0, ageMs: 0, reasons, joulesPerToken: p.energyDefaultJPerToken.balanced, energySource: 'profile default' };
+    return { c, own, capacity: 1, others: 0, ageMs: 0, reasons, joulesPerToken: p.energyDefaultJPerToken.balanced, energySource: 'profile default', estimatedLoad: 0 };
   }
   const ageMs = finiteNonNeg(a.ageMs);
   if (!c.isLocal && ageMs > p.maxAdvertAgeMs) reasons.push(`advert ${Math.round(ageMs)} ms old > ${p.maxAdvertAgeMs} ms`);
@@ -319,6 +338,7 @@ function assess(c: Candidate, own: OwnLoad, p: PolicyParams): Assessed {
     reasons,
     joulesPerToken: a.powerSource === 'battery' ? base * p.batteryEnergyFactor : base,
     energySource: measured ? 'measured' : 'profile default',
+    estimatedLoad: 0,
   };
 }
 
@@ -332,7 +352,7 @@ function rttOf(c: Candidate, meanMeasured: number | null): { rttMs: number; rttS
 const mean = (xs: readonly number[]): number | null => (xs.length === 0 ? null : xs.reduce((s, x) => s + x, 0) / xs.length);
 
 /** Cluster context of one decision: the staleness mean, cluster load, the best energy and the mean RTT. */
-function context(as: readonly (Assessed & { estimatedLoad: number })[], p: PolicyParams): { clusterLoad: number; lightness: number; bestJ: number } {
+function context(as: readonly Assessed[], p: PolicyParams): { clusterLoad: number; lightness: number; bestJ: number } {
   const preferred = as.filter((x) => x.reasons.length === 0);
   const pool = preferred.length > 0 ? preferred : as;
   const cap = pool.reduce((s, x) => s + x.capacity, 0);
@@ -342,7 +362,7 @@ function context(as: readonly (Assessed & { estimatedLoad: number })[], p: Polic
   return { clusterLoad, lightness, bestJ };
 }
 
-function termsOf(x: Assessed & { estimatedLoad: number }, rttMs: number, ctx: { lightness: number; bestJ: number }, p: PolicyParams): ScoreTerms {
+function termsOf(x: Assessed, rttMs: number, ctx: { lightness: number; bestJ: number }, p: PolicyParams): ScoreTerms {
   const a = x.c.advert;
   const w = p.weights;
   const cap = x.capacity;
@@ -379,12 +399,13 @@ export function rankCandidates(input: RankInput): RankResult {
   const { serving, notServing } = split(input);
   const assessed = serving.map((c) => assess(c, ownOf(input.own, c.peerId), p));
   const meanOthers = mean(assessed.map((x) => x.others)) ?? 0;
-  const withLoad = assessed.map((x) => {
+  for (const x of assessed) {
     // Trust in the advert's view of others halves every half-life: old news drifts to the mean.
     const trust = x.c.advert === null ? 0 : p.stalenessHalfLifeMs === 0 ? 0 : Math.pow(0.5, x.ageMs / p.stalenessHalfLifeMs);
     const othersNow = x.c.advert === null ? 0 : x.others * trust + meanOthers * (1 - trust);
-    return { ...x, estimatedLoad: othersNow + finiteNonNeg(x.own.outstanding) };
-  });
+    x.estimatedLoad = othersNow + finiteNonNeg(x.own.outstanding);
+  }
+  const withLoad = assessed;
   const ctx = context(withLoad, p);
   const meanRtt = mean(serving.filter((c) => !c.isLocal && c.rttMs !== null && Number.isFinite(c.rttMs) && c.rttMs >= 0).map((c) => c.rttMs as number));
   const ranked = withLoad.map((x) => {
