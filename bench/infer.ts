@@ -13,7 +13,8 @@ import { performance } from 'node:perf_hooks';
 import { availableParallelism, loadavg } from 'node:os';
 import { SimulatedBackend } from '../node/backends/index.js';
 import type { ChatRequest } from '../node/backends/index.js';
-import { comparePolicies, SIM_POLICIES } from '../routing/simulate.js';
+import { ROUTING_POLICIES, runRoutingComparison } from '../simnet/routing.js';
+import type { RoutingComparison, RoutingPolicyName } from '../simnet/routing.js';
 import { startCluster } from '../test/helpers/infer-cluster.js';
 
 interface Stats {
@@ -138,18 +139,19 @@ export async function run(opts: { json: boolean; args: readonly string[] }): Pro
   const addedByForwarding = { p50Ms: c.latency.p50Ms - b.latency.p50Ms, p99Ms: c.latency.p99Ms - b.latency.p99Ms };
   const target = { p50Ms: 2, p99Ms: 5 };
 
-  // Balance (pure simulation, routing/simulate.ts): steady Poisson load and a burst of 1,000.
-  const steady = comparePolicies({ seed: 1, durationMs: 120_000 });
-  const burst = comparePolicies({ seed: 1, burst: 1000, burstWindowMs: 1000 });
+  // Balance (pure simulation, simnet/routing.ts): steady Poisson load and a burst of 1,000.
+  const steady = runRoutingComparison({ seed: 1, durationMs: 120_000 });
+  const burst = runRoutingComparison({ seed: 1, burst: 1000, burstWindowMs: 1000 });
+  const of = (c: RoutingComparison, p: RoutingPolicyName) => c.results.find((r) => r.policy === p)!;
   const balance = Object.fromEntries(
-    SIM_POLICIES.map((p) => [
+    ROUTING_POLICIES.map((p) => [
       p,
       {
-        steadyMaxOverMean: steady.results[p].maxOverMeanInFlight,
-        steadyP99Ms: steady.results[p].p99LatencyMs,
-        burstEndMaxOverMean: burst.results[p].atHorizonMaxOverMean,
-        burstPeakInFlight: burst.results[p].peakInFlight,
-        burstP99Ms: burst.results[p].p99LatencyMs,
+        steadyMaxOverMean: of(steady, p).maxOverMeanInFlight,
+        steadyP99Ms: of(steady, p).p99LatencyMs,
+        burstEndMaxOverMean: of(burst, p).atHorizonMaxOverMean,
+        burstPeakInFlight: of(burst, p).peakInFlight,
+        burstP99Ms: of(burst, p).p99LatencyMs,
       },
     ]),
   );
@@ -166,7 +168,7 @@ export async function run(opts: { json: boolean; args: readonly string[] }): Pro
     target,
     forwardingMeetsTarget: addedByForwarding.p50Ms < target.p50Ms && addedByForwarding.p99Ms < target.p99Ms,
     balance,
-    balanceRatiosVsFednode: { steady: steady.ratios, burst: Object.fromEntries((['least-loaded', 'round-robin', 'random'] as const).map((p) => [p, burst.results[p].atHorizonMaxOverMean / burst.results.fednode.atHorizonMaxOverMean])) },
+    balanceRatiosVsFednode: { steady: steady.ratios, burst: Object.fromEntries((['least-loaded', 'round-robin', 'random'] as const).map((p) => [p, of(burst, p).atHorizonMaxOverMean / of(burst, 'fednode').atHorizonMaxOverMean])) },
   };
 
   if (!opts.json) {
@@ -176,9 +178,9 @@ export async function run(opts: { json: boolean; args: readonly string[] }): Pro
     for (const r of rows) console.log(`${r.label.padEnd(36)} ${r.latency.p50Ms.toFixed(3).padStart(7)}  ${r.latency.p99Ms.toFixed(3).padStart(7)}  ${r.latency.meanMs.toFixed(3).padStart(7)}  ${r.requestsPerS.toFixed(0).padStart(6)}  ${r.cpuMsPerRequest.toFixed(3).padStart(10)}`);
     console.log(`node API adds      p50 ${addedByNode.p50Ms.toFixed(3)} ms, p99 ${addedByNode.p99Ms.toFixed(3)} ms (b - a over HTTP)`);
     console.log(`forwarding adds    p50 ${addedByForwarding.p50Ms.toFixed(3)} ms, p99 ${addedByForwarding.p99Ms.toFixed(3)} ms (c - b); target < 2 / < 5 ms: ${result.forwardingMeetsTarget ? 'MET' : 'NOT MET'}`);
-    console.log('routing balance (simulation: 5 routers, 5 servers, 2 s adverts)');
+    console.log('routing balance (simulation, simnet/routing.ts: 8 nodes of mixed capacity, each an entry point, 2 s adverts)');
     console.log('policy         steady max/mean  steady p99 ms  burst-end max/mean  burst peak');
-    for (const p of SIM_POLICIES) {
+    for (const p of ROUTING_POLICIES) {
       const x = balance[p]!;
       console.log(`${p.padEnd(14)} ${x.steadyMaxOverMean.toFixed(3).padStart(15)}  ${x.steadyP99Ms.toFixed(0).padStart(13)}  ${x.burstEndMaxOverMean.toFixed(3).padStart(18)}  ${String(x.burstPeakInFlight).padStart(10)}`);
     }

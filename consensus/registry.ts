@@ -13,6 +13,7 @@ import { makeValidatorSet } from './core.js';
 import { toHex } from '../base/hex.js';
 import { ConsensusError, type ValidatorSet } from './types.js';
 import { decodeBatch, type PatternOp, type RoutePolicy } from './patterns.js';
+import { isRouteWeightName, ROUTE_WEIGHT_NAMES } from '../base/route-weights.js';
 
 /** Members (validators): a lab has a few to a few dozen machines; 256 keeps votes per round bounded. */
 export const MAX_MEMBERS = 256;
@@ -67,6 +68,13 @@ export interface Registry {
   /** Membership changes decided but not yet in force, in decision order. */
   readonly pending: readonly PendingChange[];
   readonly routePolicy: RoutePolicy;
+  /**
+   * Height that decided `routePolicy`; 0 = the genesis policy (no route.policy decided yet), where
+   * each node uses its config defaults (routing/in-force.ts). Derived by the same replay on every
+   * node but NOT covered by `registryHash`: covering it would change the hash of every existing log
+   * that decided a route.policy, and opening a store checks each stored hash. The policy itself is covered.
+   */
+  readonly routePolicyHeight: number;
   /** [alias, model] sorted by alias. */
   readonly aliases: readonly (readonly [string, string])[];
   readonly qualityGates: Readonly<Record<string, number>>;
@@ -100,6 +108,7 @@ export function genesisRegistry(g: Genesis): Registry {
     membersSince: 1,
     pending: [],
     routePolicy: g.routePolicy ?? DEFAULT_ROUTE_POLICY,
+    routePolicyHeight: 0,
     aliases: [],
     qualityGates: g.qualityGates ?? {},
     patterns: [],
@@ -168,19 +177,47 @@ export type BatchVerdict = { ok: true; ops: PatternOp[] } | { ok: false; reason:
  * before prevote and the driver applies the same bytes object after decide; it is checked once.
  * Keyed weakly, so it holds nothing the caller has dropped.
  */
-const verdictMemo = new WeakMap<Uint8Array, { reg: Registry; height: number; verdict: BatchVerdict }>();
+const verdictMemo = new WeakMap<Uint8Array, { reg: Registry; height: number; decided: boolean; verdict: BatchVerdict }>();
 
-export function validateBatch(reg: Registry, height: number, bytes: Uint8Array): BatchVerdict {
+/**
+ * `decided: true` is for a value already decided (applyBatch, the replay of the log): it skips the
+ * rules added after values were first decided (known route weight names, no alias cycle), so a log
+ * decided before them still replays, with the same registry hashes; the policy in force names what
+ * it cannot apply (routing/in-force.ts). Every proposal is checked with all rules.
+ */
+export function validateBatch(reg: Registry, height: number, bytes: Uint8Array, o: { decided?: boolean } = {}): BatchVerdict {
+  const decided = o.decided === true;
   if (bytes instanceof Uint8Array) {
     const m = verdictMemo.get(bytes);
-    if (m !== undefined && m.reg === reg && m.height === height) return m.verdict;
+    // A batch valid under every rule is valid under the decided subset: the core's check before
+    // prevote also serves the apply after decide (one check per value, as before).
+    if (m !== undefined && m.reg === reg && m.height === height && (m.decided === decided || (decided && m.verdict.ok))) return m.verdict;
   }
-  const verdict = validateBatchUncached(reg, height, bytes);
-  if (bytes instanceof Uint8Array) verdictMemo.set(bytes, { reg, height, verdict });
+  const verdict = validateBatchUncached(reg, height, bytes, decided);
+  if (bytes instanceof Uint8Array) verdictMemo.set(bytes, { reg, height, decided, verdict });
   return verdict;
 }
 
-function validateBatchUncached(reg: Registry, height: number, bytes: Uint8Array): BatchVerdict {
+/** Unknown weight names of a route.policy op, or null when all are known (rule: the score has a term per weight). */
+function unknownWeights(weights: Readonly<Record<string, number>>): string | null {
+  const unknown = Object.keys(weights).filter((k) => !isRouteWeightName(k));
+  return unknown.length === 0 ? null : `unknown weight${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (known: ${ROUTE_WEIGHT_NAMES.join(', ')})`;
+}
+
+/** The cycle `alias` closes in `aliases` (alias -> model), as 'a -> b -> a', or null. Bounded: each step visits a new alias. */
+function aliasCycle(aliases: ReadonlyMap<string, string>, alias: string): string | null {
+  const path = [alias];
+  let at = aliases.get(alias);
+  while (at !== undefined) {
+    if (at === alias) return [...path, at].join(' -> ');
+    if (path.includes(at)) return null; // a cycle not through `alias` (from a log decided before this rule)
+    path.push(at);
+    at = aliases.get(at);
+  }
+  return null;
+}
+
+function validateBatchUncached(reg: Registry, height: number, bytes: Uint8Array, decided: boolean): BatchVerdict {
   if (height !== reg.height + 1) return { ok: false, reason: `registry is at ${reg.height}, not ${height - 1}`, index: null };
   let ops: PatternOp[];
   try {
@@ -226,8 +263,11 @@ function validateBatchUncached(reg: Registry, height: number, bytes: Uint8Array)
         }
         break;
       }
-      case 'route.policy':
+      case 'route.policy': {
+        const unknown = decided ? null : unknownWeights(op.weights);
+        if (unknown !== null) return bad(unknown);
         break;
+      }
       case 'model.alias':
         if (op.model === null) {
           if (!aliases.has(op.alias)) return bad('no such alias');
@@ -235,6 +275,8 @@ function validateBatchUncached(reg: Registry, height: number, bytes: Uint8Array)
         } else {
           if (!aliases.has(op.alias) && aliases.size >= MAX_ALIASES) return bad(`at most ${MAX_ALIASES} aliases`);
           aliases.set(op.alias, op.model);
+          const cycle = decided ? null : aliasCycle(aliases, op.alias);
+          if (cycle !== null) return bad(`alias cycle ${cycle}`);
         }
         break;
       case 'quality.gates':
@@ -263,12 +305,13 @@ function validateBatchUncached(reg: Registry, height: number, bytes: Uint8Array)
  * it is re-validated here and an invalid one throws ERR_PATTERN_INVALID.
  */
 export function applyBatch(reg: Registry, height: number, bytes: Uint8Array): Registry {
-  const verdict = validateBatch(reg, height, bytes);
+  const verdict = validateBatch(reg, height, bytes, { decided: true });
   if (!verdict.ok) throw new ConsensusError('ERR_PATTERN_INVALID', verdict.reason, { height, index: verdict.index });
   // Changes in force at `height` become part of the member list.
   const inForce = membersAt(reg, height);
   let pending = reg.pending.filter((p) => p.effectiveHeight > height);
   let routePolicy = reg.routePolicy;
+  let routePolicyHeight = reg.routePolicyHeight;
   const aliases = new Map(reg.aliases);
   let qualityGates = reg.qualityGates;
   const patterns = new Map(reg.patterns.map((p) => [p.name, p]));
@@ -282,6 +325,7 @@ export function applyBatch(reg: Registry, height: number, bytes: Uint8Array): Re
         break;
       case 'route.policy':
         routePolicy = { weights: op.weights, batteryFloorPct: op.batteryFloorPct, temperatureCeilingC: op.temperatureCeilingC };
+        routePolicyHeight = height;
         break;
       case 'model.alias':
         if (op.model === null) aliases.delete(op.alias);
@@ -303,6 +347,7 @@ export function applyBatch(reg: Registry, height: number, bytes: Uint8Array): Re
     membersSince: inForce.since,
     pending,
     routePolicy,
+    routePolicyHeight,
     aliases: [...aliases.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     qualityGates,
     patterns: [...patterns.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),

@@ -5,7 +5,7 @@ export { runSeed, FAULT_KINDS, BYZ_BEHAVIOURS, DEFAULT_NETWORK } from './world.j
 export type { WorldOptions, SeedResult, Counters, FaultKind, ByzBehaviour, NetworkParams, FaultPlan } from './world.js';
 export * from './checkers.js';
 export { runRoutingComparison, runRoutingPolicy, ROUTING_POLICIES } from './routing.js';
-export type { RoutingSimOptions, RoutingComparison, RoutingPolicyResult, RoutingPolicyName } from './routing.js';
+export type { RoutingSimOptions, RoutingComparison, RoutingPolicyResult, RoutingPolicyName, SimNodeSpec } from './routing.js';
 export { Engine, EventHeap, TraceHash } from './engine.js';
 export { Prng } from '../base/prng.js';
 export { SimnetError } from './errors.js';

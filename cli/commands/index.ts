@@ -19,5 +19,6 @@ import { proposeCommand } from './propose.js';
 import { patternsCommand } from './patterns.js';
 import { logCommand } from './log.js';
 import { approveCommand } from './approve.js';
+import { routeCommand } from './route.js';
 
-export const COMMANDS: readonly Command[] = [initCommand, startCommand, inviteCommand, joinCommand, statusCommand, peersCommand, doctorCommand, clusterCommand, inferCommand, modelsCommand, proposeCommand, patternsCommand, logCommand, approveCommand, simnetCommand];
+export const COMMANDS: readonly Command[] = [initCommand, startCommand, inviteCommand, joinCommand, statusCommand, peersCommand, doctorCommand, clusterCommand, inferCommand, modelsCommand, proposeCommand, patternsCommand, logCommand, approveCommand, routeCommand, simnetCommand];

@@ -32,6 +32,16 @@ export function consensusLines(c: NodeStatus['consensus'] | undefined): string[]
   return lines;
 }
 
+/** The routing part of `status`: where the policy in force comes from, its numbers, aliases and what could not be applied. */
+export function routingLines(r: NodeStatus['inference']['routing'] | undefined): string[] {
+  if (r === undefined) return [];
+  const weights = Object.entries(r.weights).map(([k, v]) => `${k}=${v}`).join(' ');
+  const lines = [`routing     ${r.sourceText}  weights ${weights}  battery floor ${r.batteryFloorPct}%  temp ceiling ${r.tempCeilingC} C`];
+  if (r.aliases.length > 0) lines.push(`aliases     ${r.aliases.map((a) => `${a.alias} -> ${a.model ?? `(${a.problem ?? 'unresolved'})`}`).join(', ')}`);
+  for (const p of r.problems) lines.push(`            not applied: ${p}`);
+  return lines;
+}
+
 export const statusCommand: Command = {
   name: 'status',
   summary: 'Show this node: id, addresses, cluster, members, power profile, GPU and load (asks the running node).',
@@ -62,6 +72,7 @@ export const statusCommand: Command = {
     const inf = s.inference;
     lines.push(`backends    ${inf.backends.length === 0 ? 'none (this node routes only)' : inf.backends.join(', ')}${Object.keys(inf.backendErrors).length > 0 ? `  errors: ${JSON.stringify(inf.backendErrors)}` : ''}`);
     if (inf.models.length > 0) lines.push(`models      ${inf.models.join(', ')}`);
+    lines.push(...routingLines(inf.routing));
     lines.push(...consensusLines(s.consensus));
     for (const [k, v] of Object.entries(s.extensions)) lines.push(`${k.padEnd(11)} ${JSON.stringify(v)}`);
     ctx.result(s, lines.join('\n') + '\n');

@@ -48,6 +48,14 @@ export interface AdvertBody {
   readonly profilePinned: boolean;
   /** Where this node's OpenAI-compatible API listens (http/https URL), null if not exposed. */
   readonly apiUrl: string | null;
+  /** Tokens this node generated per second over its last measuring window (node/adverts/energy.ts); null when it generated none. */
+  readonly tokensPerS: number | null;
+  /**
+   * This node's estimate of energy per generated token, joules: GPU power draw over tokens/s,
+   * smoothed over the windows in which it generated tokens and kept while idle; null until measured
+   * (routing then uses a per-profile default). Read by the routing policy's energy term.
+   */
+  readonly joulesPerToken: number | null;
 }
 
 /** Bounds, each with its reason. A body within them encodes to well under ADVERT_MAX_BYTES. */
@@ -75,6 +83,10 @@ export const ADVERT_LIMITS = Object.freeze({
   maxCpuPackageW: 2_000,
   /** URLs longer than this are not an API address someone typed. */
   maxApiUrlChars: 256,
+  /** 1 M tokens/s: beyond any single node (a large GPU box batching decodes a few tens of thousands). */
+  maxTokensPerS: 1_000_000,
+  /** 100 kJ per token: a 10 kW reading over 0.1 tokens/s; anything above is a broken reading. */
+  maxJoulesPerToken: 100_000,
 });
 
 export const ADVERT_FIELDS = [
@@ -91,7 +103,11 @@ export const ADVERT_FIELDS = [
   'profile',
   'profilePinned',
   'apiUrl',
+  'tokensPerS',
+  'joulesPerToken',
 ] as const;
+/** Fields added after the first release: absent in a body from an older node means null (it never measured). */
+const OPTIONAL_FIELDS: readonly string[] = ['tokensPerS', 'joulesPerToken'];
 const GPU_FIELDS = ['index', 'name', 'memoryTotalMiB', 'memoryUsedMiB', 'utilizationPct', 'temperatureC', 'powerDrawW', 'powerLimitW'] as const;
 const POWER_FIELDS = ['source', 'batteryPct', 'charging'] as const;
 
@@ -126,11 +142,11 @@ class Reject extends FednodeError<AdvertErrorCode> {
   }
 }
 
-function record(v: unknown, allowed: readonly string[], field: string): Record<string, unknown> {
+function record(v: unknown, allowed: readonly string[], field: string, optional: readonly string[] = []): Record<string, unknown> {
   if (v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) throw new Reject('not-a-map', field, 'expected a map');
   const rec = v as Record<string, unknown>;
   for (const k of Object.keys(rec)) if (!allowed.includes(k)) throw new Reject('unknown-field', field === '' ? k : `${field}.${k}`, 'unknown field');
-  for (const k of allowed) if (!(k in rec)) throw new Reject('missing-field', field === '' ? k : `${field}.${k}`, 'missing');
+  for (const k of allowed) if (!(k in rec) && !optional.includes(k)) throw new Reject('missing-field', field === '' ? k : `${field}.${k}`, 'missing');
   return rec;
 }
 
@@ -179,7 +195,7 @@ function parseGpu(v: unknown, field: string): AdvertGpu {
 }
 
 function parseStrict(v: unknown): AdvertBody {
-  const r = record(v, ADVERT_FIELDS, '');
+  const r = record(v, ADVERT_FIELDS, '', OPTIONAL_FIELDS);
   const models = array(r['models'], 'models', L.maxModels).map((m, i) => text(m, `models[${i}]`, L.maxModelChars));
   if (new Set(models).size !== models.length) throw new Reject('duplicate', 'models', 'model ids must be unique');
   const gpus = array(r['gpus'], 'gpus', L.maxGpus).map((g, i) => parseGpu(g, `gpus[${i}]`));
@@ -221,6 +237,8 @@ function parseStrict(v: unknown): AdvertBody {
     profile,
     profilePinned: pinned,
     apiUrl,
+    tokensPerS: r['tokensPerS'] === undefined ? null : nullableNumber(r['tokensPerS'], 'tokensPerS', 0, L.maxTokensPerS, false),
+    joulesPerToken: r['joulesPerToken'] === undefined ? null : nullableNumber(r['joulesPerToken'], 'joulesPerToken', 0, L.maxJoulesPerToken, false),
   };
 }
 
@@ -269,6 +287,8 @@ export function encodeAdvertBody(body: AdvertBody): AdvertBody {
     profile: body.profile,
     profilePinned: body.profilePinned,
     apiUrl: body.apiUrl,
+    tokensPerS: body.tokensPerS,
+    joulesPerToken: body.joulesPerToken,
   };
   const r = parseAdvertBody(plain);
   if (!r.ok) throw new AdvertError('ERR_ADVERT_INVALID', `invalid advert body: ${r.field}: ${r.detail}`, { reason: r.code, field: r.field });

@@ -14,7 +14,12 @@ export interface ServingState {
   readonly inFlight: number;
   readonly queued: number;
   readonly capacity: number;
+  /** This node's energy readings (node/adverts/energy.ts); absent = not measured. */
+  readonly energy?: { readonly tokensPerS: number | null; readonly joulesPerToken: number | null };
 }
+
+/** A reading outside the advert's bounds is not trusted (null), never clamped into a false value. */
+const boundedOrNull = (x: number | null, max: number): number | null => (x !== null && Number.isFinite(x) && x >= 0 && x <= max ? x : null);
 
 const clampCount = (n: number): number => (Number.isFinite(n) ? Math.min(ADVERT_LIMITS.maxRequests, Math.max(0, Math.floor(n))) : 0);
 
@@ -42,6 +47,8 @@ export function buildAdvertBody(hw: HardwareSnapshot, serving: ServingState, dec
     profile: decision.profile,
     profilePinned: decision.pinned,
     apiUrl,
+    tokensPerS: boundedOrNull(serving.energy?.tokensPerS ?? null, ADVERT_LIMITS.maxTokensPerS),
+    joulesPerToken: boundedOrNull(serving.energy?.joulesPerToken ?? null, ADVERT_LIMITS.maxJoulesPerToken),
   };
 }
 

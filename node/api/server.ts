@@ -162,7 +162,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       object: 'model',
       created: 0,
       owned_by: m.simulated ? 'fednode-simulated' : 'fednode',
-      fednode: { served_by: m.servedBy, simulated: m.simulated },
+      fednode: { served_by: m.servedBy, simulated: m.simulated, ...(m.aliasOf !== undefined ? { alias_of: m.aliasOf } : {}) },
     }));
     const body = JSON.stringify({ object: 'list', data });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });

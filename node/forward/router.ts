@@ -1,17 +1,28 @@
 /**
- * The node's inference dispatcher: ranks candidates with the pure policy
- * (routing/), runs the request locally or forwards it, fails over before the
- * first token (at most `maxRetries` more candidates), and keeps the routing
- * accounting exact (onSent / onFinished exactly once per attempt).
+ * The node's inference dispatcher: resolves the requested model through the aliases of the
+ * policy in force, ranks candidates with the pure policy (routing/) under the policy's
+ * parameters, runs the request locally or forwards it, fails over before the first token
+ * (at most `maxRetries` more candidates), and keeps the routing accounting exact (onSent /
+ * onFinished exactly once per attempt).
+ *
+ * Model resolution is here, not in the HTTP layer, so every inference endpoint that routes
+ * through `plan()` (chat today; completions, embeddings, responses, Ollama's /api/* as they
+ * are added) resolves aliases the same way. The node itself is a candidate built from its own
+ * readings through the same conversion as a remote advert (candidate.ts).
  */
 import { rankCandidates, tieHash } from '../../routing/policy.js';
-import type { AdvertLoad, Candidate, PolicyParams, RankedCandidate } from '../../routing/policy.js';
+import type { Candidate, RankResult, RankedCandidate } from '../../routing/policy.js';
+import { DEFAULT_ROUTE_WEIGHTS } from '../../routing/policy.js';
+import { describeSource, policyInForce, resolveModel } from '../../routing/in-force.js';
+import type { PolicyInForce } from '../../routing/in-force.js';
 import { RoutingAccounting } from '../../routing/accounting.js';
+import type { AdvertBody } from '../adverts/advert.js';
 import type { BackendSet } from '../backends/index.js';
 import { BackendError } from '../backends/types.js';
 import type { ChatChunk, ChatRequest } from '../backends/types.js';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
+import { advertLoadOf } from './candidate.js';
 import { InferError } from './errors.js';
 import type { ForwardClient, ServedChunk } from './protocol.js';
 
@@ -19,21 +30,62 @@ export type RoutedEvent = { type: 'start'; servedBy: string; attempts: number } 
 
 export interface ModelEntry {
   id: string;
-  /** Peer ids of live members (and this node) serving it. */
+  /** Peer ids of live members (and this node) serving it (for an alias: serving the model it points to). */
   servedBy: string[];
   simulated: boolean;
+  /** Set for a decided alias (model.alias): the model it resolves to. */
+  aliasOf?: string;
 }
+
+/** One routing decision, kept in a bounded ring for the dashboard and `fednode route`. */
+export interface RoutingDecision {
+  atMs: number;
+  /** The model the caller asked for (an alias, or the model itself). */
+  requested: string;
+  model: string;
+  /** Who served it; null when every attempt failed. */
+  chosen: string | null;
+  /** The next candidate in the ranking at decision time, null when there was none. */
+  runnerUp: string | null;
+  attempts: number;
+  reason: string;
+}
+
+/** What `plan` decided: the model after alias resolution and the ranking under the policy in force. */
+export interface RoutePlan {
+  requested: string;
+  model: string;
+  /** Aliases followed, in order (empty when `requested` is no alias). */
+  via: readonly string[];
+  policy: PolicyInForce;
+  ranking: RankResult;
+}
+
+/** Recent decisions kept: enough for a screen of the dashboard (#17); 64 x ~200 B is nothing to hold. */
+export const RECENT_DECISIONS_MAX = 64;
+
+const DEFAULT_POLICY: PolicyInForce = policyInForce(
+  { height: 0, routePolicy: { weights: DEFAULT_ROUTE_WEIGHTS, batteryFloorPct: 20, temperatureCeilingC: 85 }, routePolicyHeight: 0, aliases: [] },
+  { batteryFloorPct: 20, tempCeilingC: 85 },
+);
 
 export interface InferenceRouterOptions {
   localPeerId: string;
   /** This node's backends; null = routes only. */
   backends: BackendSet | null;
-  /** Remote live members with their models and latest advert load (from the peer table); self excluded. */
+  /** Remote live members with their models, latest advert load and RTT (from the peer table); self excluded. */
   peers: () => readonly Candidate[];
+  /**
+   * This node's own readings as its advert body (power source, battery, GPUs, profile, energy):
+   * the local candidate is built from them exactly as a remote one from its advert. null (or absent)
+   * until the first reading: the local node then ranks on its own counters with unknown power.
+   */
+  selfReadings?: () => AdvertBody | null;
   /** null = no forwarding (single node). */
   forward: ForwardClient | null;
   accounting?: RoutingAccounting;
-  policy?: Partial<PolicyParams>;
+  /** The policy in force, read at every decision (the runtime recomputes it when a height is decided). @default built-in defaults */
+  policy?: () => PolicyInForce;
   /** Extra candidates tried after the first fails before its first token. @default 2 */
   maxRetries?: number;
   /** Requests this node keeps outstanding per peer (including itself). @default 32 */
@@ -62,6 +114,8 @@ export class InferenceRouter {
   /** Requests running on the local backends (from this router and forwarded in). */
   private localRunning = 0;
   private localAdvertSeq = 0;
+  private tokens = 0;
+  private readonly decisions: RoutingDecision[] = [];
 
   constructor(opts: InferenceRouterOptions) {
     this.opts = opts;
@@ -80,12 +134,27 @@ export class InferenceRouter {
     return { inFlight: Math.min(this.localRunning, this.localCapacity), queued: Math.max(0, this.localRunning - this.localCapacity), capacity: this.localCapacity };
   }
 
+  /** Tokens the local backends generated since start (streamed deltas, corrected by each reply's usage): the energy meter's input. */
+  get tokensGenerated(): number {
+    return this.tokens;
+  }
+
   /** Requests currently being routed by this node. */
   get routing(): number {
     return this.inFlight;
   }
 
-  /** Every model this node or a live member serves. */
+  /** The policy in force now. */
+  policy(): PolicyInForce {
+    return this.opts.policy?.() ?? DEFAULT_POLICY;
+  }
+
+  /** Recent routing decisions, oldest first (at most RECENT_DECISIONS_MAX). */
+  recentDecisions(): readonly RoutingDecision[] {
+    return [...this.decisions];
+  }
+
+  /** Every model this node or a live member serves, and each decided alias whose model is served. */
   models(): ModelEntry[] {
     const map = new Map<string, ModelEntry>();
     const add = (id: string, peer: string, simulated: boolean): void => {
@@ -96,26 +165,49 @@ export class InferenceRouter {
     };
     for (const m of this.opts.backends?.models() ?? []) add(m.id, this.localPeerId, m.simulated);
     for (const c of this.opts.peers()) for (const id of c.models) add(id, c.peerId, /simulated/i.test(id)); // remote: the simulated backend's models are named so
+    for (const [alias, target] of this.policy().aliases) {
+      const served = target.ok ? map.get(target.model) : undefined;
+      if (target.ok && served !== undefined && served.aliasOf === undefined) map.set(alias, { id: alias, servedBy: [...served.servedBy], simulated: served.simulated, aliasOf: target.model });
+    }
     return [...map.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
-  private candidates(): Candidate[] {
-    const out: Candidate[] = [];
+  private localCandidate(): Candidate | null {
     const local = this.opts.backends;
-    if (local !== null && local.modelIds().length > 0) {
-      // Fresh local view: our own counters, age 0; the snapshot makes "others" = requests forwarded in.
-      this.accounting.onAdvert(this.localPeerId, ++this.localAdvertSeq);
-      const l = this.localLoad();
-      const advert: AdvertLoad = { ...l, gpuTempC: null, gpuUtilPct: null, powerSource: 'ac', batteryPct: null, profile: 'balanced', ageMs: 0 };
-      out.push({ peerId: this.localPeerId, isLocal: true, models: local.modelIds(), advert });
-    }
+    if (local === null || local.modelIds().length === 0) return null;
+    // Fresh local view: our own counters, age 0; the snapshot makes "others" = requests forwarded in.
+    this.accounting.onAdvert(this.localPeerId, ++this.localAdvertSeq);
+    const l = this.localLoad();
+    const body = this.opts.selfReadings?.() ?? null;
+    const advert =
+      body === null
+        ? { ...l, gpuTempC: null, gpuUtilPct: null, powerSource: 'unknown' as const, batteryPct: null, profile: 'balanced' as const, joulesPerToken: null, ageMs: 0 }
+        : advertLoadOf({ ...body, ...l }, 0);
+    return { peerId: this.localPeerId, isLocal: true, models: local.modelIds(), advert, rttMs: 0 };
+  }
+
+  private candidates(): Candidate[] {
+    const local = this.localCandidate();
+    const out: Candidate[] = local === null ? [] : [local];
     for (const c of this.opts.peers()) if (c.peerId !== this.localPeerId) out.push({ ...c, isLocal: false });
     return out;
   }
 
+  /**
+   * Resolve `requested` through the aliases in force and rank the candidates for the model it
+   * names. Throws ERR_MODEL_NOT_FOUND for an alias that leads nowhere (a cycle from an old log).
+   */
+  plan(requested: string, seed: number): RoutePlan {
+    const policy = this.policy();
+    const target = resolveModel(policy, requested);
+    if (!target.ok) throw new InferError('ERR_MODEL_NOT_FOUND', `model '${requested}' is an alias that cannot be resolved: ${target.reason}`, { model: requested });
+    const ranking = rankCandidates({ model: target.model, candidates: this.candidates(), own: this.accounting, params: policy.params, seed });
+    return { requested, model: target.model, via: target.via, policy, ranking };
+  }
+
   /** Ranking for a model (exposed for status/debugging). */
   rank(model: string, seed: number): RankedCandidate[] {
-    return rankCandidates({ model, candidates: this.candidates(), own: this.accounting, params: this.opts.policy, seed }).ranked;
+    return this.plan(model, seed).ranking.ranked;
   }
 
   /** Runs on this node's backends only (used for local execution and by the forward server). */
@@ -123,11 +215,23 @@ export class InferenceRouter {
     const b = this.opts.backends?.backendFor(req.model) ?? null;
     if (b === null) throw new InferError('ERR_MODEL_NOT_FOUND', `model ${req.model} is not served by this node`, { model: req.model });
     this.localRunning++;
+    let streamed = 0;
     try {
-      yield* b.chat(req, signal);
+      for await (const c of b.chat(req, signal)) {
+        if (c.type === 'delta') {
+          streamed++;
+          this.tokens++;
+        } else if (c.usage.completionTokens > streamed) this.tokens += c.usage.completionTokens - streamed; // deltas can carry several tokens
+        yield c;
+      }
     } finally {
       this.localRunning--;
     }
+  }
+
+  private record(d: Omit<RoutingDecision, 'atMs'>): void {
+    this.decisions.push({ atMs: this.now(), ...d });
+    if (this.decisions.length > RECENT_DECISIONS_MAX) this.decisions.shift();
   }
 
   /**
@@ -136,16 +240,20 @@ export class InferenceRouter {
    * ERR_BUSY, ERR_ALL_CANDIDATES_FAILED (before any output), ERR_UPSTREAM_MID_STREAM
    * (after 'start'), ERR_ABORTED.
    */
-  async *chat(req: ChatRequest, call: { requestId: string; signal?: AbortSignal; deadlineMs?: number }): AsyncIterable<RoutedEvent> {
+  async *chat(request: ChatRequest, call: { requestId: string; signal?: AbortSignal; deadlineMs?: number }): AsyncIterable<RoutedEvent> {
     const signal = call.signal ?? new AbortController().signal;
-    const ranked = this.rank(req.model, tieHash(0, call.requestId));
+    const plan = this.plan(request.model, tieHash(0, call.requestId));
+    const req: ChatRequest = { ...request, model: plan.model };
+    const ranked = plan.ranking.ranked;
     if (ranked.length === 0) {
-      throw new InferError('ERR_MODEL_NOT_FOUND', `model '${req.model}' is not served by any live member`, { model: req.model, available: this.models().map((m) => m.id) });
+      const asked = plan.via.length > 0 ? `'${plan.requested}' (alias of '${plan.model}')` : `'${plan.model}'`;
+      throw new InferError('ERR_MODEL_NOT_FOUND', `model ${asked} is not served by any live member`, { model: plan.requested, available: this.models().map((m) => m.id) });
     }
     if (this.inFlight >= this.maxInFlight) throw new InferError('ERR_BUSY', `this node is routing ${this.inFlight} requests (max ${this.maxInFlight})`, { retryAfterS: 1 });
     const usable = ranked.filter((c) => this.accounting.get(c.peerId).outstanding < this.maxPerPeer && (c.isLocal || this.opts.forward !== null));
     if (usable.length === 0) throw new InferError('ERR_BUSY', `every member serving '${req.model}' has ${this.maxPerPeer} requests from this node`, { retryAfterS: 1 });
     const deadlineMs = call.deadlineMs ?? this.now() + (this.opts.defaultDeadlineMs ?? 600_000);
+    const decision = { requested: plan.requested, model: plan.model, runnerUp: usable[1]?.peerId ?? null, reason: decisionReason(plan, usable[0] as RankedCandidate) };
     this.inFlight++;
     try {
       const failures: { peerId: string; error: string }[] = [];
@@ -160,6 +268,7 @@ export class InferenceRouter {
           for await (const c of source) {
             if (!started) {
               started = true;
+              this.record({ ...decision, chosen: cand.peerId, attempts: i + 1, reason: i === 0 ? decision.reason : `failover after ${failures.map((f) => f.peerId).join(', ')} failed; ${decision.reason}` });
               yield { type: 'start', servedBy: c.type === 'done' ? c.servedBy : cand.peerId, attempts: i + 1 };
             }
             yield c;
@@ -177,6 +286,7 @@ export class InferenceRouter {
           this.accounting.onFinished(cand.peerId);
         }
       }
+      this.record({ ...decision, chosen: null, attempts: attempts.length, reason: `every attempt failed: ${failures.map((f) => f.peerId).join(', ')}` });
       const allBusy = failures.length > 0 && failures.every((f) => /busy/i.test(f.error));
       throw new InferError(allBusy ? 'ERR_BUSY' : 'ERR_ALL_CANDIDATES_FAILED', `no candidate could serve '${req.model}': ${failures.map((f) => `${f.peerId}: ${f.error}`).join('; ')}`, {
         model: req.model,
@@ -198,4 +308,12 @@ export class InferenceRouter {
       throw err;
     }
   }
+}
+
+/** One line on why the first candidate leads: its tier and score terms, and the policy's source. */
+function decisionReason(plan: RoutePlan, first: RankedCandidate): string {
+  const t = first.terms;
+  const terms = `load ${t.load.toFixed(2)} latency ${t.latency.toFixed(2)} energy ${t.energy.toFixed(2)} heat ${t.heat.toFixed(2)} battery ${t.battery.toFixed(2)}`;
+  const tier = first.tier === 'fallback' ? `fallback only (${first.reasons.join('; ')})` : 'preferred';
+  return `${tier}, score ${first.score.toFixed(3)} (${terms}); ${describeSource(plan.policy.source)}`;
 }

@@ -98,6 +98,8 @@ export interface PeerSummary {
   connections: number;
   /** gossipsub's score of the peer (member bonus, invalid messages, behaviour penalties incl. rejected direct frames). */
   score: number;
+  /** Latest round-trip time libp2p's connection monitor measured on an open connection (ping every 10 s), ms; null before the first. */
+  rttMs: number | null;
 }
 
 export interface Host {
@@ -456,7 +458,8 @@ export async function createHost(init: HostInit): Promise<Host> {
       for (const p of libp2p.getPeers()) {
         const conns = libp2p.getConnections(p).filter((c) => c.status === 'open');
         const id = p.toString();
-        out.push({ peerId: id, member: members.isMember(id), addrs: conns.map((c) => c.remoteAddr.toString()), connections: conns.length, score: pubsub.getScore(id) });
+        const rtts = conns.map((c) => c.rtt).filter((r): r is number => typeof r === 'number' && Number.isFinite(r));
+        out.push({ peerId: id, member: members.isMember(id), addrs: conns.map((c) => c.remoteAddr.toString()), connections: conns.length, score: pubsub.getScore(id), rttMs: rtts.length > 0 ? Math.min(...rtts) : null });
       }
       return out;
     },

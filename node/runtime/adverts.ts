@@ -23,7 +23,8 @@ import { execFileRunner } from '../probes/command.js';
 import type { GpuProbe } from '../probes/gpu.js';
 import { probeGpus } from '../probes/gpu.js';
 import type { PowerSupplyReading } from '../probes/power-supply.js';
-import { probePowerSupply } from '../probes/power-supply.js';
+import { POWER_SUPPLY_ROOT, probePowerSupply } from '../probes/power-supply.js';
+import { EnergyMeter, gpuPowerDrawW } from '../adverts/energy.js';
 import { RaplMeter } from '../probes/rapl.js';
 import { nodeSysfsReader } from '../probes/sysfs.js';
 import type { SystemReading } from '../probes/system.js';
@@ -36,6 +37,8 @@ export interface LoadSource {
   inFlight(): number;
   queued(): number;
   capacity(): number;
+  /** Tokens the local backends have generated since start (monotonic): the energy meter's tokens/s. */
+  tokensGenerated(): number;
 }
 
 export interface PeerView {
@@ -60,6 +63,12 @@ export interface AdvertsService {
   peers(): PeerView[];
   selfSummary(): SelfAdvertSummary;
   setLoadSource(src: LoadSource): void;
+  /**
+   * The body this node's latest collect built from its own readings (at most one poll, 250 ms,
+   * old), null before the first: the router ranks the node itself from it, through the same
+   * conversion as a remote member's advert.
+   */
+  selfBody(): AdvertBody | null;
   /** Publish at the next tick (e.g. models changed). */
   trigger(): void;
   /** Called for each NEW advert accepted into the peer table (routing accounting). Returns unsubscribe. */
@@ -77,6 +86,8 @@ export interface AdvertsServiceOptions {
   apiUrl: () => string | null;
   /** nvidia-smi binary (tests point it at a recorded-output script). @default env FEDNODE_NVIDIA_SMI or 'nvidia-smi' */
   nvidiaSmi?: string;
+  /** power_supply class directory (tests point it at a fixture tree). @default env FEDNODE_POWER_SUPPLY_ROOT or /sys/class/power_supply */
+  powerSupplyRoot?: string;
 }
 
 /** Seq numbers reserved per store write (see node/store SEQ_BLOCK for the reasoning). */
@@ -84,7 +95,7 @@ const ADVERT_SEQ_BLOCK = 1000;
 /** The peer table holds one entry per member; members are bounded at 1024 (node/p2p/members.ts). */
 const PEER_TABLE_MAX = 1024;
 
-const noLoad: LoadSource = { models: () => [], inFlight: () => 0, queued: () => 0, capacity: () => 0 };
+const noLoad: LoadSource = { models: () => [], inFlight: () => 0, queued: () => 0, capacity: () => 0, tokensGenerated: () => 0 };
 
 export async function createAdvertsService(o: AdvertsServiceOptions): Promise<AdvertsService> {
   const log = o.logger.child('adverts');
@@ -117,6 +128,9 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
   let lastProfile: PowerProfile | null = null;
   const rapl = new RaplMeter(nodeSysfsReader);
   const nvidiaSmi = o.nvidiaSmi ?? process.env['FEDNODE_NVIDIA_SMI'] ?? 'nvidia-smi';
+  const powerSupplyRoot = o.powerSupplyRoot ?? process.env['FEDNODE_POWER_SUPPLY_ROOT'] ?? POWER_SUPPLY_ROOT;
+  const energy = new EnergyMeter();
+  let lastBody: AdvertBody | null = null;
   const policy = {
     ...DEFAULT_PROFILE_POLICY,
     pin: o.config.power.profile === 'auto' ? null : o.config.power.profile,
@@ -130,20 +144,22 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
     } catch (e) {
       gpu = { gpus: null, reason: e instanceof Error ? e.message : String(e), skipped: [] };
     }
-    power = await probePowerSupply(nodeSysfsReader).catch(() => null);
+    power = await probePowerSupply(nodeSysfsReader, powerSupplyRoot).catch(() => null);
     system = readSystem(nodeSystemSource);
     cpuPackageW = (await rapl.sample(o.now()).catch(() => ({ watts: null }))).watts;
+    energy.sample(o.now(), load.tokensGenerated(), gpuPowerDrawW(gpu.gpus));
   };
 
   // The body is built by the pure functions of node/adverts (bounds, clamping and
   // the profile decision live there once); the runtime only supplies readings.
   const collect = (): Promise<AdvertBody> => {
     const hw: HardwareSnapshot = { atMs: o.now(), gpus: gpu.gpus, gpuReason: gpu.reason, gpuSkipped: gpu.skipped, power, cpuPackageW, cpuPackageReason: null, system };
-    const serving: ServingState = { models: load.models(), inFlight: load.inFlight(), queued: load.queued(), capacity: load.capacity() };
+    const serving: ServingState = { models: load.models(), inFlight: load.inFlight(), queued: load.queued(), capacity: load.capacity(), energy: energy.reading };
     const decision = decideForReadings(hw, serving, policy, profileState);
     profileState = decision.state;
     lastProfile = decision.profile;
-    return Promise.resolve(buildAdvertBody(hw, serving, decision, o.apiUrl()));
+    lastBody = buildAdvertBody(hw, serving, decision, o.apiUrl());
+    return Promise.resolve(lastBody);
   };
 
   const publisher = new AdvertPublisher({
@@ -221,6 +237,7 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
       load = src;
       publisher.trigger();
     },
+    selfBody: () => lastBody,
     trigger() {
       publisher.trigger();
     },

@@ -12,6 +12,7 @@ import type { PatternKind, PatternOp } from '../../consensus/patterns.js';
 import type { Registry } from '../../consensus/registry.js';
 import { ConsensusError } from '../../consensus/types.js';
 import type { DecidedEntry } from '../consensus/api.js';
+import type { ModelEntry } from '../forward/router.js';
 import { RuntimeError } from './errors.js';
 
 /** JSON form of one op (what `POST /consensus/propose` takes and `GET /consensus/log` returns). */
@@ -241,4 +242,28 @@ export function entryToJson(e: DecidedEntry): EntryJson {
     ops: e.ops.map(opToJson),
     signers: e.certificate.precommits.map((p) => peerIdFromPublicKey(p.signer)),
   };
+}
+
+/** A propose-time refusal (a rule on state that is not consensus state), in the validity verdict's shape. */
+export interface ProposeProblem {
+  readonly reason: string;
+  readonly index: number;
+}
+
+/**
+ * An alias may not shadow a model a live member serves now (the alias would win and hide it on
+ * every node). Served models are not consensus state, so this is checked at the proposing node
+ * only, against what it sees; the error names the model and the nodes serving it.
+ */
+export function aliasShadowProblem(ops: readonly PatternOp[], served: readonly ModelEntry[]): ProposeProblem | null {
+  const byId = new Map(served.filter((m) => m.aliasOf === undefined).map((m) => [m.id, m]));
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i];
+    if (op?.kind !== 'model.alias' || op.model === null) continue;
+    const m = byId.get(op.alias);
+    if (m !== undefined) {
+      return { index: i, reason: `op ${i} (model.alias): alias '${op.alias}' would shadow the model '${op.alias}' served by ${m.servedBy.join(', ')}; pick another alias name` };
+    }
+  }
+  return null;
 }

@@ -16,7 +16,8 @@ import type { Consensus, ConsensusStatus } from '../consensus/api.js';
 import { ConsensusDriverError } from '../consensus/api.js';
 import type { ControlRequest, ControlResponse, ControlServer } from '../control/server.js';
 import type { Admission, AdmissionStatus } from './admission.js';
-import type { EntryJson, RegistryJson } from './consensus-ops.js';
+import type { EntryJson, ProposeProblem, RegistryJson } from './consensus-ops.js';
+import type { PatternOp } from '../../consensus/patterns.js';
 import { badRequest, entryToJson, opsFromJson, patternToJson, registryToJson } from './consensus-ops.js';
 
 /** Default wait for a commit; LAN commits take milliseconds, a round change a few hundred. */
@@ -100,7 +101,11 @@ async function mapDriverErrors(f: () => Promise<ControlResponse>): Promise<Contr
   }
 }
 
-export function registerConsensusRoutes(control: ControlServer, c: Consensus, admission: Admission): void {
+/**
+ * `proposeCheck`: rules on state that is not consensus state, checked at this (the proposing)
+ * node after the validity predicate (e.g. an alias shadowing a served model, inference.ts).
+ */
+export function registerConsensusRoutes(control: ControlServer, c: Consensus, admission: Admission, proposeCheck: (ops: readonly PatternOp[]) => ProposeProblem | null = () => null): void {
   control.route('POST', '/consensus/propose', (req: ControlRequest) =>
     mapDriverErrors(async () => {
       const b = bodyRecord(req.body, ['ops', 'waitMs']);
@@ -108,6 +113,8 @@ export function registerConsensusRoutes(control: ControlServer, c: Consensus, ad
       const waitMs = waitMsOf(b['waitMs']);
       const verdict = c.check(ops);
       if (!verdict.ok) throw new ConsensusDriverError('ERR_PATTERN_REJECTED', `rejected: ${verdict.reason}`, { reason: verdict.reason, index: verdict.index });
+      const local = proposeCheck(ops);
+      if (local !== null) throw new ConsensusDriverError('ERR_PATTERN_REJECTED', `rejected: ${local.reason}`, { reason: local.reason, index: local.index });
       const receipt = await c.submit(ops, { timeoutMs: waitMs, signal: req.signal });
       return { body: receipt };
     }),

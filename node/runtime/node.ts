@@ -40,6 +40,7 @@ import type { Admission } from './admission.js';
 import { createAdmission } from './admission.js';
 import type { ConsensusStatusJson } from './consensus-routes.js';
 import { registerConsensusRoutes } from './consensus-routes.js';
+import { registerRoutingRoutes } from './routing-routes.js';
 
 import { FEDNODE_VERSION } from './version.js';
 
@@ -210,7 +211,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
 
     let apiUrl: string | null = null;
     const adverts = await createAdvertsService({ identity, cluster: cluster.id, host, store, config, logger: log, now, apiUrl: () => apiUrl });
-    const inference = await startInference({ identity, cluster: cluster.id, host, adverts, config, configFile: paths.config, logger: log, now });
+    const inference = await startInference({ identity, cluster: cluster.id, host, adverts, config, configFile: paths.config, consensus, logger: log, now });
     undo.push(() => inference.stop());
     apiUrl = inference.apiUrl;
     await adverts.start();
@@ -219,7 +220,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     const control = await startControlServer({ host: config.control.host, port: config.control.port, token: controlToken, logger: log.child('control') });
     undo.push(() => control.close());
 
-    registerConsensusRoutes(control, consensus, admission);
+    registerConsensusRoutes(control, consensus, admission, (ops) => inference.proposeCheck(ops));
+    registerRoutingRoutes(control, inference.router);
 
     const ctx: NodeContext = { paths, config, identity, cluster, store, host, members, consensus, admission, adverts, inference, control, logger: log, now };
     const extensions: NodeExtension[] = [];

@@ -20,6 +20,8 @@ export function sampleBody(over: Partial<AdvertBody> = {}): AdvertBody {
     profile: 'balanced',
     profilePinned: false,
     apiUrl: 'http://192.168.1.20:8080/v1',
+    tokensPerS: null,
+    joulesPerToken: null,
     ...over,
   };
 }

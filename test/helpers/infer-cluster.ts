@@ -77,7 +77,8 @@ export async function startCluster(o: ClusterOptions): Promise<{ nodes: TestNode
             peerId: n.peerId,
             isLocal: false,
             models: n.backends.modelIds(),
-            advert: { inFlight: l.inFlight + n.fakeLoad.inFlight, queued: l.queued, capacity: l.capacity, gpuTempC: null, gpuUtilPct: null, powerSource: 'ac', batteryPct: null, profile: 'balanced', ageMs: 0 },
+            advert: { inFlight: l.inFlight + n.fakeLoad.inFlight, queued: l.queued, capacity: l.capacity, gpuTempC: null, gpuUtilPct: null, powerSource: 'ac', batteryPct: null, profile: 'balanced', joulesPerToken: null, ageMs: 0 },
+            rttMs: null,
           };
         });
     node.router = new InferenceRouter({
