@@ -27,7 +27,7 @@ export interface MeshOptions {
   subsetSize?: number;
   /** How often due dials are checked. @default 1_000 */
   tickMs?: number;
-  /** Book writes are batched: at most one per this interval. @default 5_000 */
+  /** Book writes are batched: at most one per this interval (a change is rare: a new peer or a moved one; it should reach the disk before a crash). @default 1_000 */
   flushMs?: number;
 }
 
@@ -209,7 +209,7 @@ export class MeshKeeper {
 
   private async flush(force: boolean): Promise<void> {
     const nowMs = this.i.now();
-    if (!force && nowMs - this.lastFlushMs < (this.i.flushMs ?? 5_000)) return;
+    if (!force && nowMs - this.lastFlushMs < (this.i.flushMs ?? 1_000)) return;
     this.lastFlushMs = nowMs;
     try {
       await this.i.book.flush();
