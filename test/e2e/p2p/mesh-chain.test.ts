@@ -6,29 +6,16 @@
  * again on a new port: its address book (addresses.json, no bootstrap list) finds the others,
  * they learn its new address, the mesh is full again and `fednode propose` commits.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { NodeStatus } from '../../../node/runtime/node.js';
 import type { Running } from '../../helpers/e2e.js';
-import { control, fednode, spawnUntil, waitFor } from '../../helpers/e2e.js';
+import { control, e2eProcesses, fednode, waitFor } from '../../helpers/e2e.js';
 
 const N = 5;
 const NODE_FLAGS = ['--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--api-port', '0', '--advert-period', '250ms'];
-
-const running: Running[] = [];
-const dirs: string[] = [];
-afterAll(async () => {
-  for (const r of running) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
-
-async function start(dir: string): Promise<Running> {
-  const r = await spawnUntil(['start', '--json', '--data-dir', dir], 'ready', 60_000);
-  running.push(r);
-  return r;
-}
+const { start, tempDir } = e2eProcesses(afterAll);
 
 const statusOf = (dir: string): Promise<NodeStatus> => control<NodeStatus>(dir, '/status');
 
@@ -52,8 +39,7 @@ async function fullMesh(nodeDirs: readonly string[], what: string): Promise<Node
 
 describe('full mesh from a chain (real processes)', () => {
   it('5 nodes bootstrapped in a chain become fully connected; after kill -9 and a restart of the first on a new port, fully connected again and propose commits', async () => {
-    const base = await mkdtemp(join(tmpdir(), 'fednode-e2e-mesh-'));
-    dirs.push(base);
+    const base = await tempDir('fednode-e2e-mesh-');
     const nodeDirs = Array.from({ length: N }, (_, i) => join(base, `n${i + 1}`));
     const init = await fednode(['init', '--new-cluster', '--json', '--data-dir', nodeDirs[0]!, '--name', 'n1', ...NODE_FLAGS]);
     expect(init.code, init.stderr).toBe(0);
