@@ -5,9 +5,10 @@
  * Stack: tcp + pnet (cluster pre-shared key, XSalsa20 before anything else) + noise +
  * yamux; identify, ping; gossipsub (StrictNoSign, msgId = BLAKE3(topic || data), peer
  * scoring with a member bonus / non-member penalty, per-topic validators from
- * gossip.ts); discovery by mDNS (service tag derived from fednode + cluster id) and
- * bootstrap addresses; reconnect with capped exponential backoff; one connection per
- * peer pair; libp2p's own metrics (@libp2p/prometheus-metrics) on a prom-client
+ * gossip.ts); discovery by mDNS (service tag derived from fednode + cluster id); the
+ * mesh keeper (mesh.ts: bootstrap peers and every member, dialled with capped backoff from
+ * the address book); one connection per peer pair (a duplicate is refused only while the
+ * existing connection answers a ping); libp2p's own metrics (@libp2p/prometheus-metrics) on a prom-client
  * registry per host, where node/metrics adds fednode's and serves them.
  */
 import { gossipsub } from '@chainsafe/libp2p-gossipsub';
