@@ -311,9 +311,9 @@ export async function createHost(init: HostInit): Promise<Host> {
     try {
       await libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(LIVENESS_PING_MS) });
       return true;
-    } catch {
-      log.info('existing connection did not answer a ping; taking the new one', { peer: peer.toString() });
-      for (const c of libp2p.getConnections(peer)) c.abort(new P2pError('ERR_DIRECT_CLOSED', 'connection did not answer a liveness ping'));
+    } catch (e) {
+      log.info('existing connection did not answer a ping; taking the new one', { peer: peer.toString(), err: e instanceof Error ? e.message : String(e) });
+      for (const c of libp2p.getConnections(peer)) c.abort(new P2pError('ERR_PEER_UNRESPONSIVE', 'connection did not answer a liveness ping', { peer: peer.toString() }));
       return false;
     }
   }
