@@ -220,8 +220,9 @@ export async function runDoctor(ctx: CommandContext): Promise<Check[]> {
     // 10b. every member connected (the mesh keeper's view: who is missing and why)
     try {
       const st = await (await ctx.control()).get<NodeStatus>('/status', { timeoutMs: PROBE_TIMEOUT_MS });
-      const m = st.mesh;
-      if (m.missing.length === 0) add('mesh', 'ok', `${m.connected}/${m.targets} connected`);
+      const m = st.mesh as NodeStatus['mesh'] | undefined;
+      if (m === undefined) add('mesh', 'warn', 'the running node does not report its mesh (an older version)', 'restart the node with this version of fednode');
+      else if (m.missing.length === 0) add('mesh', 'ok', `${m.connected}/${m.targets} connected`);
       else {
         const noAddr = m.missing.some((x) => x.reason === 'no-address');
         add(
