@@ -44,7 +44,6 @@ export function routingLines(r: NodeStatus['inference']['routing'] | undefined):
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'Show this node: id, addresses, cluster, members, power profile, GPU and load (asks the running node).',
   flags: [],
   positionals: [],
   async run(ctx) {
