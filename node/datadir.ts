@@ -10,6 +10,7 @@ import { dirname } from 'node:path';
 import { z } from 'zod';
 import { parseJsonFile } from './config.js';
 import { RuntimeError } from './runtime/errors.js';
+import { acquireLock as acquireLockFile, type DataDirLock } from './datadir-lock.js';
 import { errnoCode } from '../base/errors.js';
 import { checkPrivateFile, dataDirPaths, type DataDirPaths, type RuntimeFile } from './datadir-files.js';
 
@@ -149,67 +150,11 @@ export async function ensureEmptyForInit(root: string): Promise<DataDirPaths> {
 
 // ---------------------------------------------------------------- lock
 
-export interface DataDirLock {
-  readonly path: string;
-  release(): Promise<void>;
-}
+export type { DataDirLock } from './datadir-lock.js';
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errnoCode(e) === 'EPERM'; // exists, owned by someone else
-  }
-}
-
-/**
- * One node per data directory: `node.lock` is created with O_EXCL and holds the
- * owner's pid. A lock whose pid is dead (kill -9) is taken over. LevelDB's own
- * LOCK is a second guard in node/store.
- */
-export async function acquireLock(root: string): Promise<DataDirLock> {
-  const path = dataDirPaths(root).lock;
-  const mine = `${process.pid}\n`;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fh = await open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-      try {
-        await fh.writeFile(mine);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      let released = false;
-      return {
-        path,
-        release: async () => {
-          if (released) return;
-          released = true;
-          try {
-            if ((await readFile(path, 'utf8')) === mine) await unlink(path);
-          } catch {
-            // already gone
-          }
-        },
-      };
-    } catch (e) {
-      if (errnoCode(e) !== 'EEXIST') throw e;
-    }
-    let text = '';
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (e) {
-      if (errnoCode(e) === 'ENOENT') continue; // released meanwhile: try again
-      throw e;
-    }
-    const pid = Number.parseInt(text.trim(), 10);
-    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) {
-      throw new RuntimeError('ERR_DATADIR_LOCKED', `data directory ${dirname(path)} is in use by another fednode (pid ${pid}); stop it first, or if no node runs, remove ${path}`, { dir: dirname(path), pid, file: path });
-    }
-    await unlink(path).catch(() => undefined); // stale (dead pid or garbage): take over
-  }
-  throw new RuntimeError('ERR_DATADIR_LOCKED', `could not take the lock ${path} (contended)`, { file: path });
+/** One node per data directory (node/datadir-lock.ts says when a lock is stale and taken over). */
+export function acquireLock(root: string): Promise<DataDirLock> {
+  return acquireLockFile(dataDirPaths(root).root, dataDirPaths(root).lock);
 }
 
 // ---------------------------------------------------------------- runtime.json
