@@ -435,6 +435,17 @@ export async function createHost(init: HostInit): Promise<Host> {
   const onIdentify = (evt: CustomEvent<{ peerId: PeerId; listenAddrs: Array<{ toString(): string }> }>): void => {
     keeper.learn(evt.detail.peerId.toString(), evt.detail.listenAddrs.map((m) => m.toString()), 'identify');
   };
+  // identify usually runs before a joiner's member.add is decided, when its addresses are not
+  // yet kept (members only): a peer that becomes a member gets them from the peer store then.
+  let offMembers: (() => void) | null = null;
+  const onMembersChanged = (ev: { added: readonly string[] }): void => {
+    for (const id of ev.added) {
+      libp2p.peerStore.get(peerIdFromString(id)).then(
+        (p) => void keeper.learn(id, p.addresses.map((a) => a.multiaddr.toString()), 'peer-store'),
+        () => undefined, // not in the peer store: its advert will say
+      );
+    }
+  };
   const onPeerUpdate = (evt: CustomEvent<{ peer: { id: PeerId; addresses: Array<{ multiaddr: { toString(): string } }> } }>): void => {
     const p = evt.detail.peer;
     if (p.addresses.length > 0) keeper.learn(p.id.toString(), p.addresses.map((a) => a.multiaddr.toString()), 'peer-store');
@@ -461,6 +472,7 @@ export async function createHost(init: HostInit): Promise<Host> {
       await direct.start(['consensus']);
       running = true;
       keeper.start();
+      offMembers = members.onChange(onMembersChanged);
       log.info('p2p host started', { peerId: selfId, addrs: host.addresses() });
     },
     async stop() {
@@ -468,6 +480,7 @@ export async function createHost(init: HostInit): Promise<Host> {
       running = false;
       for (const t of timers) clearTimeout(t);
       timers.clear();
+      offMembers?.();
       await keeper.stop();
       await direct.stop();
       topics.stop();
