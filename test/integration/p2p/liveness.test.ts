@@ -57,7 +57,7 @@ describe('duplicate connection handling with a dead old connection', () => {
     const genesis = [x.peerId, y.peerId];
     // low initiates the first (preferred) connection; high's later dial is a non-preferred one
     const [lowId, highId] = x.peerId < y.peerId ? [x, y] : [y, x];
-    const extra = { reconnect: null } as const; // no redials: the only dials are the test's
+    const extra = { reconnect: null } as const; // the mesh keeper tries each peer once, never again: the dials that matter are the test's
     const low = await startNode(lowId, { swarmKey, genesis, extra });
     const high = await startNode(highId, { swarmKey, genesis, extra });
     nodes.push(low, high);
