@@ -57,7 +57,7 @@ export const statusCommand: Command = {
       `data dir    ${s.dataDir}`,
       `addresses   ${s.addrs.join('\n            ')}`,
       `control     ${s.controlUrl}`,
-      `api         ${s.apiUrl ?? '-'}`,
+      `api         ${s.openaiBaseUrl ?? '-'}  (OpenAI baseURL; Ollama host ${s.ollamaBaseUrl ?? '-'})`,
       `members     ${s.members.length}  connected ${s.connectedPeers}`,
       `profile     ${s.adverts.profile ?? '-'}${body?.profilePinned === true ? ' (pinned)' : ''}  advert seq ${s.adverts.seq}`,
       `load        cpu ${num(body?.cpuLoad)}  in-flight ${body?.inFlight ?? 0}/${body?.capacity ?? 0}  queued ${body?.queued ?? 0}`,

@@ -248,8 +248,17 @@ describe('OpenAI-compatible adapter (vLLM / llama.cpp / TGI / LM Studio / LocalA
       res.end('{"object":"error","message":"This model\'s maximum context length is 32768 tokens.","type":"BadRequestError","param":null,"code":400}');
     });
     const err = await errorOf(collect(new OpenAiBackend({ baseUrl: `${failing}/v1` }).chat({ model: 'm', messages: [{ role: 'user', content: 'x' }] })));
-    expect(err.code).toBe('ERR_BACKEND_HTTP');
+    // a 4xx is the request's fault: kept with its status, type and message (no URL in the message)
+    expect(err.code).toBe('ERR_UPSTREAM_CLIENT');
     expect(err.data['status']).toBe(400);
+    expect(err.data['upstreamType']).toBe('BadRequestError');
+    expect(err.message).toContain('maximum context length is 32768 tokens');
+    expect(err.message).not.toContain(failing);
+    const broken = await serve((_req, res) => {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end('{"error":{"code":500,"message":"boom","type":"server_error"}}');
+    });
+    expect((await errorOf(collect(new OpenAiBackend({ baseUrl: `${broken}/v1` }).chat({ model: 'm', messages: [{ role: 'user', content: 'x' }] })))).code).toBe('ERR_BACKEND_HTTP');
   });
 
   it('an unreachable server is ERR_BACKEND_UNREACHABLE', async () => {
