@@ -34,9 +34,10 @@ function samplingOf(r: CompletionApiRequest | ChatCompletionRequest, max: number
   set(s, 'topK', r.top_k);
   if (r.stop !== null && r.stop !== undefined) s.stop = typeof r.stop === 'string' ? [r.stop] : r.stop;
   set(s, 'seed', r.seed);
-  set(s, 'presencePenalty', r.presence_penalty);
-  set(s, 'frequencyPenalty', r.frequency_penalty);
-  set(s, 'logitBias', r.logit_bias);
+  // Neutral values are no-ops every backend honours (SDKs send 0 penalties and {} bias by default).
+  if (r.presence_penalty !== 0) set(s, 'presencePenalty', r.presence_penalty);
+  if (r.frequency_penalty !== 0) set(s, 'frequencyPenalty', r.frequency_penalty);
+  if (r.logit_bias != null && Object.keys(r.logit_bias).length > 0) s.logitBias = r.logit_bias;
   set(s, 'user', r.user);
   return s;
 }
@@ -50,8 +51,13 @@ export function toChatRequest(r: ChatCompletionRequest): ChatRequest {
     return out;
   });
   const req: ChatRequest = { ...samplingOf(r, r.max_completion_tokens ?? r.max_tokens), messages };
-  if (r.logprobs !== null && r.logprobs !== undefined) req.logprobs = r.logprobs;
-  if (r.top_logprobs !== null && r.top_logprobs !== undefined) req.topLogprobs = r.top_logprobs;
+  // logprobs: false asks for nothing; top_logprobs only means something with logprobs: true
+  if (r.logprobs === true) {
+    req.logprobs = true;
+    if (r.top_logprobs !== null && r.top_logprobs !== undefined) req.topLogprobs = r.top_logprobs;
+  } else if (r.top_logprobs !== null && r.top_logprobs !== undefined && r.top_logprobs > 0) {
+    throw new InferError('ERR_UNSUPPORTED_PARAM', 'top_logprobs needs logprobs: true', { param: 'top_logprobs' });
+  }
   if (r.tools !== null && r.tools !== undefined) req.tools = r.tools.map((t) => ({ type: 'function', function: { ...t.function, strict: t.function.strict ?? undefined } }));
   if (r.tool_choice !== null && r.tool_choice !== undefined) req.toolChoice = r.tool_choice;
   if (r.parallel_tool_calls !== null && r.parallel_tool_calls !== undefined) req.parallelToolCalls = r.parallel_tool_calls;
@@ -100,7 +106,7 @@ export async function handleGeneration(ctx: ApiContext, kind: Kind, req: Incomin
   const created = Math.floor(ctx.now() / 1000);
   const wantLogprobs = kind === 'chat' ? (body as ChatCompletionRequest).logprobs === true : typeof (body as CompletionApiRequest).logprobs === 'number';
   const ac = ctx.abortOnClose(res);
-  const events: AsyncIterable<RoutedEvent> =
+  const events = (): AsyncIterable<RoutedEvent> =>
     kind === 'chat' ? ctx.router.chat(toChatRequest(body as ChatCompletionRequest), { requestId: id, signal: ac.signal }) : ctx.router.complete(toCompletionRequest(body as CompletionApiRequest), { requestId: id, signal: ac.signal });
   const usageNull = includeUsage ? { usage: null } : {};
   const chunk = (choice: Record<string, unknown>, extra: Record<string, unknown> = {}): string =>
@@ -111,7 +117,7 @@ export async function handleGeneration(ctx: ApiContext, kind: Kind, req: Incomin
   let attempts = 0;
   let complete = false;
   try {
-    for await (const ev of events) {
+    for await (const ev of events()) {
       if (ev.type === 'start') {
         attempts = ev.attempts;
         if (stream) {
