@@ -69,12 +69,23 @@ export function limitConnections(server: Server, l: ConnectionLimits): Limiter {
     }, l.headersTimeoutMs);
   };
 
+  const forget = (socket: Socket, st: ConnState): void => {
+    if (st.headerTimer !== null) clearTimeout(st.headerTimer);
+    st.headerTimer = null;
+    if (!conns.delete(socket)) return; // already forgotten (evicted)
+    const n = (perIp.get(st.ip) ?? 1) - 1;
+    if (n <= 0) perIp.delete(st.ip);
+    else perIp.set(st.ip, n);
+    stats.open = conns.size;
+  };
+
   server.on('connection', (socket: Socket) => {
     const ip = socket.remoteAddress ?? 'unknown';
     if (conns.size >= l.maxConnections && l.evictUnprotected === true) {
       for (const [s, st] of conns) {
         if (st.protected === 0) {
           stats.evictedTotal++;
+          forget(s, st); // now: its 'close' comes later
           s.destroy();
           break;
         }
@@ -95,14 +106,7 @@ export function limitConnections(server: Server, l: ConnectionLimits): Limiter {
     perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
     stats.open = conns.size;
     armHeaderTimer(socket, st);
-    socket.once('close', () => {
-      if (st.headerTimer !== null) clearTimeout(st.headerTimer);
-      conns.delete(socket);
-      const n = (perIp.get(ip) ?? 1) - 1;
-      if (n <= 0) perIp.delete(ip);
-      else perIp.set(ip, n);
-      stats.open = conns.size;
-    });
+    socket.once('close', () => forget(socket, st));
   });
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
