@@ -23,6 +23,8 @@ import type { Backend, ChatChunk, ChatRequest, CompletionRequest, EmbedRequest, 
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
 import { advertLoadOf } from './candidate.js';
+import { WarnLimiter } from '../warn-limiter.js';
+import type { WarningCount } from '../warn-limiter.js';
 import { InferError, isClientFault, isUnsupported, toInferError } from './errors.js';
 import type { ForwardClient, ServedChunk, ServedEmbedding } from './client.js';
 
@@ -124,6 +126,8 @@ export class InferenceRouter {
   private localAdvertSeq = 0;
   private tokens = 0;
   private readonly decisions: RoutingDecision[] = [];
+  /** Failover warnings, rate-limited (a dead peer under load would log every request). */
+  private readonly warnings: WarnLimiter;
 
   constructor(opts: InferenceRouterOptions) {
     this.opts = opts;
@@ -135,6 +139,12 @@ export class InferenceRouter {
     this.localCapacity = opts.localCapacity ?? 4;
     this.now = opts.now ?? Date.now;
     this.log = opts.logger ?? nullLogger;
+    this.warnings = new WarnLimiter(this.log, { now: this.now });
+  }
+
+  /** Rate-limited warnings by kind (metrics). */
+  warningCounts(): Readonly<Record<string, WarningCount>> {
+    return this.warnings.counts();
   }
 
   /** For adverts: load of this node's own backends. */
@@ -369,7 +379,7 @@ export class InferenceRouter {
   }
 
   private warnFailover(peerId: string, error: string, attempt: number): void {
-    this.log.warn('candidate failed before first token, failing over', { peerId, error, attempt });
+    this.warnings.warn('failover', 'candidate failed before first token, failing over', { peerId, error, attempt });
   }
 
   private async *localServed(source: AsyncIterable<ChatChunk>): AsyncIterable<ServedChunk> {

@@ -61,6 +61,8 @@ export interface InferenceService {
     load: { inFlight: number; queued: number; capacity: number };
     routing: RoutingStatus;
   };
+  /** Rate-limited warnings (API 429/5xx answers, failovers) by kind: counters for metrics. */
+  warnings(): Record<string, { total: number; suppressed: number }>;
   /** Propose-time check of ops against what is served now (not consensus state): null when fine. */
   proposeCheck(ops: readonly PatternOp[]): ProposeProblem | null;
   stop(): Promise<void>;
@@ -195,6 +197,7 @@ export async function startInference(o: {
     router,
     status: () => ({ apiUrl, openaiBaseUrl: apiUrl === null ? null : `${apiUrl}/v1`, ollamaBaseUrl: apiUrl, backends: backends.backends.map((b) => b.id), models: backends.modelIds(), backendErrors: backends.lastErrors, load: router.localLoad(), routing: routingStatus(inForce) }),
     proposeCheck: (ops) => aliasShadowProblem(ops, router.models()),
+    warnings: () => ({ ...router.warningCounts(), ...(api?.warnings() ?? {}) }),
     async stop() {
       clearInterval(timer);
       clearInterval(rttTimer);
