@@ -2,8 +2,9 @@
 // simulated backend's stop / max_tokens / tool call / JSON / vectors, the translations of
 // the Responses and Ollama requests to chat, and the advertised API URL.
 import { describe, it, expect } from 'vitest';
-import { assertSupported, BackendError, SimulatedBackend, simulatedVector } from '../../../node/backends/index.js';
-import type { ChatChunk, ChatRequest } from '../../../node/backends/index.js';
+import { assertSupported, SimulatedBackend, simulatedVector } from '../../../node/backends/index.js';
+import type { BackendError, ChatChunk, ChatRequest } from '../../../node/backends/index.js';
+import type { NetworkInterfaceInfo } from 'node:os';
 import { cutAtStop, schemaExample } from '../../../node/backends/simulated-output.js';
 import { responsesToChat, responsesRequestSchema } from '../../../node/api/responses.js';
 import { ollamaChatToChat } from '../../../node/api/ollama.js';
@@ -148,7 +149,7 @@ describe('request translations', () => {
 });
 
 describe('advertised API URL', () => {
-  const ifaces = (): NodeJS.Dict<import('node:os').NetworkInterfaceInfo[]> => ({
+  const ifaces = (): NodeJS.Dict<NetworkInterfaceInfo[]> => ({
     lo: [{ address: '127.0.0.1', family: 'IPv4', internal: true, netmask: '255.0.0.0', mac: '', cidr: null }],
     eth0: [{ address: '192.168.1.20', family: 'IPv4', internal: false, netmask: '255.255.255.0', mac: '', cidr: null }],
   });
