@@ -118,20 +118,20 @@ export class OllamaBackend implements Backend {
     return out;
   }
 
-  chat(req: ChatRequest, signal?: AbortSignal): AsyncIterable<ChatChunk> {
+  async *chat(req: ChatRequest, signal?: AbortSignal): AsyncIterable<ChatChunk> {
     assertSupported('ollama', req);
     const body: Record<string, unknown> = { model: req.model, messages: req.messages.map(ollamaMessage), stream: true, options: ollamaOptions(req) };
     if (req.tools !== undefined && req.toolChoice !== 'none') body['tools'] = req.tools;
     const rf = req.responseFormat;
     if (rf?.type === 'json_object') body['format'] = 'json';
     else if (rf?.type === 'json_schema') body['format'] = rf.json_schema.schema ?? {};
-    return this.stream(`${this.base}/api/chat`, body, signal);
+    yield* this.stream(`${this.base}/api/chat`, body, signal);
   }
 
-  complete(req: CompletionRequest, signal?: AbortSignal): AsyncIterable<ChatChunk> {
+  async *complete(req: CompletionRequest, signal?: AbortSignal): AsyncIterable<ChatChunk> {
     assertSupported('ollama', req);
     // raw: the prompt is sent as is (OpenAI completions semantics), no chat template
-    return this.stream(`${this.base}/api/generate`, { model: req.model, prompt: req.prompt, raw: true, stream: true, options: ollamaOptions(req) }, signal);
+    yield* this.stream(`${this.base}/api/generate`, { model: req.model, prompt: req.prompt, raw: true, stream: true, options: ollamaOptions(req) }, signal);
   }
 
   async embed(req: EmbedRequest, signal?: AbortSignal): Promise<EmbedResult> {

@@ -139,7 +139,7 @@ export class OpenAiBackend implements Backend {
     return out;
   }
 
-  chat(req: ChatRequest, signal?: AbortSignal): AsyncIterable<ChatChunk> {
+  async *chat(req: ChatRequest, signal?: AbortSignal): AsyncIterable<ChatChunk> {
     assertSupported('openai', req);
     const payload: Record<string, unknown> = { model: req.model, messages: req.messages.map(wireMessage), stream: true, stream_options: { include_usage: true }, ...wireSampling(req, false) };
     if (req.tools !== undefined) payload['tools'] = req.tools;
@@ -147,13 +147,13 @@ export class OpenAiBackend implements Backend {
     if (req.parallelToolCalls !== undefined) payload['parallel_tool_calls'] = req.parallelToolCalls;
     if (req.responseFormat !== undefined) payload['response_format'] = req.responseFormat;
     const promptText = req.messages.map((m) => m.content).join('\n');
-    return this.stream(`${this.base}/chat/completions`, payload, promptText, signal);
+    yield* this.stream(`${this.base}/chat/completions`, payload, promptText, signal);
   }
 
-  complete(req: CompletionRequest, signal?: AbortSignal): AsyncIterable<ChatChunk> {
+  async *complete(req: CompletionRequest, signal?: AbortSignal): AsyncIterable<ChatChunk> {
     assertSupported('openai', req);
     const payload: Record<string, unknown> = { model: req.model, prompt: req.prompt, stream: true, stream_options: { include_usage: true }, ...wireSampling(req, true) };
-    return this.stream(`${this.base}/completions`, payload, req.prompt, signal);
+    yield* this.stream(`${this.base}/completions`, payload, req.prompt, signal);
   }
 
   async embed(req: EmbedRequest, signal?: AbortSignal): Promise<EmbedResult> {
