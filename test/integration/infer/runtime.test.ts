@@ -18,7 +18,7 @@ afterAll(() => cluster.stop());
 describe('runtime inference API', () => {
   it('status: openaiBaseUrl = apiUrl + /v1, ollamaBaseUrl = apiUrl, none of them 0.0.0.0', async () => {
     for (const n of cluster.nodes) {
-      const s = await n.status();
+      const s = n.status();
       expect(s.apiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
       expect(s.openaiBaseUrl).toBe(`${s.apiUrl}/v1`);
       expect(s.ollamaBaseUrl).toBe(s.apiUrl);
@@ -27,7 +27,7 @@ describe('runtime inference API', () => {
   });
 
   it('the SDKs pasted with those URLs work and reach every member\'s model', async () => {
-    const s = await cluster.nodes[0]!.status();
+    const s = cluster.nodes[0]!.status();
     await vi.waitFor(
       async () => {
         const m = (await (await fetch(`${s.openaiBaseUrl}/models`)).json()) as { data: { fednode: { served_by: string[] } }[] };
