@@ -16,7 +16,7 @@ beforeAll(async () => {
 afterAll(() => cluster.stop());
 
 describe('runtime inference API', () => {
-  it('status: openaiBaseUrl = apiUrl + /v1, ollamaBaseUrl = apiUrl, none of them 0.0.0.0', async () => {
+  it('status: openaiBaseUrl = apiUrl + /v1, ollamaBaseUrl = apiUrl, none of them 0.0.0.0', () => {
     for (const n of cluster.nodes) {
       const s = n.status();
       expect(s.apiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
