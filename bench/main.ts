@@ -8,6 +8,7 @@ const suites: Record<string, () => Promise<{ run: (opts: BenchOptions) => Promis
   consensus: () => import('./consensus.js'),
   infer: () => import('./infer.js'),
   simnet: () => import('./simnet.js'),
+  cli: () => import('./cli.js'),
 };
 
 export interface BenchOptions {
