@@ -23,6 +23,7 @@ import type { Stream } from '@libp2p/interface';
 import { openEnvelope, encodeCanonical, VerifiedCache } from '../../crypto/index.js';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
+import { WarnLimiter } from '../warn-limiter.js';
 import type { ChatChunk, ChatRequest, CompletionRequest, EmbedRequest, EmbedResult } from '../backends/types.js';
 import { InferError, toInferError, upstreamData } from './errors.js';
 import { INFER_PROTOCOL, INFER_REQUEST_KIND, MAX_HOPS, parseRequestBody } from './request.js';
@@ -95,6 +96,7 @@ export async function startForwardServer(opts: ForwardServerOptions): Promise<Fo
   const idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
   const now = opts.now ?? Date.now;
   const log = opts.logger ?? nullLogger;
+  const warnings = new WarnLimiter(log, { now }); // a peer resetting many streams would log each
   const cache = opts.verifyCache ?? new VerifiedCache(4096);
   let active = 0;
   const refused: Record<string, number> = {};
@@ -105,7 +107,7 @@ export async function startForwardServer(opts: ForwardServerOptions): Promise<Fo
 
   const handler = (stream: Stream, remotePeerId: string): void => {
     void serve(stream, remotePeerId).catch((err: unknown) => {
-      log.warn('forward stream failed', { err: err as Error, remote: remotePeerId });
+      warnings.warn('forward stream failed', 'forward stream failed', { err: err as Error, remote: remotePeerId });
       stream.abort(err instanceof Error ? err : new InferError('ERR_FORWARD_PROTOCOL', String(err)));
     });
   };
