@@ -49,16 +49,22 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
+/** One step of xorshift32 (Marsaglia): the simulated backend's deterministic stream. */
+function xorshift32(x: number): number {
+  let s = x;
+  s ^= s << 13;
+  s >>>= 0;
+  s ^= s >>> 17;
+  s ^= s << 5;
+  return s >>> 0;
+}
+
 /** Deterministic token text for (model, prompt): same input, same answer, on every node. */
 export function simulatedTokens(model: string, prompt: string, count: number): string[] {
   let s = fnv1a(`${model}\u0000${prompt}`) || 1;
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
+    s = xorshift32(s);
     const w = VOCAB[s % VOCAB.length]!;
     out.push(i === 0 ? w : ` ${w}`);
   }
@@ -257,11 +263,7 @@ export function simulatedVector(model: string, text: string, dims: number): numb
   const v: number[] = [];
   let norm = 0;
   for (let i = 0; i < dims; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
+    s = xorshift32(s);
     const x = (s / 0xffffffff) * 2 - 1;
     v.push(x);
     norm += x * x;
