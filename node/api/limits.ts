@@ -109,7 +109,8 @@ export function limitConnections(server: Server, l: ConnectionLimits): Limiter {
     socket.once('close', () => forget(socket, st));
   });
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  // before the server's handler: a fast handler may finish its reply before a later listener runs
+  server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
     const socket = req.socket;
     const st = conns.get(socket);
     if (st === undefined) return;

@@ -21,6 +21,8 @@ export interface SecurityOptions {
   port: () => number;
   /** Extra allowed origins (`api.cors.origins`), e.g. 'http://localhost:3000'. */
   corsOrigins: readonly string[];
+  /** More origins of this node itself (its dashboard when served on another port): allowed, no CORS needed. */
+  ownOrigins?: () => readonly string[];
 }
 
 const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]'];
@@ -46,7 +48,7 @@ export function createGuard(o: SecurityOptions): Guard {
   const loopback = isLoopbackBind(o.host);
   const listed = new Set(o.corsOrigins.map(normaliseOrigin));
   const ownHosts = (): Set<string> => new Set(LOOPBACK_NAMES.map((n) => `${n}:${o.port()}`));
-  const ownOrigins = (): Set<string> => new Set(LOOPBACK_NAMES.map((n) => `http://${n}:${o.port()}`));
+  const ownOrigins = (): Set<string> => new Set([...LOOPBACK_NAMES.map((n) => `http://${n}:${o.port()}`), ...(o.ownOrigins?.() ?? []).map(normaliseOrigin)]);
   return {
     check(req, res) {
       if (loopback) {
@@ -79,7 +81,7 @@ export function createGuard(o: SecurityOptions): Guard {
           return false;
         }
       } else if (req.method === 'OPTIONS') {
-        res.writeHead(204, { 'content-length': '0' }); // same origin: no CORS needed
+        res.writeHead(204, { 'content-length': '0' }); // this node's own origin: no CORS needed
         res.end();
         return false;
       }

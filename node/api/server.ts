@@ -62,6 +62,8 @@ export interface ApiServerOptions {
   maxBodyBytes?: number;
   /** Origins allowed to call the API from a browser (CORS), besides the node's own. @default [] */
   corsOrigins?: readonly string[];
+  /** Other origins of this node (its dashboard on another port), allowed like the API's own. */
+  ownOrigins?: () => readonly string[];
   /** @default DEFAULT_API_LIMITS */
   limits?: Partial<ConnectionLimits>;
   /** Name reported as served_by for this node. @default router.localPeerId */
@@ -107,7 +109,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   const keyDigest = apiKey === null ? null : digestKey(apiKey);
   let url = '';
   let port = 0;
-  const guard = createGuard({ host, port: () => port, corsOrigins: opts.corsOrigins ?? [] });
+  const guard = createGuard({ host, port: () => port, corsOrigins: opts.corsOrigins ?? [], ...(opts.ownOrigins === undefined ? {} : { ownOrigins: opts.ownOrigins }) });
   const ctx = makeContext({ router, maxBodyBytes: opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, nodeName, now, warn: (msg, data) => limiter.warn(msg, msg, data) });
 
   const authorised = (req: IncomingMessage): boolean => {

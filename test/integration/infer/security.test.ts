@@ -64,6 +64,20 @@ describe('Origin check and CORS', () => {
     expect(evil.headers['access-control-allow-origin']).toBeUndefined();
   });
 
+  it("the node's dashboard on another port (ownOrigins) is one of the node's own origins", async () => {
+    const backends = new BackendSet([new SimulatedBackend({ tokensPerSecond: 0 })]);
+    await backends.refresh();
+    const other = createApiServer({ router: new InferenceRouter({ localPeerId: 'me', backends, peers: () => [], forward: null }), ownOrigins: () => ['http://127.0.0.1:9999'] });
+    const p = (await other.listen()).port;
+    try {
+      const ok = await fetch(`http://127.0.0.1:${p}/v1/models`, { headers: { origin: 'http://127.0.0.1:9999' } });
+      expect(ok.status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${p}/v1/models`, { headers: { origin: 'http://127.0.0.1:9998' } })).status).toBe(403);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('a listed origin gets CORS headers and a preflight answer; an unlisted preflight is refused', async () => {
     const pre = await send({ method: 'OPTIONS', path: '/v1/chat/completions', headers: { origin: LISTED, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, authorization' } });
     expect(pre.status).toBe(204);
