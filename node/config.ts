@@ -47,6 +47,11 @@ export const configSchema = z
         host: z.string().min(1).default('127.0.0.1'),
         port: port.default(7411),
         apiKey: z.string().min(16).max(256).nullable().default(null),
+        cors: z.strictObject({ origins: z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'an origin: scheme://host[:port], no path')).max(64).default([]) }).prefault({}),
+        maxConnections: z.number().int().min(1).max(65_536).default(1024),
+        maxConnectionsPerIp: z.number().int().min(1).max(65_536).default(256),
+        headersTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+        bodyTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
       })
       .prefault({}),
     adverts: z
@@ -112,6 +117,11 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
   { path: 'api.host', default: '127.0.0.1', why: 'loopback by default; any other address requires api.apiKey' },
   { path: 'api.port', default: 7411, why: 'fixed so clients can be pointed at it (next to no well-known service); 0 = any' },
   { path: 'api.apiKey', default: null, why: 'bearer key required from clients when the API listens beyond loopback (min 16 chars)' },
+  { path: 'api.cors.origins', default: [], why: 'web origins (scheme://host:port) allowed to call the API from a browser; others are refused (cross-site requests), the node\'s own origin always works' },
+  { path: 'api.maxConnections', default: 1024, why: 'concurrent API connections (one node held 14,428 fds without a cap); beyond it a 503' },
+  { path: 'api.maxConnectionsPerIp', default: 256, why: 'concurrent API connections from one address, so one client cannot take them all' },
+  { path: 'api.headersTimeoutMs', default: 10_000, why: 'a connection that has not sent complete request headers by then is closed' },
+  { path: 'api.bodyTimeoutMs', default: 60_000, why: 'a request body not received by then gets a 408 (a 4 MiB body over slow Wi-Fi fits)' },
   { path: 'adverts.periodMs', default: 2000, why: 'an advert is published on change and at least this often (the issue asks for at least every 2 s)' },
   { path: 'adverts.staleAfterPeriods', default: 3, why: 'a peer whose latest advert is older than this many periods is shown stale (tolerates 2 lost adverts)' },
   { path: 'adverts.goneAfterPeriods', default: 10, why: 'older than this many periods the peer is dropped from the peer table' },

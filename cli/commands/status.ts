@@ -89,7 +89,7 @@ export const statusCommand: Command = {
       `data dir    ${s.dataDir}`,
       `addresses   ${s.addrs.join('\n            ')}`,
       `control     ${s.controlUrl}`,
-      `api         ${s.apiUrl ?? '-'}`,
+      `api         ${s.openaiBaseUrl ?? '-'}  (OpenAI baseURL; Ollama host ${s.ollamaBaseUrl ?? '-'})`,
       `members     ${s.members.length}  connected ${s.connectedPeers}`,
       ...meshLines(s.mesh),
       `profile     ${s.adverts.profile ?? '-'}${body?.profilePinned === true ? ' (pinned)' : ''}  advert seq ${s.adverts.seq}`,

@@ -112,7 +112,7 @@ export async function infer(o: InferOptions): Promise<InferResult> {
       o.onToken?.(c.delta.content);
     }
     if (typeof c?.finish_reason === 'string') finishReason = c.finish_reason;
-    if (j.usage !== undefined) {
+    if (j.usage !== undefined && j.usage !== null) {
       promptTokens = j.usage.prompt_tokens ?? 0;
       completionTokens = j.usage.completion_tokens ?? 0;
     }

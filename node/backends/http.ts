@@ -142,23 +142,70 @@ export async function* readLines(chunks: AsyncIterable<Uint8Array>, limits: Http
   if (buf.length > 0) yield buf.replace(/\r$/, '');
 }
 
+/**
+ * The error for a non-2xx upstream answer. 4xx (other than an unknown model) is the
+ * request's fault: ERR_UPSTREAM_CLIENT keeping the status, the upstream's error code,
+ * type, param and message, so the API can answer the client with them. The message
+ * never carries the upstream URL (it is the operator's, not the client's business);
+ * data.url keeps it for logs.
+ */
 export async function httpErrorFrom(res: Response, limits: HttpLimits, controller: AbortController, url: string): Promise<BackendError> {
   let detail = '';
   try {
-    detail = (await readBodyText(res, { ...limits, maxBodyBytes: 64 * 1024 }, controller, url)).slice(0, 500);
+    detail = (await readBodyText(res, { ...limits, maxBodyBytes: 64 * 1024 }, controller, url)).slice(0, 2000);
   } catch {
     detail = '(unreadable body)';
   }
   let message = detail;
+  let upstreamCode: string | null = null;
+  let upstreamType: string | null = null;
+  let param: string | null = null;
   try {
-    const j = JSON.parse(detail) as { error?: unknown };
+    const j = JSON.parse(detail) as { error?: unknown; message?: unknown; type?: unknown; code?: unknown; param?: unknown };
     if (typeof j.error === 'string') message = j.error;
-    else if (typeof j.error === 'object' && j.error !== null && typeof (j.error as { message?: unknown }).message === 'string') message = (j.error as { message: string }).message;
+    else if (j.error === undefined && typeof j.message === 'string') {
+      // vLLM: { object: 'error', message, type, param, code } at the top level
+      message = j.message;
+      if (typeof j.type === 'string') upstreamType = j.type;
+      upstreamCode = typeof j.code === 'string' ? j.code : upstreamType;
+      if (typeof j.param === 'string') param = j.param;
+    }
+    else if (typeof j.error === 'object' && j.error !== null) {
+      const e = j.error as Record<string, unknown>;
+      if (typeof e['message'] === 'string') message = e['message'];
+      if (typeof e['type'] === 'string') upstreamType = e['type'];
+      // llama-server puts the HTTP status in `code` and the reason in `type`
+      upstreamCode = typeof e['code'] === 'string' ? e['code'] : upstreamType;
+      if (typeof e['param'] === 'string') param = e['param'];
+    }
   } catch {
     // not JSON: keep the text
   }
-  const code = res.status === 404 && /model/i.test(message) ? 'ERR_BACKEND_MODEL_NOT_FOUND' : 'ERR_BACKEND_HTTP';
-  return new BackendError(code, `${url} answered HTTP ${res.status}: ${message}`, { url, status: res.status, detail: message });
+  const data = { url, status: res.status, detail: message, upstreamCode, upstreamType, param };
+  if (res.status === 404 && /model/i.test(message)) return new BackendError('ERR_BACKEND_MODEL_NOT_FOUND', `upstream answered HTTP 404: ${message}`, data);
+  if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) return new BackendError('ERR_UPSTREAM_CLIENT', message, data);
+  return new BackendError('ERR_BACKEND_HTTP', `upstream answered HTTP ${res.status}: ${message}`, data);
+}
+
+/**
+ * Server-sent events of a response: the joined `data:` lines of each event, bounded by
+ * maxLineBytes. Comments and other fields are skipped.
+ */
+export async function* sseData(res: Response, limits: HttpLimits, controller: AbortController, url: string): AsyncGenerator<string> {
+  let data = '';
+  for await (const line of readLines(readChunks(res, limits, controller, url), limits, url)) {
+    if (line.startsWith(':')) continue; // SSE comment / keep-alive
+    if (line.startsWith('data:')) {
+      data += (data === '' ? '' : '\n') + line.slice(5).replace(/^ /, '');
+      if (data.length > limits.maxLineBytes) throw new BackendError('ERR_BACKEND_OVERSIZE', `SSE event from ${url} too large`, { url });
+      continue;
+    }
+    if (line !== '' || data === '') continue; // other fields (event:, id:)
+    const ev = data;
+    data = '';
+    yield ev;
+  }
+  if (data !== '') yield data;
 }
 
 export function trimSlash(u: string): string {

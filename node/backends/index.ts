@@ -13,7 +13,8 @@ import type { Backend, ModelInfo } from './types.js';
 export * from './types.js';
 export { OllamaBackend } from './ollama.js';
 export { OpenAiBackend } from './openai.js';
-export { SimulatedBackend, simulatedTokens } from './simulated.js';
+export { SimulatedBackend, simulatedTokens, simulatedVector } from './simulated.js';
+export { assertSupported } from './params.js';
 export { DEFAULT_HTTP_LIMITS } from './http.js';
 export type { HttpLimits } from './http.js';
 

@@ -1,11 +1,15 @@
 /**
  * OpenAI-compatible servers (vLLM, llama.cpp server, TGI, LM Studio, LocalAI):
- * POST /v1/chat/completions with `stream: true` (SSE), GET /v1/models.
+ * POST /chat/completions and /completions with `stream: true` (SSE), POST /embeddings,
+ * GET /models. Every request field is passed through in OpenAI's wire names; tool-call
+ * fragments, logprobs and finish reasons come back unchanged. An upstream 4xx is
+ * ERR_UPSTREAM_CLIENT with its status and error body (http.ts).
  */
-import { boundedFetch, readJson, readChunks, readLines, httpErrorFrom, trimSlash, estimateTokens, DEFAULT_HTTP_LIMITS } from './http.js';
+import { boundedFetch, readJson, sseData, httpErrorFrom, trimSlash, estimateTokens, DEFAULT_HTTP_LIMITS } from './http.js';
 import type { HttpLimits } from './http.js';
+import { assertSupported } from './params.js';
 import { BackendError } from './types.js';
-import type { Backend, ChatChunk, ChatRequest, FinishReason, Health, ModelInfo } from './types.js';
+import type { Backend, ChatChunk, ChatMessage, ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, FinishReason, Health, ModelInfo, SamplingParams, TokenLogprob, ToolCallDelta } from './types.js';
 
 export interface OpenAiBackendOptions {
   id?: string;
@@ -17,14 +21,81 @@ export interface OpenAiBackendOptions {
   now?: () => number;
 }
 
+interface SseChoice {
+  delta?: { content?: unknown; tool_calls?: unknown };
+  text?: unknown;
+  finish_reason?: unknown;
+  logprobs?: { content?: unknown } | null;
+}
+
 interface SseChunk {
-  choices?: { delta?: { content?: unknown }; finish_reason?: unknown }[];
+  choices?: SseChoice[];
   usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } | null;
   error?: unknown;
 }
 
 function num(x: unknown): number | null {
   return typeof x === 'number' && Number.isFinite(x) && x >= 0 ? x : null;
+}
+
+const FINISH: ReadonlySet<string> = new Set(['stop', 'length', 'tool_calls', 'content_filter']);
+
+/** OpenAI's finish reasons kept; 'function_call' (legacy) is a tool call; other servers' reasons are a stop. */
+function finishOf(x: unknown): FinishReason | null {
+  if (typeof x !== 'string') return null;
+  if (FINISH.has(x)) return x as FinishReason;
+  return x === 'function_call' ? 'tool_calls' : 'stop';
+}
+
+/** Internal message -> OpenAI wire message. */
+export function wireMessage(m: ChatMessage): Record<string, unknown> {
+  const out: Record<string, unknown> = { role: m.role, content: m.toolCalls !== undefined && m.content === '' ? null : m.content };
+  if (m.toolCalls !== undefined) out['tool_calls'] = m.toolCalls;
+  if (m.toolCallId !== undefined) out['tool_call_id'] = m.toolCallId;
+  if (m.name !== undefined) out['name'] = m.name;
+  return out;
+}
+
+/** Sampling fields in OpenAI's names (only those set). */
+export function wireSampling(r: SamplingParams, logprobsAsCount: boolean): Record<string, unknown> {
+  const p: Record<string, unknown> = {};
+  if (r.maxTokens !== undefined) p['max_tokens'] = r.maxTokens;
+  if (r.temperature !== undefined) p['temperature'] = r.temperature;
+  if (r.topP !== undefined) p['top_p'] = r.topP;
+  if (r.topK !== undefined) p['top_k'] = r.topK;
+  if (r.stop !== undefined) p['stop'] = r.stop;
+  if (r.seed !== undefined) p['seed'] = r.seed;
+  if (r.presencePenalty !== undefined) p['presence_penalty'] = r.presencePenalty;
+  if (r.frequencyPenalty !== undefined) p['frequency_penalty'] = r.frequencyPenalty;
+  if (r.logitBias !== undefined) p['logit_bias'] = r.logitBias;
+  if (logprobsAsCount) {
+    // legacy completions: logprobs is the number of top alternatives
+    if (r.logprobs === true) p['logprobs'] = r.topLogprobs ?? 0;
+  } else {
+    if (r.logprobs !== undefined) p['logprobs'] = r.logprobs;
+    if (r.topLogprobs !== undefined) p['top_logprobs'] = r.topLogprobs;
+  }
+  if (r.user !== undefined) p['user'] = r.user;
+  return p;
+}
+
+function toolDeltas(x: unknown): ToolCallDelta[] | undefined {
+  if (!Array.isArray(x) || x.length === 0) return undefined;
+  const out: ToolCallDelta[] = [];
+  for (const t of x as Record<string, unknown>[]) {
+    if (typeof t !== 'object' || t === null || typeof t['index'] !== 'number') continue;
+    const d: ToolCallDelta = { index: t['index'] };
+    if (typeof t['id'] === 'string') d.id = t['id'];
+    if (t['type'] === 'function') d.type = 'function';
+    const f = t['function'] as Record<string, unknown> | undefined;
+    if (typeof f === 'object' && f !== null) {
+      d.function = {};
+      if (typeof f['name'] === 'string') d.function.name = f['name'];
+      if (typeof f['arguments'] === 'string') d.function.arguments = f['arguments'];
+    }
+    out.push(d);
+  }
+  return out.length > 0 ? out : undefined;
 }
 
 export class OpenAiBackend implements Backend {
@@ -69,14 +140,41 @@ export class OpenAiBackend implements Backend {
   }
 
   async *chat(req: ChatRequest, signal?: AbortSignal): AsyncIterable<ChatChunk> {
-    const url = `${this.base}/chat/completions`;
+    assertSupported('openai', req);
+    const payload: Record<string, unknown> = { model: req.model, messages: req.messages.map(wireMessage), stream: true, stream_options: { include_usage: true }, ...wireSampling(req, false) };
+    if (req.tools !== undefined) payload['tools'] = req.tools;
+    if (req.toolChoice !== undefined) payload['tool_choice'] = req.toolChoice;
+    if (req.parallelToolCalls !== undefined) payload['parallel_tool_calls'] = req.parallelToolCalls;
+    if (req.responseFormat !== undefined) payload['response_format'] = req.responseFormat;
+    const promptText = req.messages.map((m) => m.content).join('\n');
+    yield* this.stream(`${this.base}/chat/completions`, payload, promptText, signal);
+  }
+
+  async *complete(req: CompletionRequest, signal?: AbortSignal): AsyncIterable<ChatChunk> {
+    assertSupported('openai', req);
+    const payload: Record<string, unknown> = { model: req.model, prompt: req.prompt, stream: true, stream_options: { include_usage: true }, ...wireSampling(req, true) };
+    yield* this.stream(`${this.base}/completions`, payload, req.prompt, signal);
+  }
+
+  async embed(req: EmbedRequest, signal?: AbortSignal): Promise<EmbedResult> {
+    const url = `${this.base}/embeddings`;
+    const payload: Record<string, unknown> = { model: req.model, input: req.input, encoding_format: 'float' };
+    if (req.dimensions !== undefined) payload['dimensions'] = req.dimensions;
+    const { res, controller } = await boundedFetch(url, { method: 'POST', body: JSON.stringify(payload), headers: this.headers }, this.limits, signal);
+    if (!res.ok) throw await httpErrorFrom(res, this.limits, controller, url);
+    const j = (await readJson(res, this.limits, controller, url)) as { data?: unknown; usage?: { prompt_tokens?: unknown } };
+    if (!Array.isArray(j.data) || j.data.length !== req.input.length) throw new BackendError('ERR_BACKEND_PROTOCOL', `${url}: expected ${req.input.length} embeddings`, { url });
+    const vectors: number[][] = new Array<number[]>(req.input.length);
+    for (const [i, d] of (j.data as { index?: unknown; embedding?: unknown }[]).entries()) {
+      const at = typeof d.index === 'number' ? d.index : i;
+      if (!Array.isArray(d.embedding) || !d.embedding.every((x) => typeof x === 'number') || at < 0 || at >= vectors.length) throw new BackendError('ERR_BACKEND_PROTOCOL', `${url}: embedding ${i} is not a float array`, { url });
+      vectors[at] = d.embedding;
+    }
+    return { vectors, promptTokens: num(j.usage?.prompt_tokens) ?? req.input.reduce((n, t) => n + estimateTokens(t), 0) };
+  }
+
+  private async *stream(url: string, payload: Record<string, unknown>, promptText: string, signal?: AbortSignal): AsyncIterable<ChatChunk> {
     const t0 = this.now();
-    const payload: Record<string, unknown> = { model: req.model, messages: req.messages, stream: true, stream_options: { include_usage: true } };
-    if (req.maxTokens !== undefined) payload['max_tokens'] = req.maxTokens;
-    if (req.temperature !== undefined) payload['temperature'] = req.temperature;
-    if (req.topP !== undefined) payload['top_p'] = req.topP;
-    if (req.stop !== undefined) payload['stop'] = req.stop;
-    if (req.seed !== undefined) payload['seed'] = req.seed;
     const { res, controller } = await boundedFetch(url, { method: 'POST', body: JSON.stringify(payload), headers: this.headers }, this.limits, signal);
     const onAbort = (): void => controller.abort();
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -89,17 +187,7 @@ export class OpenAiBackend implements Backend {
       let promptTokens: number | null = null;
       let completionTokens: number | null = null;
       let sawDone = false;
-      let data = '';
-      for await (const line of readLines(readChunks(res, this.limits, controller, url), this.limits, url)) {
-        if (line.startsWith(':')) continue; // SSE comment / keep-alive
-        if (line.startsWith('data:')) {
-          data += (data === '' ? '' : '\n') + line.slice(5).replace(/^ /, '');
-          if (data.length > this.limits.maxLineBytes) throw new BackendError('ERR_BACKEND_OVERSIZE', `SSE event from ${url} too large`, { url });
-          continue;
-        }
-        if (line !== '' || data === '') continue; // other fields (event:, id:) ignored
-        const ev = data;
-        data = '';
+      for await (const ev of sseData(res, this.limits, controller, url)) {
         if (ev === '[DONE]') {
           sawDone = true;
           break;
@@ -116,15 +204,19 @@ export class OpenAiBackend implements Backend {
           throw new BackendError('ERR_BACKEND_HTTP', `upstream error: ${msg}`, { url, detail: msg });
         }
         const choice = Array.isArray(j.choices) ? j.choices[0] : undefined;
-        const content = choice?.delta?.content;
-        if (typeof content === 'string' && content.length > 0) {
+        const content = choice?.delta?.content ?? choice?.text;
+        const toolCalls = toolDeltas(choice?.delta?.tool_calls);
+        const lp = choice?.logprobs?.content;
+        const logprobs = Array.isArray(lp) && lp.length > 0 ? (lp as TokenLogprob[]) : undefined;
+        const hasText = typeof content === 'string' && content.length > 0;
+        if (hasText || toolCalls !== undefined || logprobs !== undefined) {
           if (first === null) first = this.now() - t0;
-          text += content;
+          const c = hasText ? content : '';
+          text += c;
           deltas++;
-          yield { type: 'delta', content };
+          yield { type: 'delta', content: c, ...(toolCalls === undefined ? {} : { toolCalls }), ...(logprobs === undefined ? {} : { logprobs }) };
         }
-        if (choice?.finish_reason === 'length') finishReason = 'length';
-        else if (typeof choice?.finish_reason === 'string') finishReason = 'stop';
+        finishReason = finishOf(choice?.finish_reason) ?? finishReason;
         if (j.usage !== undefined && j.usage !== null) {
           promptTokens = num(j.usage.prompt_tokens);
           completionTokens = num(j.usage.completion_tokens);
@@ -134,7 +226,6 @@ export class OpenAiBackend implements Backend {
         if (signal?.aborted === true) throw new BackendError('ERR_BACKEND_ABORTED', 'request aborted', { url });
         throw new BackendError('ERR_BACKEND_PROTOCOL', `stream from ${url} ended without [DONE] or finish_reason`, { url });
       }
-      const promptText = req.messages.map((m) => m.content).join('\n');
       yield {
         type: 'done',
         finishReason: finishReason ?? 'stop',

@@ -3,9 +3,17 @@
  * the prompt, streamed at a configured rate with a concurrency limit. It lets a fresh
  * machine run a whole cluster (and the tests and benchmarks) without a GPU. Its kind
  * is 'simulated' and every model it lists says `simulated: true`.
+ *
+ * It honours what a test needs to exercise the whole path without a model: `stop` (the
+ * text is cut before the first stop string), `max_tokens`, a deterministic tool call when
+ * tools are offered (and a text answer once the history holds the tool's result),
+ * `response_format` (JSON that fits the given schema), raw-prompt completions and
+ * deterministic embedding vectors. Fields it cannot imitate are refused (params.ts).
  */
+import { assertSupported } from './params.js';
 import { BackendError } from './types.js';
-import type { Backend, ChatChunk, ChatRequest, Health, ModelInfo } from './types.js';
+import type { Backend, ChatChunk, ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, FinishReason, Health, ModelInfo, ToolCallDelta } from './types.js';
+import { schemaExample, cutAtStop } from './simulated-output.js';
 
 export interface SimulatedBackendOptions {
   id?: string;
@@ -41,16 +49,22 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
+/** One step of xorshift32 (Marsaglia): the simulated backend's deterministic stream. */
+function xorshift32(x: number): number {
+  let s = x;
+  s ^= s << 13;
+  s >>>= 0;
+  s ^= s >>> 17;
+  s ^= s << 5;
+  return s >>> 0;
+}
+
 /** Deterministic token text for (model, prompt): same input, same answer, on every node. */
 export function simulatedTokens(model: string, prompt: string, count: number): string[] {
   let s = fnv1a(`${model}\u0000${prompt}`) || 1;
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
+    s = xorshift32(s);
     const w = VOCAB[s % VOCAB.length]!;
     out.push(i === 0 ? w : ` ${w}`);
   }
@@ -144,31 +158,116 @@ export class SimulatedBackend implements Backend {
     else this.active--;
   }
 
+  /** Default embedding width (small: tests compare vectors) and the largest asked for. */
+  static readonly EMBED_DIMS = 64;
+  static readonly EMBED_DIMS_MAX = 4096;
+
   async *chat(req: ChatRequest, signal?: AbortSignal): AsyncIterable<ChatChunk> {
+    assertSupported('simulated', req);
+    const prompt = req.messages.map((m) => `${m.role}: ${m.content}${m.toolCalls === undefined ? '' : ` ${JSON.stringify(m.toolCalls)}`}`).join('\n');
+    const last = req.messages[req.messages.length - 1];
+    const tools = req.tools ?? [];
+    const choice = req.toolChoice ?? 'auto';
+    // A tool call when tools are offered (not 'none') and the last message is not already a tool's result.
+    if (tools.length > 0 && choice !== 'none' && last?.role !== 'tool') {
+      const name = typeof choice === 'object' ? choice.function.name : tools[0]!.function.name;
+      const tool = tools.find((t) => t.function.name === name);
+      if (tool === undefined) throw new BackendError('ERR_UPSTREAM_CLIENT', `tool_choice names '${name}', which is not among the tools offered`, { status: 400, param: 'tool_choice', upstreamCode: 'invalid_tool_choice' });
+      const args = JSON.stringify(schemaExample(tool.function.parameters ?? { type: 'object', properties: {} }, simulatedTokens(req.model, prompt, 8)));
+      yield* this.generate(req, prompt, signal, { toolCall: { id: `call_${fnv1a(`${req.model}\u0000${prompt}`).toString(16).padStart(8, '0')}`, name, args } });
+      return;
+    }
+    let json: string | null = null;
+    const rf = req.responseFormat;
+    if (rf?.type === 'json_object') json = JSON.stringify({ answer: simulatedTokens(req.model, prompt, 6).join('') });
+    else if (rf?.type === 'json_schema') json = JSON.stringify(schemaExample(rf.json_schema.schema ?? { type: 'object' }, simulatedTokens(req.model, prompt, 8)));
+    yield* this.generate(req, prompt, signal, json === null ? {} : { json });
+  }
+
+  async *complete(req: CompletionRequest, signal?: AbortSignal): AsyncIterable<ChatChunk> {
+    assertSupported('simulated', req);
+    yield* this.generate(req, req.prompt, signal, {});
+  }
+
+  embed(req: EmbedRequest): Promise<EmbedResult> {
+    if (!this.modelIds.includes(req.model)) return Promise.reject(new BackendError('ERR_BACKEND_MODEL_NOT_FOUND', `simulated backend does not serve model ${req.model}`, { model: req.model }));
+    const dims = req.dimensions ?? SimulatedBackend.EMBED_DIMS;
+    if (!Number.isInteger(dims) || dims < 1 || dims > SimulatedBackend.EMBED_DIMS_MAX) {
+      return Promise.reject(new BackendError('ERR_UPSTREAM_CLIENT', `dimensions must be 1..${SimulatedBackend.EMBED_DIMS_MAX}`, { status: 400, param: 'dimensions', upstreamCode: 'invalid_value' }));
+    }
+    const vectors = req.input.map((text) => simulatedVector(req.model, text, dims));
+    return Promise.resolve({ vectors, promptTokens: req.input.reduce((n, t) => n + Math.ceil(t.length / 4), 0) });
+  }
+
+  /** Streams the answer: a tool call, fixed JSON, or deterministic words, cut by stop and max tokens. */
+  private async *generate(
+    req: ChatRequest | CompletionRequest,
+    prompt: string,
+    signal: AbortSignal | undefined,
+    what: { toolCall?: { id: string; name: string; args: string }; json?: string },
+  ): AsyncIterable<ChatChunk> {
     if (!this.modelIds.includes(req.model)) throw new BackendError('ERR_BACKEND_MODEL_NOT_FOUND', `simulated backend does not serve model ${req.model}`, { model: req.model, models: this.modelIds });
     const t0 = this.now();
     await this.acquire(signal);
     try {
-      const prompt = req.messages.map((m) => `${m.role}: ${m.content}`).join('\n');
       const max = Math.min(this.maxTokensCap, Math.max(0, Math.floor(req.maxTokens ?? this.defaultMaxTokens)));
-      const tokens = simulatedTokens(req.model, prompt, max);
+      let pieces: string[];
+      if (what.toolCall !== undefined) pieces = splitPieces(what.toolCall.args);
+      else if (what.json !== undefined) pieces = splitPieces(what.json);
+      else pieces = simulatedTokens(req.model, prompt, max);
+      let finishReason: FinishReason = what.toolCall !== undefined ? 'tool_calls' : 'stop';
+      if (what.toolCall === undefined) {
+        const cut = cutAtStop(pieces, req.stop ?? []);
+        if (cut.stopped) pieces = cut.pieces;
+        if (pieces.length > max) pieces = pieces.slice(0, max);
+        if (!cut.stopped && req.maxTokens !== undefined && pieces.length >= req.maxTokens) finishReason = 'length';
+      }
       if (this.firstTokenDelayMs > 0) await sleep(this.firstTokenDelayMs, signal);
       let first: number | null = null;
       const perTokenMs = this.tps === 0 ? 0 : 1000 / this.tps;
-      for (let i = 0; i < tokens.length; i++) {
+      if (what.toolCall !== undefined) {
+        first = this.now() - t0;
+        const head: ToolCallDelta = { index: 0, id: what.toolCall.id, type: 'function', function: { name: what.toolCall.name, arguments: '' } };
+        yield { type: 'delta', content: '', toolCalls: [head] };
+      }
+      for (let i = 0; i < pieces.length; i++) {
         if (signal?.aborted === true) throw new BackendError('ERR_BACKEND_ABORTED', 'request aborted');
-        if (perTokenMs > 0 && i > 0) await sleep(perTokenMs, signal);
+        if (perTokenMs > 0 && (i > 0 || what.toolCall !== undefined)) await sleep(perTokenMs, signal);
         if (first === null) first = this.now() - t0;
-        yield { type: 'delta', content: tokens[i]! };
+        const p = pieces[i]!;
+        if (what.toolCall !== undefined) yield { type: 'delta', content: '', toolCalls: [{ index: 0, function: { arguments: p } }] };
+        else yield { type: 'delta', content: p };
       }
       yield {
         type: 'done',
-        finishReason: req.maxTokens !== undefined && tokens.length >= req.maxTokens ? 'length' : 'stop',
-        usage: { promptTokens: Math.ceil(prompt.length / 4), completionTokens: tokens.length },
+        finishReason,
+        usage: { promptTokens: Math.ceil(prompt.length / 4), completionTokens: pieces.length + (what.toolCall !== undefined ? 1 : 0) },
         timings: { firstTokenMs: first, totalMs: this.now() - t0 },
       };
     } finally {
       this.release();
     }
   }
+}
+
+/** JSON text in pieces of up to 8 characters (a token-sized stream). */
+function splitPieces(text: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += 8) out.push(text.slice(i, i + 8));
+  return out;
+}
+
+/** A deterministic unit vector for (model, text). */
+export function simulatedVector(model: string, text: string, dims: number): number[] {
+  let s = fnv1a(`${model}\u0001${text}`) || 1;
+  const v: number[] = [];
+  let norm = 0;
+  for (let i = 0; i < dims; i++) {
+    s = xorshift32(s);
+    const x = (s / 0xffffffff) * 2 - 1;
+    v.push(x);
+    norm += x * x;
+  }
+  const n = Math.sqrt(norm) || 1;
+  return v.map((x) => x / n);
 }

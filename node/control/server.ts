@@ -12,11 +12,26 @@ import { FednodeError } from '../../base/errors.js';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
 import { RuntimeError } from '../runtime/errors.js';
+import { limitConnections } from '../api/limits.js';
+import type { ConnectionLimits, LimitStats } from '../api/limits.js';
 
 /** Control requests are small commands; 1 MiB bounds a mistaken upload. */
 export const CONTROL_BODY_MAX_BYTES = 1024 * 1024;
 /** Concurrent control connections (the CLI opens one at a time; a runaway script is bounded). */
 export const CONTROL_MAX_CONNECTIONS = 64;
+/**
+ * Bounds of the control port. At the cap, the oldest connection that is not serving a token
+ * holder's request is closed for the newcomer, so connections held open by anyone else (64
+ * idle ones blocked every CLI command for ~24 s) never lock out the CLI. A local client sends
+ * its headers and small body at once: 2 s / 10 s.
+ */
+export const CONTROL_LIMITS: ConnectionLimits = Object.freeze({
+  maxConnections: CONTROL_MAX_CONNECTIONS,
+  maxPerIp: CONTROL_MAX_CONNECTIONS, // every client is on loopback
+  headersTimeoutMs: 2_000,
+  bodyTimeoutMs: 10_000,
+  evictUnprotected: true,
+});
 
 export type HttpMethod = 'GET' | 'POST' | 'DELETE';
 
@@ -42,12 +57,16 @@ export interface ControlServerOptions {
   port: number;
   token: string;
   logger?: Logger;
+  /** @default CONTROL_LIMITS */
+  limits?: Partial<ConnectionLimits>;
 }
 
 export interface ControlServer {
   readonly url: string;
   readonly port: number;
   route(method: HttpMethod, path: string, handler: ControlHandler): void;
+  /** Connection counters (limits.ts). */
+  readonly connections: Readonly<LimitStats>;
   close(): Promise<void>;
 }
 
@@ -93,6 +112,7 @@ export async function startControlServer(o: ControlServerOptions): Promise<Contr
         send(res, 401, errorBody('ERR_CONTROL_UNAUTHORIZED', 'missing or wrong bearer token (see <data dir>/control.token)'));
         return;
       }
+      limiter.protect(req, res); // a token holder's request is never evicted for a newcomer
       const handler = routes.get(`${method} ${url.pathname}`);
       if (handler === undefined) {
         const allowed = [...routes.keys()].filter((k) => k.endsWith(` ${url.pathname}`));
@@ -135,9 +155,8 @@ export async function startControlServer(o: ControlServerOptions): Promise<Contr
       if (!res.headersSent) send(res, 500, errorBody('ERR_INTERNAL', 'internal error'));
     });
   });
-  server.maxConnections = CONTROL_MAX_CONNECTIONS;
-  server.headersTimeout = 10_000; // a local client sends headers at once
-  server.requestTimeout = 0; // long commands (propose waits for commit) are bounded by their handlers
+  // long commands (propose waits for commit) are bounded by their handlers; receiving the request is bounded here
+  const limiter = limitConnections(server, { ...CONTROL_LIMITS, ...(o.limits ?? {}) });
   await new Promise<void>((resolve, reject) => {
     const onError = (e: Error): void => reject(new RuntimeError('ERR_CONTROL_HTTP', `control API cannot listen on ${o.host}:${o.port}: ${e.message}`, { host: o.host, port: o.port }, { cause: e }));
     server.once('error', onError);
@@ -151,6 +170,7 @@ export async function startControlServer(o: ControlServerOptions): Promise<Contr
   return {
     url: `http://${host}:${addr.port}`,
     port: addr.port,
+    connections: limiter.stats,
     route(method, path, handler) {
       routes.set(`${method} ${path}`, handler);
     },

@@ -4,7 +4,7 @@
  */
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { Libp2p } from '@libp2p/interface';
-import type { ForwardHost } from './protocol.js';
+import type { ForwardHost } from './server.js';
 
 export function forwardHostFromLibp2p(node: Libp2p): ForwardHost {
   return {

@@ -19,14 +19,24 @@ import { RoutingAccounting } from '../../routing/accounting.js';
 import type { AdvertBody } from '../adverts/advert.js';
 import type { BackendSet } from '../backends/index.js';
 import { BackendError } from '../backends/types.js';
-import type { ChatChunk, ChatRequest } from '../backends/types.js';
+import type { Backend, ChatChunk, ChatRequest, CompletionRequest, EmbedRequest, EmbedResult } from '../backends/types.js';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
 import { advertLoadOf } from './candidate.js';
-import { InferError } from './errors.js';
-import type { ForwardClient, ServedChunk } from './protocol.js';
+import { WarnLimiter } from '../warn-limiter.js';
+import type { WarningCount } from '../warn-limiter.js';
+import { InferError, isClientFault, isUnsupported, toInferError } from './errors.js';
+import type { ForwardClient, ServedChunk, ServedEmbedding } from './client.js';
 
 export type RoutedEvent = { type: 'start'; servedBy: string; attempts: number } | ServedChunk;
+/** Events of a routed embeddings request: 'start' then the result. */
+export type RoutedEmbedEvent = { type: 'start'; servedBy: string; attempts: number } | ServedEmbedding;
+
+export interface RouteCall {
+  requestId: string;
+  signal?: AbortSignal;
+  deadlineMs?: number;
+}
 
 export interface ModelEntry {
   id: string;
@@ -116,6 +126,8 @@ export class InferenceRouter {
   private localAdvertSeq = 0;
   private tokens = 0;
   private readonly decisions: RoutingDecision[] = [];
+  /** Failover warnings, rate-limited (a dead peer under load would log every request). */
+  private readonly warnings: WarnLimiter;
 
   constructor(opts: InferenceRouterOptions) {
     this.opts = opts;
@@ -127,6 +139,12 @@ export class InferenceRouter {
     this.localCapacity = opts.localCapacity ?? 4;
     this.now = opts.now ?? Date.now;
     this.log = opts.logger ?? nullLogger;
+    this.warnings = new WarnLimiter(this.log, { now: this.now });
+  }
+
+  /** Rate-limited warnings by kind (metrics). */
+  warningCounts(): Readonly<Record<string, WarningCount>> {
+    return this.warnings.counts();
   }
 
   /** For adverts: load of this node's own backends. */
@@ -210,14 +228,47 @@ export class InferenceRouter {
     return this.plan(model, seed).ranking.ranked;
   }
 
+  private localBackend(model: string): Backend {
+    const b = this.opts.backends?.backendFor(model) ?? null;
+    if (b === null) throw new InferError('ERR_MODEL_NOT_FOUND', `model ${model} is not served by this node`, { model });
+    return b;
+  }
+
   /** Runs on this node's backends only (used for local execution and by the forward server). */
-  async *executeLocal(req: ChatRequest, signal: AbortSignal): AsyncIterable<ChatChunk> {
-    const b = this.opts.backends?.backendFor(req.model) ?? null;
-    if (b === null) throw new InferError('ERR_MODEL_NOT_FOUND', `model ${req.model} is not served by this node`, { model: req.model });
+  executeLocal(req: ChatRequest, signal: AbortSignal): AsyncIterable<ChatChunk> {
+    const b = this.localBackend(req.model);
+    return this.countLocal(b.chat(req, signal));
+  }
+
+  /** Raw-prompt completion on this node's backends only. */
+  executeLocalComplete(req: CompletionRequest, signal: AbortSignal): AsyncIterable<ChatChunk> {
+    const b = this.localBackend(req.model);
+    if (b.complete === undefined) throw new InferError('ERR_BACKEND_UNSUPPORTED', `backend ${b.id} (${b.kind}) has no raw-prompt completions`, { operation: 'completions', backend: b.id });
+    return this.countLocal(b.complete(req, signal));
+  }
+
+  /** Embeddings on this node's backends only. */
+  async executeLocalEmbed(req: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
+    const b = this.localBackend(req.model);
+    if (b.embed === undefined) throw new InferError('ERR_BACKEND_UNSUPPORTED', `backend ${b.id} (${b.kind}) has no embeddings`, { operation: 'embeddings', backend: b.id });
+    this.localRunning++;
+    try {
+      return await b.embed(req, signal);
+    } finally {
+      this.localRunning--;
+    }
+  }
+
+  /** What the forward server runs for requests forwarded to this node. */
+  localExecutor(): { chat: InferenceRouter['executeLocal']; complete: InferenceRouter['executeLocalComplete']; embed: InferenceRouter['executeLocalEmbed'] } {
+    return { chat: (r, s) => this.executeLocal(r, s), complete: (r, s) => this.executeLocalComplete(r, s), embed: (r, s) => this.executeLocalEmbed(r, s) };
+  }
+
+  private async *countLocal(source: AsyncIterable<ChatChunk>): AsyncIterable<ChatChunk> {
     this.localRunning++;
     let streamed = 0;
     try {
-      for await (const c of b.chat(req, signal)) {
+      for await (const c of source) {
         if (c.type === 'delta') {
           streamed++;
           this.tokens++;
@@ -235,15 +286,44 @@ export class InferenceRouter {
   }
 
   /**
-   * Routes one request. Yields 'start' (once a candidate produced its first chunk),
-   * deltas, then a 'done' with servedBy. Throws InferError: ERR_MODEL_NOT_FOUND,
-   * ERR_BUSY, ERR_ALL_CANDIDATES_FAILED (before any output), ERR_UPSTREAM_MID_STREAM
-   * (after 'start'), ERR_ABORTED.
+   * Routes one chat request. Yields 'start' (once a candidate produced its first chunk),
+   * deltas, then a 'done' with servedBy. Throws InferError: ERR_MODEL_NOT_FOUND, ERR_BUSY,
+   * ERR_ALL_CANDIDATES_FAILED / ERR_UNAVAILABLE (before any output), ERR_UPSTREAM_CLIENT
+   * (the backend's 4xx, no failover), ERR_UNSUPPORTED_PARAM / ERR_BACKEND_UNSUPPORTED (no
+   * candidate can honour it), ERR_UPSTREAM_MID_STREAM (after 'start'), ERR_ABORTED.
    */
-  async *chat(request: ChatRequest, call: { requestId: string; signal?: AbortSignal; deadlineMs?: number }): AsyncIterable<RoutedEvent> {
+  chat(request: ChatRequest, call: RouteCall): AsyncIterable<RoutedEvent> {
+    return this.route(request, call, (model, signal) => this.localServed(this.executeLocal({ ...request, model }, signal)), (peer, model, c) => this.opts.forward!.chat(peer, { ...request, model }, c));
+  }
+
+  /** Routes a raw-prompt completion like chat. */
+  complete(request: CompletionRequest, call: RouteCall): AsyncIterable<RoutedEvent> {
+    return this.route(request, call, (model, signal) => this.localServed(this.executeLocalComplete({ ...request, model }, signal)), (peer, model, c) => this.opts.forward!.complete(peer, { ...request, model }, c));
+  }
+
+  /** Routes an embeddings request like chat: 'start' then one result. */
+  embed(request: EmbedRequest, call: RouteCall): AsyncIterable<RoutedEmbedEvent> {
+    const local = async function* (this: InferenceRouter, model: string, signal: AbortSignal): AsyncIterable<ServedEmbedding> {
+      try {
+        const r = await this.executeLocalEmbed({ ...request, model }, signal);
+        yield { type: 'embedding', ...r, servedBy: this.localPeerId };
+      } catch (err) {
+        throw toInferError(err, this.localPeerId);
+      }
+    };
+    return this.route<ServedEmbedding>(request, call, (model, signal) => local.call(this, model, signal), (peer, model, c) => this.opts.forward!.embed(peer, { ...request, model }, c));
+  }
+
+  /** The one routing loop: plan, bounded admission, attempts with failover before the first output. */
+  private async *route<T extends { type: string; servedBy?: string }>(
+    request: { model: string },
+    call: RouteCall,
+    runLocal: (model: string, signal: AbortSignal) => AsyncIterable<T>,
+    runRemote: (peerId: string, model: string, c: { requestId: string; deadlineMs: number; signal: AbortSignal }) => AsyncIterable<T>,
+  ): AsyncIterable<{ type: 'start'; servedBy: string; attempts: number } | T> {
     const signal = call.signal ?? new AbortController().signal;
     const plan = this.plan(request.model, tieHash(0, call.requestId));
-    const req: ChatRequest = { ...request, model: plan.model };
+    const model = plan.model;
     const ranked = plan.ranking.ranked;
     if (ranked.length === 0) {
       const asked = plan.via.length > 0 ? `'${plan.requested}' (alias of '${plan.model}')` : `'${plan.model}'`;
@@ -251,63 +331,83 @@ export class InferenceRouter {
     }
     if (this.inFlight >= this.maxInFlight) throw new InferError('ERR_BUSY', `this node is routing ${this.inFlight} requests (max ${this.maxInFlight})`, { retryAfterS: 1 });
     const usable = ranked.filter((c) => this.accounting.get(c.peerId).outstanding < this.maxPerPeer && (c.isLocal || this.opts.forward !== null));
-    if (usable.length === 0) throw new InferError('ERR_BUSY', `every member serving '${req.model}' has ${this.maxPerPeer} requests from this node`, { retryAfterS: 1 });
+    if (usable.length === 0) throw new InferError('ERR_BUSY', `every member serving '${model}' has ${this.maxPerPeer} requests from this node`, { retryAfterS: 1 });
     const deadlineMs = call.deadlineMs ?? this.now() + (this.opts.defaultDeadlineMs ?? 600_000);
-    const decision = { requested: plan.requested, model: plan.model, runnerUp: usable[1]?.peerId ?? null, reason: decisionReason(plan, usable[0] as RankedCandidate) };
+    const decision = { requested: plan.requested, model, runnerUp: usable[1]?.peerId ?? null, reason: decisionReason(plan, usable[0] as RankedCandidate) };
     this.inFlight++;
     try {
-      const failures: { peerId: string; error: string }[] = [];
+      const failures: { peerId: string; error: InferError }[] = [];
       const attempts = usable.slice(0, 1 + this.maxRetries);
       for (let i = 0; i < attempts.length; i++) {
         const cand = attempts[i]!;
-        if (signal.aborted) throw new InferError('ERR_ABORTED', 'request aborted', { model: req.model });
+        if (signal.aborted) throw new InferError('ERR_ABORTED', 'request aborted', { model });
         this.accounting.onSent(cand.peerId);
         let started = false;
         try {
-          const source: AsyncIterable<ServedChunk> = cand.isLocal ? this.localServed(req, signal) : this.opts.forward!.chat(cand.peerId, req, { requestId: call.requestId, deadlineMs, signal });
+          const source = cand.isLocal ? runLocal(model, signal) : runRemote(cand.peerId, model, { requestId: call.requestId, deadlineMs, signal });
           for await (const c of source) {
             if (!started) {
               started = true;
               this.record({ ...decision, chosen: cand.peerId, attempts: i + 1, reason: i === 0 ? decision.reason : `failover after ${failures.map((f) => f.peerId).join(', ')} failed; ${decision.reason}` });
-              yield { type: 'start', servedBy: c.type === 'done' ? c.servedBy : cand.peerId, attempts: i + 1 };
+              yield { type: 'start', servedBy: c.servedBy ?? cand.peerId, attempts: i + 1 };
             }
             yield c;
           }
           if (!started) throw new InferError('ERR_FORWARD_PROTOCOL', `${cand.peerId} produced nothing`, { peerId: cand.peerId });
           return;
         } catch (err) {
-          if (signal.aborted) throw new InferError('ERR_ABORTED', 'request aborted', { model: req.model }, { cause: err });
-          const msg = err instanceof Error ? err.message : String(err);
-          if (started) throw new InferError('ERR_UPSTREAM_MID_STREAM', `serving node ${cand.peerId} failed after the first token: ${msg}`, { peerId: cand.peerId }, { cause: err });
-          // Not a model the backend has after all, busy, dead peer, refused: try the next candidate.
-          failures.push({ peerId: cand.peerId, error: msg });
-          this.log.warn('candidate failed before first token, failing over', { peerId: cand.peerId, error: msg, attempt: i + 1 });
+          if (signal.aborted) throw new InferError('ERR_ABORTED', 'request aborted', { model }, { cause: err });
+          const e = toInferError(err, cand.peerId);
+          if (started) throw new InferError('ERR_UPSTREAM_MID_STREAM', `serving node ${cand.peerId} failed after the first token: ${e.message}`, { peerId: cand.peerId }, { cause: err });
+          // The request's own fault (the backend's 4xx): the same everywhere, answer it now.
+          if (isClientFault(e)) {
+            this.record({ ...decision, chosen: null, attempts: i + 1, reason: `client error from ${cand.peerId}: ${e.message}` });
+            throw e;
+          }
+          // Unsupported here, busy, dead peer, refused, 5xx: try the next candidate.
+          failures.push({ peerId: cand.peerId, error: e });
+          this.warnFailover(cand.peerId, e.message, i + 1);
         } finally {
           this.accounting.onFinished(cand.peerId);
         }
       }
       this.record({ ...decision, chosen: null, attempts: attempts.length, reason: `every attempt failed: ${failures.map((f) => f.peerId).join(', ')}` });
-      const allBusy = failures.length > 0 && failures.every((f) => /busy/i.test(f.error));
-      throw new InferError(allBusy ? 'ERR_BUSY' : 'ERR_ALL_CANDIDATES_FAILED', `no candidate could serve '${req.model}': ${failures.map((f) => `${f.peerId}: ${f.error}`).join('; ')}`, {
-        model: req.model,
-        failures,
-        retryAfterS: 1,
-      });
+      throw failureOf(model, failures);
     } finally {
       this.inFlight--;
     }
   }
 
-  private async *localServed(req: ChatRequest, signal: AbortSignal): AsyncIterable<ServedChunk> {
+  private warnFailover(peerId: string, error: string, attempt: number): void {
+    this.warnings.warn('failover', 'candidate failed before first token, failing over', { peerId, error, attempt });
+  }
+
+  private async *localServed(source: AsyncIterable<ChatChunk>): AsyncIterable<ServedChunk> {
     try {
-      for await (const c of this.executeLocal(req, signal)) {
+      for await (const c of source) {
         yield c.type === 'done' ? { ...c, servedBy: this.localPeerId } : c;
       }
     } catch (err) {
       if (err instanceof BackendError && err.code === 'ERR_BACKEND_BUSY') throw new InferError('ERR_BUSY', `local backend busy: ${err.message}`, { peerId: this.localPeerId }, { cause: err });
-      throw err;
+      throw toInferError(err, this.localPeerId);
     }
   }
+}
+
+/**
+ * The error for a request every attempt failed: unsupported somewhere (and nothing better
+ * elsewhere) is that 400; all busy is 429; nothing reachable is 503; else 502.
+ */
+function failureOf(model: string, failures: readonly { peerId: string; error: InferError }[]): InferError {
+  const list = failures.map((f) => `${f.peerId}: ${f.error.message}`).join('; ');
+  const unsupported = failures.find((f) => isUnsupported(f.error));
+  if (unsupported !== undefined) return new InferError(unsupported.error.code, unsupported.error.message, { ...unsupported.error.data, failures: list });
+  const data = { model, failures: failures.map((f) => ({ peerId: f.peerId, error: f.error.message })), retryAfterS: 1 };
+  if (failures.length > 0 && failures.every((f) => f.error.code === 'ERR_BUSY')) return new InferError('ERR_BUSY', `every candidate for '${model}' is busy: ${list}`, data);
+  if (failures.length > 0 && failures.every((f) => f.error.data['transport'] === true || f.error.code === 'ERR_FORWARD_REFUSED')) {
+    return new InferError('ERR_UNAVAILABLE', `no candidate serving '${model}' could be reached: ${list}`, data);
+  }
+  return new InferError('ERR_ALL_CANDIDATES_FAILED', `no candidate could serve '${model}': ${list}`, data);
 }
 
 /** One line on why the first candidate leads: its tier and score terms, and the policy's source. */

@@ -40,6 +40,7 @@ export function metricsExtension(o: MetricsExtensionOptions): MetricsExtension {
           advertSelf: () => ctx.adverts.selfSummary(),
           advertPeers: () => ctx.adverts.peers(),
           inference: () => ({ ...ctx.inference.status().load, routing: ctx.inference.router.routing }),
+          warnings: () => ctx.inference.warnings(),
           consensus: () => {
             const c = ctx.consensus.status();
             return { decidedHeight: c.decidedHeight, round: c.round, mempoolOps: c.mempoolOps, validators: c.validators.length };

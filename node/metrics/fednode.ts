@@ -33,6 +33,8 @@ export interface FednodeMetricSources {
   readonly consensus?: () => { decidedHeight: number; round: number; mempoolOps: number; validators: number };
   /** Direct channels (host.directStats()). */
   readonly direct?: () => DirectStats;
+  /** Rate-limited warnings by kind (inference.warnings()): written and summarised counts. */
+  readonly warnings?: () => Readonly<Record<string, { total: number; suppressed: number }>>;
   /** Wall clock for the advert age gauge. @default Date.now */
   readonly now?: () => number;
 }
@@ -102,7 +104,17 @@ export function registerFednodeMetrics(registry: Registry, src: FednodeMetricSou
     },
   });
 
-  const { members, advertSelf, advertPeers, inference, consensus, direct } = src;
+  const { members, advertSelf, advertPeers, inference, consensus, direct, warnings } = src;
+  if (warnings !== undefined) {
+    // kinds are fixed strings in the code (e.g. 'failover', 'chat request failed'), a closed set
+    new Counter({ name: 'fednode_warnings_total', help: 'Warnings by kind: logged = written as a line, suppressed = summarised ("N more in the last 10 s")', labelNames: ['kind', 'outcome'] as const, registers, collect() {
+      this.reset();
+      for (const [kind, c] of Object.entries(warnings())) {
+        this.inc({ kind, outcome: 'logged' }, c.total - c.suppressed);
+        this.inc({ kind, outcome: 'suppressed' }, c.suppressed);
+      }
+    } });
+  }
   if (direct !== undefined) {
     new Counter({ name: 'fednode_direct_frames_total', help: 'Direct-channel frames: sent (queued on an open channel), missing (no channel: the sender falls back to gossip), received (before validation)', labelNames: ['event'] as const, registers, collect() {
       const d = direct();

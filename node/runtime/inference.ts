@@ -25,6 +25,8 @@ import type { ProposeProblem } from './consensus-ops.js';
 import type { Identity } from '../../crypto/keys.js';
 import type { AdvertsService } from './adverts.js';
 import { RuntimeError } from './errors.js';
+import { advertisedApiUrl } from '../api/advertised.js';
+import { FEDNODE_VERSION } from './version.js';
 
 /** Model lists are re-read this often (a model pulled into Ollama shows up within this). */
 const MODEL_REFRESH_MS = 30_000;
@@ -49,12 +51,18 @@ export interface InferenceService {
   readonly router: InferenceRouter;
   status(): {
     apiUrl: string | null;
+    /** The OpenAI SDK base URL (apiUrl + /v1). */
+    openaiBaseUrl: string | null;
+    /** The Ollama client host (apiUrl: the client adds /api). */
+    ollamaBaseUrl: string | null;
     backends: string[];
     models: string[];
     backendErrors: Record<string, string>;
     load: { inFlight: number; queued: number; capacity: number };
     routing: RoutingStatus;
   };
+  /** Rate-limited warnings (API 429/5xx answers, failovers) by kind: counters for metrics. */
+  warnings(): Record<string, { total: number; suppressed: number }>;
   /** Propose-time check of ops against what is served now (not consensus state): null when fine. */
   proposeCheck(ops: readonly PatternOp[]): ProposeProblem | null;
   stop(): Promise<void>;
@@ -136,7 +144,7 @@ export async function startInference(o: {
     host: o.host,
     cluster: o.cluster,
     isMember: (p) => o.host.members.isMember(p),
-    execute: (r, s) => router.executeLocal(r, s),
+    execute: router.localExecutor(),
     localPeerId: o.identity.peerId,
     now: o.now,
     logger: log,
@@ -145,8 +153,19 @@ export async function startInference(o: {
   let apiUrl: string | null = null;
   try {
     if (o.config.api.enabled) {
-      api = createApiServer({ router, host: o.config.api.host, port: o.config.api.port, apiKey: o.config.api.apiKey, logger: log.child('api'), now: o.now });
-      apiUrl = (await api.listen()).url;
+      const a = o.config.api;
+      api = createApiServer({
+        router,
+        host: a.host,
+        port: a.port,
+        apiKey: a.apiKey,
+        corsOrigins: a.cors.origins,
+        limits: { maxConnections: a.maxConnections, maxPerIp: a.maxConnectionsPerIp, headersTimeoutMs: a.headersTimeoutMs, bodyTimeoutMs: a.bodyTimeoutMs },
+        version: FEDNODE_VERSION,
+        logger: log.child('api'),
+        now: o.now,
+      });
+      apiUrl = advertisedApiUrl((await api.listen()).port, a.host);
     }
   } catch (e) {
     unsubscribe();
@@ -176,8 +195,9 @@ export async function startInference(o: {
   return {
     apiUrl,
     router,
-    status: () => ({ apiUrl, backends: backends.backends.map((b) => b.id), models: backends.modelIds(), backendErrors: backends.lastErrors, load: router.localLoad(), routing: routingStatus(inForce) }),
+    status: () => ({ apiUrl, openaiBaseUrl: apiUrl === null ? null : `${apiUrl}/v1`, ollamaBaseUrl: apiUrl, backends: backends.backends.map((b) => b.id), models: backends.modelIds(), backendErrors: backends.lastErrors, load: router.localLoad(), routing: routingStatus(inForce) }),
     proposeCheck: (ops) => aliasShadowProblem(ops, router.models()),
+    warnings: () => ({ ...router.warningCounts(), ...(api?.warnings() ?? {}) }),
     async stop() {
       clearInterval(timer);
       clearInterval(rttTimer);

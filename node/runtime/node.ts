@@ -105,6 +105,10 @@ export interface NodeStatus {
   addrs: string[];
   controlUrl: string;
   apiUrl: string | null;
+  /** Paste as the OpenAI SDK's baseURL (apiUrl + /v1). */
+  openaiBaseUrl: string | null;
+  /** Paste as the Ollama client's host. */
+  ollamaBaseUrl: string | null;
   inference: ReturnType<InferenceService['status']>;
   uptimeMs: number;
   members: string[];
@@ -260,6 +264,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       addrs: addresses(),
       controlUrl: control.url,
       apiUrl,
+      openaiBaseUrl: apiUrl === null ? null : `${apiUrl}/v1`,
+      ollamaBaseUrl: apiUrl,
       inference: inference.status(),
       uptimeMs: now() - startedAt,
       members: [...members.members()],

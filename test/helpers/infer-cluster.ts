@@ -92,7 +92,7 @@ export async function startCluster(o: ClusterOptions): Promise<{ nodes: TestNode
       host,
       cluster: CLUSTER,
       isMember: (p) => members.has(p),
-      execute: (req, signal) => node.router.executeLocal(req, signal),
+      execute: node.router.localExecutor(),
       localPeerId: identity.peerId,
       ...(o.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: o.idleTimeoutMs }),
     });

@@ -169,13 +169,15 @@ describe('bad input: clear errors, node unharmed', () => {
         cluster: CLUSTER,
         seq: 1,
         time: Date.now(),
-        body: { requestId: 'r1', model: 'simulated', deadlineMs: Date.now() + 10_000, hop: 1, request: { messages: [{ role: 'user', content: 'let me in' }] } },
+        body: { requestId: 'r1', model: 'simulated', deadlineMs: Date.now() + 10_000, hop: 1, op: 'chat', request: JSON.stringify({ model: 'simulated', messages: [{ role: 'user', content: 'let me in' }] }) },
       });
       const ask = async (frames: Uint8Array[]): Promise<Record<string, unknown>[]> => {
         const stream = await forwardHostFromLibp2p(outsider).dialProtocol(n1.peerId, INFER_PROTOCOL);
         const got: Record<string, unknown>[] = [];
-        await pipe(frames, (s) => lp.encode(s), stream.sink);
-        for await (const f of lp.decode(stream.source)) got.push(decodeCanonical(f.subarray()) as Record<string, unknown>);
+        // wire.ts: a flag byte (0 = last frame of the message) before each message part
+        const flagged = frames.map((f) => new Uint8Array([0, ...f]));
+        await pipe(flagged, (s) => lp.encode(s), stream.sink);
+        for await (const f of lp.decode(stream.source)) got.push(decodeCanonical(f.subarray().subarray(1)) as Record<string, unknown>);
         return got;
       };
       const before = n1.forwardServer.refused['ERR_FORWARD_REFUSED'] ?? 0;
@@ -200,7 +202,7 @@ describe('bad input: clear errors, node unharmed', () => {
           cluster: CLUSTER,
           seq: 3,
           time: Date.now(),
-          body: { requestId: 'r2', model: 'simulated', deadlineMs: Date.now() + 10_000, hop: 2, request: { messages: [{ role: 'user', content: 'x' }] } },
+          body: { requestId: 'r2', model: 'simulated', deadlineMs: Date.now() + 10_000, hop: 2, op: 'chat', request: JSON.stringify({ model: 'simulated', messages: [{ role: 'user', content: 'x' }] }) },
         });
         const r = await ask([twoHops]);
         expect(String(r[0]!['msg'])).toContain('hop 2 not allowed');

@@ -248,8 +248,17 @@ describe('OpenAI-compatible adapter (vLLM / llama.cpp / TGI / LM Studio / LocalA
       res.end('{"object":"error","message":"This model\'s maximum context length is 32768 tokens.","type":"BadRequestError","param":null,"code":400}');
     });
     const err = await errorOf(collect(new OpenAiBackend({ baseUrl: `${failing}/v1` }).chat({ model: 'm', messages: [{ role: 'user', content: 'x' }] })));
-    expect(err.code).toBe('ERR_BACKEND_HTTP');
+    // a 4xx is the request's fault: kept with its status, type and message (no URL in the message)
+    expect(err.code).toBe('ERR_UPSTREAM_CLIENT');
     expect(err.data['status']).toBe(400);
+    expect(err.data['upstreamType']).toBe('BadRequestError');
+    expect(err.message).toContain('maximum context length is 32768 tokens');
+    expect(err.message).not.toContain(failing);
+    const broken = await serve((_req, res) => {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end('{"error":{"code":500,"message":"boom","type":"server_error"}}');
+    });
+    expect((await errorOf(collect(new OpenAiBackend({ baseUrl: `${broken}/v1` }).chat({ model: 'm', messages: [{ role: 'user', content: 'x' }] })))).code).toBe('ERR_BACKEND_HTTP');
   });
 
   it('an unreachable server is ERR_BACKEND_UNREACHABLE', async () => {
@@ -301,5 +310,67 @@ describe('simulated backend', () => {
     expect(set.backendFor('simulated')?.kind).toBe('simulated');
     expect(set.backendFor('nope')).toBeNull();
     expect(Object.values(set.lastErrors)[0]).toContain('no response headers');
+  });
+});
+
+describe('the full chat surface on the wire of each backend kind', () => {
+  const tools = [{ type: 'function' as const, function: { name: 'get_weather', description: 'weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+
+  it('Ollama: tools, format (schema), options and tool history mapped; a whole tool call comes back as one delta, finish tool_calls', async () => {
+    let sent: Record<string, unknown> = {};
+    const url = await serve((req, res, body) => {
+      sent = JSON.parse(body) as Record<string, unknown>;
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+      res.write(`${JSON.stringify({ model: 'm', message: { role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Oslo' } } }] }, done: false })}\n`);
+      res.end(`${JSON.stringify({ model: 'm', message: { role: 'assistant', content: '' }, done: true, done_reason: 'stop', prompt_eval_count: 9, eval_count: 4 })}\n`);
+    });
+    const { chunks } = await collect(
+      new OllamaBackend({ baseUrl: url }).chat({
+        model: 'm',
+        messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: '', toolCalls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Rome"}' } }] }, { role: 'tool', content: 'hot', toolCallId: 'c1', name: 'get_weather' }],
+        tools,
+        responseFormat: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'object' } } },
+        maxTokens: 7,
+        temperature: 0.2,
+        topK: 5,
+        seed: 1,
+        presencePenalty: 0.5,
+        stop: ['x'],
+      }),
+    );
+    expect(sent['tools']).toEqual(tools);
+    expect(sent['format']).toEqual({ type: 'object' });
+    expect(sent['options']).toEqual({ num_predict: 7, temperature: 0.2, top_k: 5, seed: 1, presence_penalty: 0.5, stop: ['x'] });
+    expect((sent['messages'] as unknown[])[1]).toEqual({ role: 'assistant', content: '', tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Rome' } } }] });
+    expect((sent['messages'] as unknown[])[2]).toEqual({ role: 'tool', content: 'hot', tool_name: 'get_weather' });
+    const d = chunks[0] as Extract<ChatChunk, { type: 'delta' }>;
+    expect(d.toolCalls![0]).toMatchObject({ index: 0, type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } });
+    expect(chunks.at(-1)).toMatchObject({ type: 'done', finishReason: 'tool_calls', usage: { promptTokens: 9, completionTokens: 4 } });
+    // what Ollama cannot do is refused before anything is sent
+    await expect(collect(new OllamaBackend({ baseUrl: url }).chat({ model: 'm', messages: [{ role: 'user', content: 'q' }], logitBias: { '1': 1 } }))).rejects.toMatchObject({ code: 'ERR_BACKEND_UNSUPPORTED', data: { param: 'logit_bias' } });
+  });
+
+  it('OpenAI-compatible: every field sent in OpenAI names; tool-call fragments and logprobs come back unchanged', async () => {
+    let sent: Record<string, unknown> = {};
+    const url = await serve((req, res, body) => {
+      sent = JSON.parse(body) as Record<string, unknown>;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const ev = (o: unknown): string => `data: ${JSON.stringify(o)}\n\n`;
+      res.write(ev({ choices: [{ index: 0, delta: { role: 'assistant', content: null, tool_calls: [{ index: 0, id: 'call_9', type: 'function', function: { name: 'get_weather', arguments: '' } }] } }] }));
+      res.write(ev({ choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: '{"city":' } }] } }] }));
+      res.write(ev({ choices: [{ index: 0, delta: { content: 'ok' }, logprobs: { content: [{ token: 'ok', logprob: -0.1, bytes: [111, 107], top_logprobs: [] }] } }] }));
+      res.write(ev({ choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] }));
+      res.write(ev({ choices: [], usage: { prompt_tokens: 3, completion_tokens: 2 } }));
+      res.end('data: [DONE]\n\n');
+    });
+    const { chunks } = await collect(
+      new OpenAiBackend({ baseUrl: `${url}/v1` }).chat({ model: 'm', messages: [{ role: 'user', content: 'q' }], tools, toolChoice: 'required', parallelToolCalls: false, logitBias: { '5': -1 }, logprobs: true, topLogprobs: 2, frequencyPenalty: 0.3, user: 'u', responseFormat: { type: 'json_object' } }),
+    );
+    expect(sent).toMatchObject({ tools, tool_choice: 'required', parallel_tool_calls: false, logit_bias: { '5': -1 }, logprobs: true, top_logprobs: 2, frequency_penalty: 0.3, user: 'u', response_format: { type: 'json_object' }, stream: true });
+    const deltas = chunks.filter((c): c is Extract<ChatChunk, { type: 'delta' }> => c.type === 'delta');
+    expect(deltas[0]!.toolCalls).toEqual([{ index: 0, id: 'call_9', type: 'function', function: { name: 'get_weather', arguments: '' } }]);
+    expect(deltas[1]!.toolCalls).toEqual([{ index: 0, function: { arguments: '{"city":' } }]);
+    expect(deltas[2]!.logprobs![0]!.token).toBe('ok');
+    expect(chunks.at(-1)).toMatchObject({ finishReason: 'tool_calls', usage: { promptTokens: 3, completionTokens: 2 } });
   });
 });

@@ -7,6 +7,7 @@ import { InferenceRouter, RECENT_DECISIONS_MAX } from '../../../node/forward/rou
 import type { RoutedEvent } from '../../../node/forward/router.js';
 import { advertLoadOf } from '../../../node/forward/candidate.js';
 import { InferError } from '../../../node/forward/errors.js';
+import type { ForwardClient } from '../../../node/forward/client.js';
 import type { AdvertBody } from '../../../node/adverts/advert.js';
 import type { Candidate } from '../../../routing/policy.js';
 import { policyInForce } from '../../../routing/in-force.js';
@@ -106,5 +107,42 @@ describe('InferenceRouter: decisions and tokens', () => {
     expect(d).toHaveLength(RECENT_DECISIONS_MAX);
     expect(d.at(-1)!.reason).toMatch(/^preferred, score \d+\.\d{3} \(load .* battery \d+\.\d{2}\); config defaults$/);
     expect(r.tokensGenerated).toBeGreaterThan(RECENT_DECISIONS_MAX);
+  });
+});
+
+describe('what a request that fails everywhere answers', () => {
+  const peers = ['p1', 'p2', 'p3'].map((p) => remote(p, { ...sampleBody(), models: ['r'] }));
+  const failing = (errs: Record<string, InferError>): InferenceRouter =>
+    new InferenceRouter({
+      localPeerId: SELF,
+      backends: null,
+      peers: () => peers,
+      forward: {
+        chat: (peerId: string): AsyncIterable<never> => ({
+          [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(errs[peerId]!) }),
+        }),
+      } as unknown as ForwardClient,
+    });
+  const codeOf = async (r: InferenceRouter): Promise<string> => {
+    try {
+      await drain(r.chat({ model: 'r', messages: [{ role: 'user', content: 'x' }] }, { requestId: 'q' }));
+    } catch (e) {
+      return (e as InferError).code;
+    }
+    return 'none';
+  };
+  const transport = (p: string): InferError => new InferError('ERR_FORWARD_REFUSED', `cannot open to ${p}`, { transport: true });
+  it('nothing reachable: ERR_UNAVAILABLE (503); a backend failed: ERR_ALL_CANDIDATES_FAILED (502); all busy: ERR_BUSY (429)', async () => {
+    expect(await codeOf(failing({ p1: transport('p1'), p2: transport('p2'), p3: transport('p3') }))).toBe('ERR_UNAVAILABLE');
+    expect(await codeOf(failing({ p1: transport('p1'), p2: new InferError('ERR_BACKEND', 'HTTP 500'), p3: transport('p3') }))).toBe('ERR_ALL_CANDIDATES_FAILED');
+    const busy = new InferError('ERR_BUSY', 'busy');
+    expect(await codeOf(failing({ p1: busy, p2: busy, p3: busy }))).toBe('ERR_BUSY');
+  });
+  it('unsupported somewhere and nothing better elsewhere: that 400; a client error stops at the first candidate', async () => {
+    const unsupported = new InferError('ERR_UNSUPPORTED_PARAM', "the ollama backend cannot honour 'logit_bias'", { param: 'logit_bias' });
+    expect(await codeOf(failing({ p1: unsupported, p2: transport('p2'), p3: unsupported }))).toBe('ERR_UNSUPPORTED_PARAM');
+    const r = failing({ p1: new InferError('ERR_UPSTREAM_CLIENT', 'too long', { status: 400 }), p2: new InferError('ERR_UPSTREAM_CLIENT', 'too long', { status: 400 }), p3: new InferError('ERR_UPSTREAM_CLIENT', 'too long', { status: 400 }) });
+    expect(await codeOf(r)).toBe('ERR_UPSTREAM_CLIENT');
+    expect(r.recentDecisions().at(-1)!.attempts).toBe(1);
   });
 });

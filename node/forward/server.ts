@@ -1,0 +1,286 @@
+/**
+ * Serving side of `/fednode/infer/2.0.0`. One request at a time per stream; the stream is
+ * kept for the requester's next request (as HTTP keep-alive).
+ *
+ *   requester -> server : message 1 = signed envelope, kind 'infer-request' (wire.ts frames;
+ *                         continuation frames when over 256 KiB), body request.ts
+ *                         InferRequestBody; then the requester keeps its write side open:
+ *                         closing, resetting or any frame cancels the request.
+ *   server -> requester : { t: 'c', c: text, k?: JSON tool-call deltas, l?: JSON logprobs }*
+ *                         then ONE of { t: 'e', r, p, n, f, m, s }            (trailer)
+ *                                     { t: 'v', d: f64 LE bytes, w, p, s }    (embeddings)
+ *                                     { t: 'x', code, msg, first, st?, uc?, ut?, up? } (error)
+ *
+ * Frames are deterministic CBOR. Checks, cheapest first: remote peer is a member; request
+ * message within the progress deadline and the size bound; inbound concurrency bound;
+ * envelope decode/kind/cluster/signature; signer == remote peer; signer is a member; body
+ * schema; hop == 1; deadline not passed. A forwarded request is executed locally only.
+ */
+import { pipe } from 'it-pipe';
+import * as lp from 'it-length-prefixed';
+import { pushable } from 'it-pushable';
+import type { Stream } from '@libp2p/interface';
+import { openEnvelope, encodeCanonical, VerifiedCache } from '../../crypto/index.js';
+import type { Logger } from '../log.js';
+import { nullLogger } from '../log.js';
+import { WarnLimiter } from '../warn-limiter.js';
+import type { ChatChunk, ChatRequest, CompletionRequest, EmbedRequest, EmbedResult } from '../backends/types.js';
+import { InferError, toInferError, upstreamData } from './errors.js';
+import { INFER_PROTOCOL, INFER_REQUEST_KIND, MAX_HOPS, parseRequestBody } from './request.js';
+import { collectMessage, frameReader, pushMessage, withTimeout, MAX_MESSAGE_BYTES, PART_BYTES } from './wire.js';
+import type { Frame } from './wire.js';
+
+/** Requests carried by one stream before it is closed (bounds a stream's lifetime; reopening is cheap). */
+export const MAX_REQUESTS_PER_STREAM = 10_000;
+
+/** The node's local execution (router.executeLocal*): never forwards. */
+export interface ForwardExecutor {
+  chat(req: ChatRequest, signal: AbortSignal): AsyncIterable<ChatChunk>;
+  complete(req: CompletionRequest, signal: AbortSignal): AsyncIterable<ChatChunk>;
+  embed(req: EmbedRequest, signal: AbortSignal): Promise<EmbedResult>;
+}
+
+/** The small part of a libp2p host this module needs (node/p2p Host satisfies it). */
+export interface ForwardHost {
+  handle(protocol: string, handler: (stream: Stream, remotePeerId: string) => void, opts?: { maxInboundStreams?: number }): Promise<void>;
+  /** negotiateFully: false lets libp2p send the protocol id with the first frame (saves a round trip). */
+  dialProtocol(peerId: string, protocol: string, opts?: { signal?: AbortSignal; negotiateFully?: boolean }): Promise<Stream>;
+  unhandle?(protocol: string): Promise<void>;
+}
+
+export interface ForwardServerOptions {
+  host: ForwardHost;
+  cluster: string;
+  /** Current membership (the p2p host's MemberSource.isMember). */
+  isMember: (peerId: string) => boolean;
+  /** Runs requests on THIS node's backends only. */
+  execute: ForwardExecutor;
+  /** Name put in trailers as served_by (this node's peer id). */
+  localPeerId: string;
+  /** Inbound forwarded requests running at once; more get an ERR_BUSY frame. @default 64 */
+  maxConcurrent?: number;
+  /** Longest wait for the first frame of a request and between its frames (progress, not the whole body). @default 5000 */
+  headerTimeoutMs?: number;
+  /** A kept-alive stream with no new request for this long is closed. @default 30000 */
+  idleTimeoutMs?: number;
+  now?: () => number;
+  logger?: Logger;
+  verifyCache?: VerifiedCache;
+}
+
+export interface ForwardServer {
+  readonly active: number;
+  /** Counts of refused streams by reason (for tests and metrics). */
+  readonly refused: Readonly<Record<string, number>>;
+  stop(): Promise<void>;
+}
+
+function errorFrame(code: string, msg: string, extra: Record<string, unknown> = {}): Uint8Array {
+  return encodeCanonical({ t: 'x', code, msg, ...extra });
+}
+
+/** Embedding vectors as little-endian float64 bytes (exact, and 8 bytes a value against ~19 as JSON text). */
+export function packVectors(vectors: readonly number[][]): { d: Uint8Array; w: number } {
+  const w = vectors[0]?.length ?? 0;
+  const f = new Float64Array(vectors.length * w);
+  vectors.forEach((v, i) => {
+    if (v.length !== w) throw new InferError('ERR_BACKEND', `embedding ${i} has ${v.length} values, the first has ${w}`);
+    f.set(v, i * w);
+  });
+  return { d: new Uint8Array(f.buffer), w };
+}
+
+export async function startForwardServer(opts: ForwardServerOptions): Promise<ForwardServer> {
+  const maxConcurrent = opts.maxConcurrent ?? 64;
+  const headerTimeoutMs = opts.headerTimeoutMs ?? 5000;
+  const idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
+  const now = opts.now ?? Date.now;
+  const log = opts.logger ?? nullLogger;
+  const warnings = new WarnLimiter(log, { now }); // a peer resetting many streams would log each
+  const cache = opts.verifyCache ?? new VerifiedCache(4096);
+  let active = 0;
+  const refused: Record<string, number> = {};
+  const controllers = new Set<AbortController>();
+  const refuse = (reason: string): void => {
+    refused[reason] = (refused[reason] ?? 0) + 1;
+  };
+
+  const handler = (stream: Stream, remotePeerId: string): void => {
+    void serve(stream, remotePeerId).catch((err: unknown) => {
+      warnings.warn('forward stream failed', 'forward stream failed', { err: err as Error, remote: remotePeerId });
+      stream.abort(err instanceof Error ? err : new InferError('ERR_FORWARD_PROTOCOL', String(err)));
+    });
+  };
+
+  async function serve(stream: Stream, remote: string): Promise<void> {
+    const out = pushable<Uint8Array>();
+    let current: AbortController | null = null;
+    const sinkDone = pipe(out, (s) => lp.encode(s), stream.sink).catch(() => current?.abort());
+    const read = frameReader(stream);
+    const send = (msg: Uint8Array): void => pushMessage(out, msg);
+    try {
+      // rule: the connection's peer is a member (cheapest, before reading anything)
+      if (!opts.isMember(remote)) {
+        refuse('ERR_FORWARD_REFUSED');
+        send(errorFrame('ERR_FORWARD_REFUSED', `peer ${remote} is not a member of this cluster`));
+        return;
+      }
+      let next = read();
+      for (let served = 0; served < MAX_REQUESTS_PER_STREAM; served++) {
+        const first = await withTimeout(next, served === 0 ? headerTimeoutMs : idleTimeoutMs);
+        if (first === 'timeout') {
+          if (served === 0) {
+            refuse('ERR_FORWARD_PROTOCOL');
+            send(errorFrame('ERR_FORWARD_PROTOCOL', `no request frame within ${headerTimeoutMs} ms`));
+          }
+          return; // idle keep-alive stream: just close it
+        }
+        if (first === null) return; // the requester went away
+        // rule: the request message arrives with progress (each frame within headerTimeoutMs) and within its bound
+        const msg = await collectMessage(first, read, headerTimeoutMs, MAX_MESSAGE_BYTES);
+        if (!msg.ok) {
+          refuse('ERR_FORWARD_PROTOCOL');
+          const why = msg.reason === 'timeout' ? `no further request frame within ${headerTimeoutMs} ms` : msg.reason === 'oversize' ? `request larger than ${MAX_MESSAGE_BYTES} bytes` : 'stream closed inside a request';
+          send(errorFrame('ERR_FORWARD_PROTOCOL', why));
+          return;
+        }
+        // Any frame, close or reset while this request runs cancels it.
+        next = read();
+        const ac = new AbortController();
+        current = ac;
+        const keep = await handleRequest(msg.bytes, remote, send, ac, next);
+        current = null;
+        if (!keep) return;
+      }
+    } finally {
+      out.end();
+      await sinkDone;
+    }
+  }
+
+  /** Runs one request; returns whether the stream may carry another one. */
+  async function handleRequest(frame: Uint8Array, remote: string, send: (m: Uint8Array) => void, ac: AbortController, nextFrame: Promise<Frame | null>): Promise<boolean> {
+    const fail = (code: string, msg: string): boolean => {
+      refuse(code);
+      send(errorFrame(code, msg));
+      return false;
+    };
+    // rule: the member may have been removed since the stream opened
+    if (!opts.isMember(remote)) return fail('ERR_FORWARD_REFUSED', `peer ${remote} is not a member of this cluster`);
+    // rule: bounded inbound concurrency
+    if (active >= maxConcurrent) return fail('ERR_BUSY', `node busy: ${active} forwarded requests running (max ${maxConcurrent})`);
+    // rules: envelope decode, kind, cluster, then signature (openEnvelope orders them cheapest first)
+    const opened = openEnvelope<unknown>(frame, { kinds: [INFER_REQUEST_KIND], cluster: opts.cluster, maxBytes: MAX_MESSAGE_BYTES, cache });
+    if (!opened.ok) return fail('ERR_FORWARD_REFUSED', `bad request envelope (${opened.code}): ${opened.detail}`);
+    const env = opened.envelope;
+    // rule: the signer is the connection's peer (a header cannot be relayed by someone else)
+    if (env.signerId !== remote) return fail('ERR_FORWARD_REFUSED', `envelope signer ${env.signerId} is not the connected peer ${remote}`);
+    // rule: the signer is a member
+    if (!opts.isMember(env.signerId)) return fail('ERR_FORWARD_REFUSED', `signer ${env.signerId} is not a member`);
+    const parsed = parseRequestBody(env.body);
+    if (!parsed.ok) return fail('ERR_FORWARD_PROTOCOL', `bad request body: ${parsed.detail}`);
+    const body = parsed.body;
+    // rule: hop count: only direct forwards; this node executes locally and never forwards again
+    if (body.hop < 1 || body.hop > MAX_HOPS) return fail('ERR_FORWARD_REFUSED', `hop ${body.hop} not allowed (max ${MAX_HOPS})`);
+    // rule: deadline not passed
+    const left = body.deadlineMs - now();
+    if (left <= 0) return fail('ERR_DEADLINE', `deadline passed ${-left} ms ago`);
+
+    active++;
+    controllers.add(ac);
+    let finished = false;
+    let cancelled = false;
+    void nextFrame.then(() => {
+      if (!finished) {
+        cancelled = true;
+        ac.abort();
+      }
+    });
+    const deadlineTimer = setTimeout(() => ac.abort(), Math.min(left, 2 ** 31 - 1));
+    let sentFirst = false;
+    // Deltas that arrive within one event-loop turn go out as one frame: a fast backend
+    // (or the zero-delay simulator) costs one yamux/noise frame per turn, not per token;
+    // a slow one still gets one frame per token with no added delay. Tool-call fragments
+    // and logprobs are not merged (each keeps its own frame).
+    let pending = '';
+    let flushScheduled = false;
+    const flush = (): void => {
+      flushScheduled = false;
+      if (pending === '') return;
+      send(encodeCanonical({ t: 'c', c: pending }));
+      pending = '';
+    };
+    try {
+      const p = parsed.parsed;
+      if (p.op === 'embed') {
+        const r = await opts.execute.embed(p.req, ac.signal);
+        finished = true;
+        send(encodeCanonical({ t: 'v', ...packVectors(r.vectors), p: r.promptTokens, s: opts.localPeerId }));
+        return !cancelled;
+      }
+      const source = p.op === 'chat' ? opts.execute.chat(p.req, ac.signal) : opts.execute.complete(p.req, ac.signal);
+      for await (const c of source) {
+        if (c.type === 'delta') {
+          sentFirst = true;
+          if (c.toolCalls !== undefined || c.logprobs !== undefined) {
+            flush();
+            send(encodeCanonical({ t: 'c', c: c.content, ...(c.toolCalls === undefined ? {} : { k: JSON.stringify(c.toolCalls) }), ...(c.logprobs === undefined ? {} : { l: JSON.stringify(c.logprobs) }) }));
+            continue;
+          }
+          pending += c.content;
+          if (pending.length > PART_BYTES / 8) flush(); // keep chunk frames far below one part
+          else if (!flushScheduled) {
+            flushScheduled = true;
+            setImmediate(flush);
+          }
+        } else {
+          flush();
+          finished = true;
+          send(encodeCanonical({ t: 'e', r: c.finishReason, p: c.usage.promptTokens, n: c.usage.completionTokens, f: c.timings.firstTokenMs, m: c.timings.totalMs, s: opts.localPeerId }));
+        }
+      }
+      flush();
+      if (!finished) {
+        finished = true;
+        send(errorFrame(ac.signal.aborted ? 'ERR_ABORTED' : 'ERR_BACKEND', 'backend stream ended without a final chunk'));
+        return false;
+      }
+      return !cancelled;
+    } catch (err) {
+      flush();
+      finished = true;
+      const e = toInferError(err, opts.localPeerId);
+      const code = ac.signal.aborted ? (now() >= body.deadlineMs ? 'ERR_DEADLINE' : 'ERR_ABORTED') : e.code;
+      const u = upstreamData(e.data);
+      send(
+        encodeCanonical({
+          t: 'x',
+          code,
+          msg: `served by ${opts.localPeerId}: ${e.message}`,
+          first: sentFirst,
+          ...(typeof u['status'] === 'number' ? { st: u['status'] } : {}),
+          ...(typeof u['upstreamCode'] === 'string' ? { uc: u['upstreamCode'] } : {}),
+          ...(typeof u['upstreamType'] === 'string' ? { ut: u['upstreamType'] } : {}),
+          ...(typeof u['param'] === 'string' ? { up: u['param'] } : {}),
+        }),
+      );
+      return false;
+    } finally {
+      active--;
+      clearTimeout(deadlineTimer);
+      controllers.delete(ac);
+    }
+  }
+
+  await opts.host.handle(INFER_PROTOCOL, handler, { maxInboundStreams: maxConcurrent * 2 });
+  return {
+    get active() {
+      return active;
+    },
+    refused,
+    async stop() {
+      for (const c of controllers) c.abort();
+      await opts.host.unhandle?.(INFER_PROTOCOL);
+    },
+  };
+}
