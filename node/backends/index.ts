@@ -5,6 +5,9 @@
 import { OllamaBackend } from './ollama.js';
 import { OpenAiBackend } from './openai.js';
 import { SimulatedBackend } from './simulated.js';
+import { LlamaCppBackend } from './llama-cpp.js';
+import type { LlamaCppBackendOptions } from './llama-cpp.js';
+import type { LlamaCppConfigInput } from './llama-cpp-config.js';
 import type { SimulatedBackendOptions } from './simulated.js';
 import type { HttpLimits } from './http.js';
 import { BackendError } from './types.js';
@@ -14,15 +17,20 @@ export * from './types.js';
 export { OllamaBackend } from './ollama.js';
 export { OpenAiBackend } from './openai.js';
 export { SimulatedBackend, simulatedTokens } from './simulated.js';
+export { LlamaCppBackend } from './llama-cpp.js';
 export { DEFAULT_HTTP_LIMITS } from './http.js';
 export type { HttpLimits } from './http.js';
 
 export type BackendConfig =
   | { kind: 'ollama'; id?: string; baseUrl: string; limits?: Partial<HttpLimits> }
   | { kind: 'openai'; id?: string; baseUrl: string; apiKey?: string | null; limits?: Partial<HttpLimits> }
-  | ({ kind: 'simulated' } & SimulatedBackendOptions);
+  | ({ kind: 'simulated' } & SimulatedBackendOptions)
+  | LlamaCppConfigInput;
 
-export function createBackend(cfg: BackendConfig): Backend {
+/** What a backend may need from the node: where relative paths start, and its logger (llama-cpp). */
+export type BackendContext = LlamaCppBackendOptions;
+
+export function createBackend(cfg: BackendConfig, ctx: BackendContext = {}): Backend {
   switch (cfg.kind) {
     case 'ollama':
       return new OllamaBackend(cfg);
@@ -30,6 +38,8 @@ export function createBackend(cfg: BackendConfig): Backend {
       return new OpenAiBackend(cfg);
     case 'simulated':
       return new SimulatedBackend(cfg);
+    case 'llama-cpp':
+      return new LlamaCppBackend(cfg, ctx);
     default: {
       const never: never = cfg;
       throw new BackendError('ERR_BACKEND_CONFIG', `unknown backend kind ${String((never as { kind?: unknown }).kind)}`);

@@ -5,7 +5,7 @@
  * is 'simulated' and every model it lists says `simulated: true`.
  */
 import { BackendError } from './types.js';
-import type { Backend, ChatChunk, ChatRequest, Health, ModelInfo } from './types.js';
+import type { Backend, BackendLoad, ChatChunk, ChatRequest, Health, ModelInfo } from './types.js';
 
 export interface SimulatedBackendOptions {
   id?: string;
@@ -103,9 +103,9 @@ export class SimulatedBackend implements Backend {
     if (!(this.tps >= 0) || !(this.concurrency >= 1) || !(this.maxQueue >= 0)) throw new BackendError('ERR_BACKEND_CONFIG', 'simulated backend: tokensPerSecond >= 0, concurrency >= 1, maxQueue >= 0', { tps: this.tps, concurrency: this.concurrency });
   }
 
-  /** Requests generating now and waiting (for adverts). */
-  get load(): { inFlight: number; queued: number; capacity: number } {
-    return { inFlight: this.active, queued: this.waiters.length, capacity: this.concurrency };
+  /** Requests generating now and waiting (the Backend.load seam: feeds the advert). */
+  load(): Promise<BackendLoad> {
+    return Promise.resolve({ inFlight: this.active, queued: this.waiters.length, capacity: this.concurrency, source: 'simulated concurrency' });
   }
 
   health(): Promise<Health> {

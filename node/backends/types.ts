@@ -5,7 +5,7 @@
  */
 import { FednodeError } from '../../base/errors.js';
 
-export type BackendKind = 'ollama' | 'openai' | 'simulated';
+export type BackendKind = 'ollama' | 'openai' | 'simulated' | 'llama-cpp';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool';
@@ -56,6 +56,12 @@ export interface ModelInfo {
   loaded: boolean | null;
 }
 
+export interface EmbedRequest { model: string; input: readonly string[]; dimensions?: number }
+export interface EmbedResult { vectors: number[][]; promptTokens: number }
+
+/** A backend's own report of what it can run at once and what it runs now (engines). */
+export interface BackendLoad { capacity: number; inFlight: number; queued: number; source: string }
+
 export interface Backend {
   readonly id: string;
   readonly kind: BackendKind;
@@ -63,6 +69,10 @@ export interface Backend {
   models(signal?: AbortSignal): Promise<ModelInfo[]>;
   /** Streams deltas then one 'done'. Aborting `signal` stops the upstream request. */
   chat(req: ChatRequest, signal?: AbortSignal): AsyncIterable<ChatChunk>;
+  /** Embeddings; a backend without it answers 400 / ERR_BACKEND_UNSUPPORTED naming the backend. */
+  embed?(req: EmbedRequest, signal?: AbortSignal): Promise<EmbedResult>;
+  /** The backend's own load report (llama-server /slots, vLLM metrics, Ollama /api/ps, embedded sequences); null when it has none (engines). */
+  load?(signal?: AbortSignal): Promise<BackendLoad | null>;
 }
 
 export type BackendErrorCode =
@@ -74,7 +84,8 @@ export type BackendErrorCode =
   | 'ERR_BACKEND_ABORTED'
   | 'ERR_BACKEND_BUSY'
   | 'ERR_BACKEND_MODEL_NOT_FOUND'
-  | 'ERR_BACKEND_CONFIG';
+  | 'ERR_BACKEND_CONFIG'
+  | 'ERR_BACKEND_UNSUPPORTED';
 
 export class BackendError extends FednodeError<BackendErrorCode> {
   constructor(code: BackendErrorCode, message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {
