@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
 import type { NodeStatus } from '../../node/runtime/node.js';
 import { ago, num, shortId } from './format.js';
+import { backendHealthLines } from './backend-health.js';
 
 /** The consensus part of `status`: height, registry hash, admission, evidence (equivocations) when any. */
 export function consensusLines(c: NodeStatus['consensus'] | undefined): string[] {
@@ -72,6 +73,7 @@ export const statusCommand: Command = {
     const inf = s.inference;
     lines.push(`backends    ${inf.backends.length === 0 ? 'none (this node routes only)' : inf.backends.join(', ')}${Object.keys(inf.backendErrors).length > 0 ? `  errors: ${JSON.stringify(inf.backendErrors)}` : ''}`);
     if (inf.models.length > 0) lines.push(`models      ${inf.models.join(', ')}`);
+    lines.push(...backendHealthLines(inf.backendHealth ?? []));
     lines.push(...routingLines(inf.routing));
     lines.push(...consensusLines(s.consensus));
     for (const [k, v] of Object.entries(s.extensions)) lines.push(`${k.padEnd(11)} ${JSON.stringify(v)}`);
