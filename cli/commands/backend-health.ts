@@ -1,4 +1,4 @@
-/** How `status` and `doctor` show each backend's health and load (node/backends/backend-set.ts). */
+/** How `status` and `doctor` show each backend's health and load (node/backends/backend-set.ts) and power actuation. */
 import type { BackendStatus } from '../../node/backends/index.js';
 import type { NodeStatus } from '../../node/runtime/node.js';
 import type { Check } from './doctor.js';
@@ -21,4 +21,11 @@ export function backendHealthChecks(st: NodeStatus): Check[] {
     for (const [m, why] of Object.entries(b.failedModels)) out.push({ name: `model ${m}`, status: 'warn', detail: `not advertised: ${why}`, fix: `check that ${b.id} can load and run ${m}` });
   }
   return out;
+}
+
+/** The profile line's suffix for power.actuate: limits applied, or why not. */
+export function powerText(p: { state: string; detail: string | null; limitsW: Record<string, number> } | null): string {
+  if (p === null) return '';
+  if (p.state === 'active') return `  GPU limits ${Object.entries(p.limitsW).map(([i, w]) => `gpu ${i} ${w} W`).join(', ')}`;
+  return `  power.actuate ${p.state}${p.detail !== null ? `: ${p.detail}` : ''}`;
 }

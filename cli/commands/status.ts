@@ -1,7 +1,7 @@
 import type { Command } from '../command.js';
 import type { NodeStatus } from '../../node/runtime/node.js';
 import { ago, num, shortId } from './format.js';
-import { backendHealthLines } from './backend-health.js';
+import { backendHealthLines, powerText } from './backend-health.js';
 
 /** The consensus part of `status`: height, registry hash, admission, evidence (equivocations) when any. */
 export function consensusLines(c: NodeStatus['consensus'] | undefined): string[] {
@@ -60,7 +60,7 @@ export const statusCommand: Command = {
       `control     ${s.controlUrl}`,
       `api         ${s.apiUrl ?? '-'}`,
       `members     ${s.members.length}  connected ${s.connectedPeers}`,
-      `profile     ${s.adverts.profile ?? '-'}${body?.profilePinned === true ? ' (pinned)' : ''}  advert seq ${s.adverts.seq}`,
+      `profile     ${s.adverts.profile ?? '-'}${body?.profilePinned === true ? ' (pinned)' : ''}  advert seq ${s.adverts.seq}${powerText(s.adverts.power ?? null)}`,
       `load        cpu ${num(body?.cpuLoad)}  in-flight ${body?.inFlight ?? 0}/${body?.capacity ?? 0}  queued ${body?.queued ?? 0}`,
       `memory      ${body?.memUsedBytes != null && body.memTotalBytes != null ? `${num(body.memUsedBytes / 2 ** 30, 1)} / ${num(body.memTotalBytes / 2 ** 30, 1)} GiB` : '-'}`,
       `power       ${body?.power.source ?? 'unknown'}${body?.power.batteryPct != null ? ` battery ${body.power.batteryPct}%` : ''}  cpu package ${num(body?.cpuPackageW, 1, ' W')}`,
