@@ -7,7 +7,7 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type * as NodeLlamaCppModule from 'node-llama-cpp';
-import type { Llama, LlamaContext, LlamaContextSequence, LlamaEmbeddingContext, LlamaModel } from 'node-llama-cpp';
+import type { ChatWrapper, Llama, LlamaContext, LlamaContextSequence, LlamaEmbeddingContext, LlamaModel } from 'node-llama-cpp';
 import type { Logger } from '../log.js';
 import { LLAMA_CPP_MAX_MODELS, defaultThreads } from './llama-cpp-config.js';
 import type { LlamaCppConfig } from './llama-cpp-config.js';
@@ -93,6 +93,11 @@ export interface LoadedModel {
   readonly context: LlamaContext;
   /** Free sequences (all `sequences` are made at load; a request takes one and clears it when done). */
   readonly pool: LlamaContextSequence[];
+  /**
+   * The chat template, resolved once from the GGUF (node-llama-cpp's 'auto' resolution parses the
+   * Jinja template: ~300 ms per LlamaChat on this machine, more than a short reply takes).
+   */
+  readonly chatWrapper: ChatWrapper;
   /** Made on first embeddings request. */
   embedding: Promise<LlamaEmbeddingContext> | null;
 }
@@ -148,7 +153,11 @@ export async function loadEngine(cfg: LlamaCppConfig, baseDir: string, log: Logg
       }
       const context = await model.createContext({ contextSize: cfg.contextSize, sequences: cfg.sequences, threads });
       const pool = Array.from({ length: cfg.sequences }, () => context.getSequence());
-      models.set(f.id, { id: f.id, path: f.path, model, context, pool, embedding: null });
+      const probe = new lib.LlamaChat({ contextSequence: pool[0] as LlamaContextSequence, autoDisposeSequence: false });
+      const chatWrapper = probe.chatWrapper;
+      probe.dispose();
+      models.set(f.id, { id: f.id, path: f.path, model, context, pool, chatWrapper, embedding: null });
+      log.info('llama-cpp: chat template', { model: f.id, wrapper: chatWrapper.wrapperName });
       log.info('llama-cpp: model loaded', { backend: cfg.id, model: f.id, path: f.path, contextSize: context.contextSize, sequences: cfg.sequences });
     }
   } catch (e) {

@@ -119,7 +119,7 @@ export class LlamaCppBackend implements Backend {
       release();
       throw new BackendError('ERR_BACKEND_BUSY', `llama-cpp backend ${this.id}: no free sequence for ${req.model}`, { model: req.model });
     }
-    const chat = new engine.lib.LlamaChat({ contextSequence: seq, autoDisposeSequence: false });
+    const chat = new engine.lib.LlamaChat({ contextSequence: seq, chatWrapper: m.chatWrapper, autoDisposeSequence: false });
     // Bounded by the request's max tokens: at most one chunk per generated token.
     const pending: string[] = [];
     let wake: (() => void) | null = null;
