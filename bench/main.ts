@@ -9,6 +9,7 @@ const suites: Record<string, () => Promise<{ run: (opts: BenchOptions) => Promis
   infer: () => import('./infer.js'),
   engine: () => import('./engine.js'),
   simnet: () => import('./simnet.js'),
+  cli: () => import('./cli.js'),
 };
 
 export interface BenchOptions {

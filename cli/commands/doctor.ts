@@ -257,7 +257,6 @@ export async function runDoctor(ctx: CommandContext): Promise<Check[]> {
 
 export const doctorCommand: Command = {
   name: 'doctor',
-  summary: 'Check the data directory, key permissions, config, ports, mDNS, nvidia-smi, power readings and peers; say how to fix each failure.',
   flags: [],
   positionals: [],
   async run(ctx) {

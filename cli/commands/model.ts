@@ -19,7 +19,6 @@ export async function ensureTinyModel(dir: string): Promise<string> {
 
 export const modelCommand: Command = {
   name: 'model',
-  summary: "Make models for tests and demos: `fednode model tiny <file>` writes a tiny random-weight llama GGUF (64 dims, 2 layers, 262-token vocabulary, ChatML) that the embedded llama.cpp engine serves.",
   flags: [
     { name: 'seed', type: 'int', min: 0, max: 0xffffffff, placeholder: '<n>', description: 'PRNG seed: the same seed writes the same bytes', defaultText: '1' },
     { name: 'eos-bias', type: 'string', placeholder: '<logits>', description: 'logit bias of end-of-turn: ~3 ends replies after a few dozen tokens, -30 never, 10 at once', defaultText: '3' },

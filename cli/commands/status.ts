@@ -13,6 +13,14 @@ export function consensusLines(c: NodeStatus['consensus'] | undefined): string[]
     `registry    ${c.registryHash}`,
     `membership  ${admitted}  admission ${a.mode}${a.pendingJoins > 0 ? `  ${a.pendingJoins} join(s) waiting for \`fednode approve\`` : ''}`,
   ];
+  const wk = c.work;
+  const pend = wk.pendingMembership.map((p) => `${p.kind} ${shortId(p.peerId)} in force at height ${p.effectiveHeight}`).join(', ');
+  const cause = { ops: 'pending ops', membership: 'bringing membership changes into force', resume: 'resuming a height signed before a restart', peer: 'a validator is at this height' } as const;
+  lines.push(
+    wk.running
+      ? `activity    deciding height ${c.height}: ${wk.cause === null ? 'started' : cause[wk.cause]}${pend === '' ? '' : ` (${pend})`}`
+      : `activity    idle: nothing to decide${pend === '' ? '' : ` (pending: ${pend})`}`,
+  );
   if (c.storeError !== null) {
     const e = c.storeError;
     lines.unshift(`consensus   HOLDING at height ${e.height}: the decided height cannot be stored (${e.error}); retried ${e.attempts} time(s)`);
@@ -45,7 +53,6 @@ export function routingLines(r: NodeStatus['inference']['routing'] | undefined):
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'Show this node: id, addresses, cluster, members, power profile, GPU and load (asks the running node).',
   flags: [],
   positionals: [],
   async run(ctx) {

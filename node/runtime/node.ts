@@ -130,6 +130,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   const lock: DataDirLock = await acquireLock(paths.root);
   const undo: Array<() => Promise<void>> = [() => lock.release()];
   const bootLog = o.logger;
+  if (lock.tookOver !== null) bootLog.warn('took over a stale data-directory lock', { file: lock.path, pid: lock.tookOver.pid, reason: lock.tookOver.reason });
   try {
     const identity = await loadIdentity(paths.identity);
     const cluster = await readClusterFile(paths.cluster);
