@@ -45,12 +45,12 @@ export const LLAMA_CPP_PACKAGE = 'node-llama-cpp';
 export const LLAMA_CPP_VERSION = '3.22.1';
 export const LLAMA_CPP_ENABLE_HINT = `install the optional package: NODE_LLAMA_CPP_SKIP_DOWNLOAD=true npm install ${LLAMA_CPP_PACKAGE}@${LLAMA_CPP_VERSION} (its prebuilt CPU binary comes in @node-llama-cpp/linux-x64)`;
 
-/** Import node-llama-cpp, or a clear error naming how to enable it. */
-export async function importNodeLlamaCpp(): Promise<NodeLlamaCpp> {
+/** Import node-llama-cpp (or `pkg`, for tests), or a clear error naming how to enable it. */
+export async function importNodeLlamaCpp(pkg: string = process.env['FEDNODE_LLAMA_CPP_PACKAGE'] ?? LLAMA_CPP_PACKAGE): Promise<NodeLlamaCpp> {
   try {
-    return (await import(LLAMA_CPP_PACKAGE)) as NodeLlamaCpp;
+    return (await import(pkg)) as NodeLlamaCpp;
   } catch (e) {
-    throw new BackendError('ERR_BACKEND_CONFIG', `the llama-cpp backend needs ${LLAMA_CPP_PACKAGE}, which is not installed here: ${LLAMA_CPP_ENABLE_HINT}`, { package: LLAMA_CPP_PACKAGE }, { cause: e });
+    throw new BackendError('ERR_BACKEND_CONFIG', `the llama-cpp backend needs ${LLAMA_CPP_PACKAGE}, which is not installed here (${pkg}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}): ${LLAMA_CPP_ENABLE_HINT}`, { package: pkg }, { cause: e });
   }
 }
 
