@@ -132,6 +132,9 @@ export const clusterCommand: Command = {
   ],
   positionals: [],
   async run(ctx) {
+    const engine = flagString(ctx.args, 'engine') ?? 'simulated';
+    if (engine !== 'simulated' && engine !== 'llama') throw new UsageError(`--engine must be simulated or llama, got '${engine}'`, 'cluster');
+    if (engine === 'llama' && flagString(ctx.args, 'simulated-model') !== undefined) throw new UsageError('--simulated-model applies to --engine simulated only', 'cluster');
     const n = flagNumber(ctx.args, 'nodes') ?? 3;
     const given = flagString(ctx.args, 'dir');
     const base = given !== undefined ? resolve(given) : await mkdtemp(join(tmpdir(), 'fednode-cluster-'));
@@ -139,9 +142,6 @@ export const clusterCommand: Command = {
     const period = flagNumber(ctx.args, 'advert-period');
     // Every node serves the embedded simulated model, so the local cluster can
     // answer `fednode infer` on a fresh machine with no model weights.
-    const engine = flagString(ctx.args, 'engine') ?? 'simulated';
-    if (engine !== 'simulated' && engine !== 'llama') throw new UsageError(`--engine must be simulated or llama, got '${engine}'`, 'cluster');
-    if (engine === 'llama' && flagString(ctx.args, 'simulated-model') !== undefined) throw new UsageError('--simulated-model applies to --engine simulated only', 'cluster');
     const simModel = flagString(ctx.args, 'simulated-model') ?? CLUSTER_SIMULATED_MODEL;
     // One CPU thread per node: three nodes on a small host must not oversubscribe its cores (llama.cpp collapses then).
     const serve = engine === 'llama' ? ['--gguf', await ensureTinyModel(base), '--llama-threads', '1'] : ['--simulated-model', simModel];
