@@ -7,6 +7,7 @@ const suites: Record<string, () => Promise<{ run: (opts: BenchOptions) => Promis
   gossip: () => import('./gossip.js'),
   consensus: () => import('./consensus.js'),
   infer: () => import('./infer.js'),
+  engine: () => import('./engine.js'),
   simnet: () => import('./simnet.js'),
   cli: () => import('./cli.js'),
   mesh: () => import('./mesh.js'),

@@ -66,6 +66,15 @@ export const configSchema = z
         profile: z.enum(['auto', ...powerProfiles]).default('auto'),
         batteryFloorPercent: z.number().min(0).max(100).default(20),
         gpuTempCeilingC: z.number().min(30).max(120).default(85),
+        actuate: z.boolean().default(false),
+        limitsW: z
+          .strictObject({
+            eco: z.number().int().min(1).max(10_000).default(100),
+            balanced: z.number().int().min(1).max(10_000).default(200),
+            boost: z.number().int().min(1).max(10_000).default(300),
+            turbo: z.number().int().min(1).max(10_000).default(400),
+          })
+          .prefault({}),
       })
       .prefault({}),
     /** Inference backends; node/backends validates each entry's own fields. */
@@ -128,7 +137,12 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
   { path: 'power.profile', default: 'auto', why: 'auto = follow load (eco < 0.2 <= balanced < 0.6 <= boost < 0.9 <= turbo); or pin one of eco/balanced/boost/turbo' },
   { path: 'power.batteryFloorPercent', default: 20, why: 'below this battery level the profile is forced to eco and routing avoids the node' },
   { path: 'power.gpuTempCeilingC', default: 85, why: 'above this GPU temperature the profile drops a level and routing avoids the node' },
-  { path: 'backends', default: [], why: 'inference backends (ollama, openai-compatible, simulated); empty = this node routes but serves nothing' },
+  { path: 'power.actuate', default: false, why: 'opt-in: on each profile change set every NVIDIA GPU to power.limitsW[profile] (clamped to its min..max limit) with `nvidia-smi -pl`, restored on stop; needs root (refused once, clearly, then the node just serves)' },
+  { path: 'power.limitsW.eco', default: 100, why: "GPU power limit (W) in eco when power.actuate is on (the design's default), clamped to each GPU's power.min_limit..max_limit" },
+  { path: 'power.limitsW.balanced', default: 200, why: "GPU power limit (W) in balanced (the design's default)" },
+  { path: 'power.limitsW.boost', default: 300, why: "GPU power limit (W) in boost (the design's default)" },
+  { path: 'power.limitsW.turbo', default: 400, why: "GPU power limit (W) in turbo (the design's default)" },
+  { path: 'backends', default: [], why: 'inference backends (ollama, openai-compatible, simulated, llama-cpp: the embedded engine on GGUF files); per entry also capacity (concurrent requests), health {intervalMs, timeoutMs, failureThreshold, successThreshold, passiveFailures, cooldownBaseMs, cooldownMaxMs, handshake} and, for ollama, parallel (its OLLAMA_NUM_PARALLEL); empty = this node routes but serves nothing' },
   { path: 'log.level', default: 'info', why: 'JSON-lines logs on stderr at this level and above' },
   { path: 'consensus.admission', default: 'auto', why: "what a member does with a valid join claim: 'auto' proposes member.add through consensus at once; 'approve' keeps it pending until an operator runs `fednode approve <peer>` on any member" },
   { path: 'consensus.auditLogPath', default: null, why: 'append-only JSON-lines audit of every consensus signature this node makes (fsynced before sending; for crash tests and forensics); $FEDNODE_CONSENSUS_AUDIT overrides; null = off' },

@@ -22,6 +22,8 @@ import type { NodeStatus } from '../../node/runtime/node.js';
 import { RuntimeError } from '../../node/runtime/errors.js';
 import { table } from './format.js';
 import { nodeProcessEnv } from '../../node/metrics/heap.js';
+import { ensureTinyModel } from './model.js';
+import { UsageError } from '../args.js';
 
 /** The model the local cluster serves out of the box (simulated: no weights). */
 export const CLUSTER_SIMULATED_MODEL = 'simulated-7b';
@@ -126,9 +128,13 @@ export const clusterCommand: Command = {
     { name: 'advert-period', type: 'duration', placeholder: '<duration>', description: 'advert heartbeat of every node', defaultText: '2s' },
     { name: 'keep', type: 'boolean', description: 'keep the temp dir on exit' },
     { name: 'simulated-model', type: 'string', placeholder: '<model>', description: 'model id every node serves from the embedded simulated backend', defaultText: CLUSTER_SIMULATED_MODEL },
+    { name: 'engine', type: 'string', placeholder: '<engine>', description: "'simulated' (no weights) or 'llama': every node runs the embedded llama.cpp engine on the project's tiny GGUF model (written to <dir>/tiny.gguf; model id 'tiny'; needs node-llama-cpp)", defaultText: 'simulated' },
   ],
   positionals: [],
   async run(ctx) {
+    const engine = flagString(ctx.args, 'engine') ?? 'simulated';
+    if (engine !== 'simulated' && engine !== 'llama') throw new UsageError(`--engine must be simulated or llama, got '${engine}'`, 'cluster');
+    if (engine === 'llama' && flagString(ctx.args, 'simulated-model') !== undefined) throw new UsageError('--simulated-model applies to --engine simulated only', 'cluster');
     const n = flagNumber(ctx.args, 'nodes') ?? 3;
     const given = flagString(ctx.args, 'dir');
     const base = given !== undefined ? resolve(given) : await mkdtemp(join(tmpdir(), 'fednode-cluster-'));
@@ -137,7 +143,9 @@ export const clusterCommand: Command = {
     // Every node serves the embedded simulated model, so the local cluster can
     // answer `fednode infer` on a fresh machine with no model weights.
     const simModel = flagString(ctx.args, 'simulated-model') ?? CLUSTER_SIMULATED_MODEL;
-    const common = ['--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--api-port', '0', '--simulated-model', simModel, ...(period !== undefined ? ['--advert-period', `${period}ms`] : [])];
+    // One CPU thread per node: three nodes on a small host must not oversubscribe its cores (llama.cpp collapses then).
+    const serve = engine === 'llama' ? ['--gguf', await ensureTinyModel(base), '--llama-threads', '1'] : ['--simulated-model', simModel];
+    const common = ['--listen', '/ip4/127.0.0.1/tcp/0', '--no-mdns', '--api-port', '0', ...serve, ...(period !== undefined ? ['--advert-period', `${period}ms`] : [])];
     const members: Member[] = [];
     let stopping = false;
     const stopAll = async (): Promise<boolean> => {

@@ -17,6 +17,9 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { name: 'advert-period', type: 'duration', placeholder: '<duration>', description: 'advert heartbeat (config: adverts.periodMs)', defaultText: '2s' },
   { name: 'simulated-model', type: 'string', repeatable: true, placeholder: '<model>', description: 'serve this model id from the embedded SIMULATED backend: deterministic tokens, no weights (config: backends)' },
   { name: 'simulated-tps', type: 'int', min: 0, max: 100_000, placeholder: '<n>', description: 'tokens/s per request of the simulated backend; 0 = zero delay', defaultText: '50' },
+  { name: 'gguf', type: 'string', repeatable: true, placeholder: '<file>', description: 'serve this GGUF model from the embedded llama.cpp engine (needs the optional package node-llama-cpp; config: backends, kind llama-cpp)' },
+  { name: 'llama-threads', type: 'int', min: 1, max: 256, placeholder: '<n>', description: 'CPU threads of the embedded llama.cpp engine (config: backends[].threads)', defaultText: 'half the cores' },
+  { name: 'llama-sequences', type: 'int', min: 1, max: 64, placeholder: '<n>', description: 'parallel sequences per model = requests at once (config: backends[].sequences)', defaultText: '2' },
   { name: 'admission', type: 'string', placeholder: '<mode>', description: "what this member does with a valid join claim: 'auto' proposes member.add, 'approve' waits for `fednode approve` (config: consensus.admission)", defaultText: 'auto' },
   { name: 'consensus-audit', type: 'string', placeholder: '<path>', description: 'append every consensus signature to this JSON-lines file (config: consensus.auditLogPath)' },
   { name: 'log-level', type: 'string', placeholder: '<level>', description: 'debug, info, warn or error (config: log.level)', defaultText: 'info' },
@@ -41,7 +44,14 @@ export function configFromFlags(args: ParsedArgs): FednodeConfigInput {
   const period = flagNumber(args, 'advert-period');
   if (period !== undefined) c['adverts'] = { periodMs: period };
   const simModels = flagList(args, 'simulated-model');
-  if (simModels.length > 0) c['backends'] = [{ kind: 'simulated', id: 'simulated', models: simModels, tokensPerSecond: flagNumber(args, 'simulated-tps') ?? 50 }];
+  const backends: Record<string, unknown>[] = [];
+  if (simModels.length > 0) backends.push({ kind: 'simulated', id: 'simulated', models: simModels, tokensPerSecond: flagNumber(args, 'simulated-tps') ?? 50 });
+  const gguf = flagList(args, 'gguf');
+  const threads = flagNumber(args, 'llama-threads');
+  const sequences = flagNumber(args, 'llama-sequences');
+  if (gguf.length === 0 && (threads !== undefined || sequences !== undefined)) throw new UsageError('--llama-threads and --llama-sequences need --gguf <file>', null);
+  if (gguf.length > 0) backends.push({ kind: 'llama-cpp', id: 'llama-cpp', models: gguf.map((f) => resolve(f)), ...(threads !== undefined ? { threads } : {}), ...(sequences !== undefined ? { sequences } : {}) });
+  if (backends.length > 0) c['backends'] = backends;
   const admission = flagString(args, 'admission');
   if (admission !== undefined && !(admissionModes as readonly string[]).includes(admission)) throw new UsageError(`--admission must be ${admissionModes.join(' or ')}, got '${admission}'`, null);
   const audit = flagString(args, 'consensus-audit');

@@ -15,8 +15,9 @@ import { probePowerSupply } from '../../node/probes/power-supply.js';
 import { readRaplSample } from '../../node/probes/rapl.js';
 import { nodeSysfsReader } from '../../node/probes/sysfs.js';
 import type { PeersReply } from './peers.js';
-import type { ConsensusStatusJson } from '../../node/runtime/consensus-routes.js';
 import type { NodeStatus } from '../../node/runtime/node.js';
+import { backendHealthChecks } from './backend-health.js';
+import type { ConsensusStatusJson } from '../../node/runtime/consensus-routes.js';
 import { shortId } from './format.js';
 import { missingText } from './status.js';
 
@@ -143,9 +144,10 @@ export async function runDoctor(ctx: CommandContext): Promise<Check[]> {
   let running = false;
   if (rt !== null) {
     try {
-      await (await ctx.control()).get('/status', { timeoutMs: PROBE_TIMEOUT_MS });
+      const st = await (await ctx.control()).get<NodeStatus>('/status', { timeoutMs: PROBE_TIMEOUT_MS });
       running = true;
       add('node', 'ok', `running, pid ${rt.pid}, control ${rt.controlUrl}`);
+      for (const line of backendHealthChecks(st)) add(line.name, line.status, line.detail, line.fix);
     } catch (e) {
       add('node', 'warn', `runtime.json names pid ${rt.pid} but the control API does not answer: ${errMsg(e)}`, 'if no node runs, start one: `fednode start`');
     }

@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
 import type { NodeStatus } from '../../node/runtime/node.js';
 import { ago, num, shortId } from './format.js';
+import { backendHealthLines, powerText } from './backend-health.js';
 
 /** The consensus part of `status`: height, registry hash, admission, evidence (equivocations) when any. */
 export function consensusLines(c: NodeStatus['consensus'] | undefined): string[] {
@@ -92,7 +93,7 @@ export const statusCommand: Command = {
       `api         ${s.openaiBaseUrl ?? '-'}  (OpenAI baseURL; Ollama host ${s.ollamaBaseUrl ?? '-'})`,
       `members     ${s.members.length}  connected ${s.connectedPeers}`,
       ...meshLines(s.mesh),
-      `profile     ${s.adverts.profile ?? '-'}${body?.profilePinned === true ? ' (pinned)' : ''}  advert seq ${s.adverts.seq}`,
+      `profile     ${s.adverts.profile ?? '-'}${body?.profilePinned === true ? ' (pinned)' : ''}  advert seq ${s.adverts.seq}${powerText(s.adverts.power ?? null)}`,
       `load        cpu ${num(body?.cpuLoad)}  in-flight ${body?.inFlight ?? 0}/${body?.capacity ?? 0}  queued ${body?.queued ?? 0}`,
       `memory      ${body?.memUsedBytes != null && body.memTotalBytes != null ? `${num(body.memUsedBytes / 2 ** 30, 1)} / ${num(body.memTotalBytes / 2 ** 30, 1)} GiB` : '-'}`,
       `power       ${body?.power.source ?? 'unknown'}${body?.power.batteryPct != null ? ` battery ${body.power.batteryPct}%` : ''}  cpu package ${num(body?.cpuPackageW, 1, ' W')}`,
@@ -105,6 +106,7 @@ export const statusCommand: Command = {
     const inf = s.inference;
     lines.push(`backends    ${inf.backends.length === 0 ? 'none (this node routes only)' : inf.backends.join(', ')}${Object.keys(inf.backendErrors).length > 0 ? `  errors: ${JSON.stringify(inf.backendErrors)}` : ''}`);
     if (inf.models.length > 0) lines.push(`models      ${inf.models.join(', ')}`);
+    lines.push(...backendHealthLines(inf.backendHealth ?? []));
     lines.push(...routingLines(inf.routing));
     lines.push(...consensusLines(s.consensus));
     for (const [k, v] of Object.entries(s.extensions)) lines.push(`${k.padEnd(11)} ${JSON.stringify(v)}`);

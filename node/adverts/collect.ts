@@ -60,6 +60,8 @@ export function decideForReadings(hw: HardwareSnapshot, serving: ServingState, p
       load: nodeLoad({ inFlight: serving.inFlight, queued: serving.queued, capacity: serving.capacity, gpuUtilizationPct: (hw.gpus ?? []).map((g) => g.utilizationPct), cpuLoad: hw.system.cpuLoad }),
       power: hw.power === null ? { source: null, batteryPct: null, charging: null } : hw.power,
       maxGpuTempC: temps.length > 0 ? Math.max(...temps) : null,
+      queued: serving.queued,
+      thermalThrottle: hw.thermalThrottle ?? null,
     },
     policy,
     prev,

@@ -8,6 +8,11 @@
  * 2. an operator pin replaces the load level (and rule 3);
  * 3. GPU hotter than gpuHotAboveC drops one level (eco stays eco), released only once every
  *    GPU is at or below gpuHotAboveC - gpuCoolHysteresisC;
+ * 3b. more than queueBoostAbove requests queued: at least boost (the design's trigger: a queue
+ *    that long needs every watt the GPU has);
+ * 3c. a thermal throttle reason reported by nvidia-smi (sw/hw thermal slowdown): at most
+ *    throttleMaxProfile (balanced): the GPU is already slowing itself, more power only heats it;
+ *    it wins over 3b. Neither applies to a pinned profile (see "Thermal vs pin");
  * 4. on battery (discharging) below batteryEcoBelowPct: eco, EVEN WHEN PINNED (batteryOverridesPin,
  *    default true). Why: a pin is set once and forgotten; running a laptop at turbo on its last 20 %
  *    ends in an unclean power-off, which loses in-flight requests and takes a voter out of consensus
@@ -55,6 +60,10 @@ export interface ProfilePolicy {
   readonly batteryOverridesPin: boolean;
   /** Profile used while load is unknown (no reading at all). @default 'balanced' */
   readonly unknownLoadProfile: PowerProfile;
+  /** More queued requests than this: at least boost. @default 10 (the design's trigger) */
+  readonly queueBoostAbove: number;
+  /** While a GPU reports thermal throttling: at most this profile. @default 'balanced' (the design's trigger) */
+  readonly throttleMaxProfile: PowerProfile;
 }
 
 export const DEFAULT_PROFILE_POLICY: ProfilePolicy = Object.freeze({
@@ -68,6 +77,8 @@ export const DEFAULT_PROFILE_POLICY: ProfilePolicy = Object.freeze({
   pin: null,
   batteryOverridesPin: true,
   unknownLoadProfile: 'balanced',
+  queueBoostAbove: 10,
+  throttleMaxProfile: 'balanced',
 });
 
 /** Problems with a policy (empty when valid); config loading turns these into its own error. */
@@ -87,6 +98,8 @@ export function validateProfilePolicy(p: ProfilePolicy): string[] {
     errs.push('load thresholds must increase: loadBalancedMin < loadBoostMin < loadTurboMin');
   }
   if (p.pin !== null && !isPowerProfile(p.pin)) errs.push(`pin must be one of ${POWER_PROFILES.join(', ')} or null`);
+  fin('queueBoostAbove', p.queueBoostAbove, 0, 1_000_000);
+  if (!isPowerProfile(p.throttleMaxProfile)) errs.push(`throttleMaxProfile must be one of ${POWER_PROFILES.join(', ')}`);
   if (!isPowerProfile(p.unknownLoadProfile)) errs.push(`unknownLoadProfile must be one of ${POWER_PROFILES.join(', ')}`);
   if (typeof p.batteryOverridesPin !== 'boolean') errs.push('batteryOverridesPin must be a boolean');
   return errs;
@@ -99,6 +112,10 @@ export interface ProfileInput {
   readonly power: { readonly source: 'ac' | 'battery' | null; readonly batteryPct: number | null; readonly charging: boolean | null };
   /** Hottest GPU temperature (C), null when no GPU temperature is known. */
   readonly maxGpuTempC: number | null;
+  /** Requests waiting on this node's backends; absent/null = unknown (no queue trigger). */
+  readonly queued?: number | null;
+  /** Any GPU reports a sw/hw thermal slowdown (nvidia-smi clocks_event_reasons); absent/null = unknown. */
+  readonly thermalThrottle?: boolean | null;
 }
 
 /** What the next decision needs to remember (hysteresis). */
@@ -107,7 +124,7 @@ export interface ProfileState {
   readonly thermalDrop: boolean;
 }
 
-export type ProfileReason = 'load' | 'load-hysteresis' | 'load-unknown' | 'pinned' | 'thermal-drop' | 'battery-critical';
+export type ProfileReason = 'load' | 'load-hysteresis' | 'load-unknown' | 'pinned' | 'thermal-drop' | 'queue-boost' | 'thermal-throttle' | 'battery-critical';
 
 export interface ProfileDecision {
   readonly profile: PowerProfile;
@@ -164,6 +181,15 @@ export function decideProfile(input: ProfileInput, policy: ProfilePolicy, prev: 
     if (thermalDrop) {
       profile = profileAt(levelOf(profile) - 1);
       reasons.push('thermal-drop');
+    }
+    const q = input.queued;
+    if (q !== undefined && q !== null && q > policy.queueBoostAbove && levelOf(profile) < levelOf('boost')) {
+      profile = 'boost';
+      reasons.push('queue-boost');
+    }
+    if (input.thermalThrottle === true && levelOf(profile) > levelOf(policy.throttleMaxProfile)) {
+      profile = policy.throttleMaxProfile;
+      reasons.push('thermal-throttle');
     }
   }
   // 4. battery critical

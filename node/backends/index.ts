@@ -1,29 +1,44 @@
 /**
- * Backends declared in config, and the set a node serves from. A node with no
- * backend still routes (its set is empty and it is never a candidate).
+ * Backends declared in config, and the set a node serves from (backend-set.ts). A node
+ * with no backend still routes (its set is empty and it is never a candidate).
  */
 import { OllamaBackend } from './ollama.js';
 import { OpenAiBackend } from './openai.js';
 import { SimulatedBackend } from './simulated.js';
+import { LlamaCppBackend } from './llama-cpp.js';
+import type { LlamaCppBackendOptions } from './llama-cpp.js';
+import type { LlamaCppConfigInput } from './llama-cpp-config.js';
 import type { SimulatedBackendOptions } from './simulated.js';
 import type { HttpLimits } from './http.js';
 import { BackendError } from './types.js';
-import type { Backend, ModelInfo } from './types.js';
+import type { Backend, BackendLoad } from './types.js';
+import { DEFAULT_HTTP_LIMITS } from './http.js';
+import { OpenAiServerLoadProbe, ollamaLoad } from './capacity.js';
+import { healthConfigSchema } from './health.js';
+import type { BackendEntry } from './backend-set.js';
 
 export * from './types.js';
 export { OllamaBackend } from './ollama.js';
 export { OpenAiBackend } from './openai.js';
 export { SimulatedBackend, simulatedTokens, simulatedVector } from './simulated.js';
 export { assertSupported } from './params.js';
+export { LlamaCppBackend } from './llama-cpp.js';
 export { DEFAULT_HTTP_LIMITS } from './http.js';
+export { BackendSet, MAX_MODELS_PER_NODE, DEFAULT_BACKEND_CAPACITY, isUpstreamFault } from './backend-set.js';
+export type { BackendEntry, BackendStatus, BackendLoadView } from './backend-set.js';
+export type { HealthConfig, HealthView } from './health.js';
 export type { HttpLimits } from './http.js';
 
 export type BackendConfig =
   | { kind: 'ollama'; id?: string; baseUrl: string; limits?: Partial<HttpLimits> }
   | { kind: 'openai'; id?: string; baseUrl: string; apiKey?: string | null; limits?: Partial<HttpLimits> }
-  | ({ kind: 'simulated' } & SimulatedBackendOptions);
+  | ({ kind: 'simulated' } & SimulatedBackendOptions)
+  | LlamaCppConfigInput;
 
-export function createBackend(cfg: BackendConfig): Backend {
+/** What a backend may need from the node: where relative paths start, and its logger (llama-cpp). */
+export type BackendContext = LlamaCppBackendOptions;
+
+export function createBackend(cfg: BackendConfig, ctx: BackendContext = {}): Backend {
   switch (cfg.kind) {
     case 'ollama':
       return new OllamaBackend(cfg);
@@ -31,6 +46,8 @@ export function createBackend(cfg: BackendConfig): Backend {
       return new OpenAiBackend(cfg);
     case 'simulated':
       return new SimulatedBackend(cfg);
+    case 'llama-cpp':
+      return new LlamaCppBackend(cfg, ctx);
     default: {
       const never: never = cfg;
       throw new BackendError('ERR_BACKEND_CONFIG', `unknown backend kind ${String((never as { kind?: unknown }).kind)}`);
@@ -38,56 +55,40 @@ export function createBackend(cfg: BackendConfig): Backend {
   }
 }
 
-/** Bound on models kept per node: a large Ollama library has hundreds; 4096 caps memory. */
-export const MAX_MODELS_PER_NODE = 4096;
+/** Give a backend the load seam from a probe, unless it has its own. */
+function attachLoad(b: Backend, load: (signal?: AbortSignal) => Promise<BackendLoad | null>): void {
+  if (!('load' in b)) b.load = load;
+}
+
+/** Fields of a config entry that belong to the node, not to the backend's own options. */
+const NODE_FIELDS = ['capacity', 'health', 'parallel'] as const;
 
 /**
- * The node's local backends and a cached model -> backend map (refresh() re-reads the
- * model lists; the runtime calls it on start and periodically).
+ * A config entry as the node uses it: the backend, its configured capacity, its health
+ * settings, and (for ollama and openai servers) the load probe wired in as Backend.load.
  */
-export class BackendSet {
-  readonly backends: readonly Backend[];
-  private byModel = new Map<string, Backend>();
-  private infos: ModelInfo[] = [];
-  /** Failures of the last refresh, per backend id. */
-  lastErrors: Record<string, string> = {};
-
-  constructor(backends: readonly Backend[]) {
-    this.backends = backends;
+export function backendFromConfig(cfg: BackendConfig & { capacity?: unknown; health?: unknown; parallel?: unknown }, ctx: BackendContext = {}): BackendEntry {
+  const raw = cfg as unknown as Record<string, unknown>;
+  const own: Record<string, unknown> = { ...raw };
+  for (const k of NODE_FIELDS) if (!(cfg.kind === 'llama-cpp' && k === 'capacity')) delete own[k];
+  const capacity = raw['capacity'] ?? null;
+  if (capacity !== null && !(typeof capacity === 'number' && Number.isInteger(capacity) && capacity >= 1 && capacity <= 4096)) throw new BackendError('ERR_BACKEND_CONFIG', `capacity must be an integer 1..4096 (concurrent requests), got ${JSON.stringify(capacity)}`, { capacity });
+  const parallel = raw['parallel'];
+  if (parallel !== undefined && cfg.kind !== 'ollama') throw new BackendError('ERR_BACKEND_CONFIG', `parallel applies to ollama backends only (its OLLAMA_NUM_PARALLEL); use capacity for ${cfg.kind}`, { kind: cfg.kind });
+  if (parallel !== undefined && !(typeof parallel === 'number' && Number.isInteger(parallel) && parallel >= 1 && parallel <= 256)) throw new BackendError('ERR_BACKEND_CONFIG', `parallel must be an integer 1..256 (the server's OLLAMA_NUM_PARALLEL), got ${JSON.stringify(parallel)}`, { parallel });
+  const h = healthConfigSchema.safeParse(raw['health'] ?? {});
+  if (!h.success) throw new BackendError('ERR_BACKEND_CONFIG', `health: ${h.error.issues.map((i) => (i.code === 'unrecognized_keys' ? i.keys.map((k) => `${k}: unknown field`).join('; ') : `${i.path.map(String).join('.')}: ${i.message}`)).join('; ')}`, {});
+  const backend: Backend = createBackend(own as unknown as BackendConfig, ctx);
+  if (backend instanceof OpenAiBackend) {
+    const o = own as { baseUrl: string; apiKey?: string | null; limits?: Partial<HttpLimits> };
+    const probe = new OpenAiServerLoadProbe(o.baseUrl, o.apiKey ? { authorization: `Bearer ${o.apiKey}` } : {}, { ...DEFAULT_HTTP_LIMITS, ...(o.limits ?? {}), headersTimeoutMs: 2000 }, capacity);
+    attachLoad(backend, (s) => probe.load(s));
+  } else if (backend instanceof OllamaBackend) {
+    const o = own as { baseUrl: string; limits?: Partial<HttpLimits> };
+    const limits = { ...DEFAULT_HTTP_LIMITS, ...(o.limits ?? {}), headersTimeoutMs: 2000 };
+    // Ollama's own default: OLLAMA_NUM_PARALLEL is 1 on small hosts (4 only where memory allows): 1 is the safe guess.
+    const par = (parallel) ?? 1;
+    attachLoad(backend, (s) => ollamaLoad(o.baseUrl, par, limits, s));
   }
-
-  async refresh(signal?: AbortSignal): Promise<ModelInfo[]> {
-    const byModel = new Map<string, Backend>();
-    const infos: ModelInfo[] = [];
-    const errors: Record<string, string> = {};
-    await Promise.all(
-      this.backends.map(async (b) => {
-        try {
-          for (const m of await b.models(signal)) {
-            if (infos.length >= MAX_MODELS_PER_NODE) break;
-            if (!byModel.has(m.id)) byModel.set(m.id, b);
-            infos.push(m);
-          }
-        } catch (err) {
-          errors[b.id] = err instanceof Error ? err.message : String(err);
-        }
-      }),
-    );
-    this.byModel = byModel;
-    this.infos = infos;
-    this.lastErrors = errors;
-    return infos;
-  }
-
-  models(): readonly ModelInfo[] {
-    return this.infos;
-  }
-
-  modelIds(): string[] {
-    return [...this.byModel.keys()];
-  }
-
-  backendFor(model: string): Backend | null {
-    return this.byModel.get(model) ?? null;
-  }
+  return { backend, capacity: cfg.kind === 'llama-cpp' ? null : (capacity), health: h.data };
 }

@@ -38,6 +38,8 @@ const WIRE: Record<string, string> = {
 const HONOURED: Record<BackendKind, ReadonlySet<string>> = {
   openai: new Set(Object.keys(WIRE)),
   ollama: new Set(['maxTokens', 'temperature', 'topP', 'topK', 'stop', 'seed', 'presencePenalty', 'frequencyPenalty', 'user', 'tools', 'toolChoice', 'parallelToolCalls', 'responseFormat']),
+  // llama-cpp: node/backends/llama-cpp-params.ts maps each to node-llama-cpp (penalties -> repeatPenalty, logit bias -> TokenBias, response_format -> a JSON grammar).
+  'llama-cpp': new Set(['maxTokens', 'temperature', 'topP', 'topK', 'stop', 'seed', 'presencePenalty', 'frequencyPenalty', 'logitBias', 'user', 'responseFormat']),
   simulated: new Set(['maxTokens', 'temperature', 'topP', 'topK', 'stop', 'seed', 'user', 'tools', 'toolChoice', 'parallelToolCalls', 'responseFormat']),
 };
 

@@ -12,7 +12,7 @@
  */
 import { assertSupported } from './params.js';
 import { BackendError } from './types.js';
-import type { Backend, ChatChunk, ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, FinishReason, Health, ModelInfo, ToolCallDelta } from './types.js';
+import type { Backend, BackendLoad, ChatChunk, ChatRequest, CompletionRequest, EmbedRequest, EmbedResult, FinishReason, Health, ModelInfo, ToolCallDelta } from './types.js';
 import { schemaExample, cutAtStop } from './simulated-output.js';
 
 export interface SimulatedBackendOptions {
@@ -117,9 +117,9 @@ export class SimulatedBackend implements Backend {
     if (!(this.tps >= 0) || !(this.concurrency >= 1) || !(this.maxQueue >= 0)) throw new BackendError('ERR_BACKEND_CONFIG', 'simulated backend: tokensPerSecond >= 0, concurrency >= 1, maxQueue >= 0', { tps: this.tps, concurrency: this.concurrency });
   }
 
-  /** Requests generating now and waiting (for adverts). */
-  get load(): { inFlight: number; queued: number; capacity: number } {
-    return { inFlight: this.active, queued: this.waiters.length, capacity: this.concurrency };
+  /** Requests generating now and waiting (the Backend.load seam: feeds the advert). */
+  load(): Promise<BackendLoad> {
+    return Promise.resolve({ inFlight: this.active, queued: this.waiters.length, capacity: this.concurrency, source: 'simulated concurrency' });
   }
 
   health(): Promise<Health> {

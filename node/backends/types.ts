@@ -9,7 +9,7 @@
  */
 import { FednodeError } from '../../base/errors.js';
 
-export type BackendKind = 'ollama' | 'openai' | 'simulated';
+export type BackendKind = 'ollama' | 'openai' | 'simulated' | 'llama-cpp';
 
 /** A complete tool call (assistant message in history, or assembled from a stream). */
 export interface ToolCall {
@@ -135,6 +135,12 @@ export interface ModelInfo {
   loaded: boolean | null;
 }
 
+export interface EmbedRequest { model: string; input: readonly string[]; dimensions?: number }
+export interface EmbedResult { vectors: number[][]; promptTokens: number }
+
+/** A backend's own report of what it can run at once and what it runs now (engines). */
+export interface BackendLoad { capacity: number; inFlight: number; queued: number; source: string }
+
 export interface Backend {
   readonly id: string;
   readonly kind: BackendKind;
@@ -146,6 +152,8 @@ export interface Backend {
   complete?(req: CompletionRequest, signal?: AbortSignal): AsyncIterable<ChatChunk>;
   /** Embeddings; absent = the backend has none (400 / ERR_BACKEND_UNSUPPORTED naming the backend). */
   embed?(req: EmbedRequest, signal?: AbortSignal): Promise<EmbedResult>;
+  /** The backend's own load report (llama-server /slots, vLLM metrics, Ollama /api/ps, embedded sequences); null when it has none (engines). */
+  load?(signal?: AbortSignal): Promise<BackendLoad | null>;
 }
 
 export type BackendErrorCode =

@@ -102,8 +102,8 @@ export interface InferenceRouterOptions {
   maxPerPeer?: number;
   /** Requests this node routes at once (its bounded queue); beyond: ERR_BUSY (429). @default 256 */
   maxInFlight?: number;
-  /** Local backends' concurrency as advertised to the policy. @default 4 */
-  localCapacity?: number;
+  /** Local backends' concurrency as advertised to the policy: a number, or read per decision (the runtime passes the backends' own reports, node/backends/capacity.ts). @default 4 */
+  localCapacity?: number | (() => number);
   /** Deadline of a request when the caller gives none. @default 600000 (10 min: long generations) */
   defaultDeadlineMs?: number;
   now?: () => number;
@@ -117,7 +117,7 @@ export class InferenceRouter {
   private readonly maxRetries: number;
   private readonly maxPerPeer: number;
   private readonly maxInFlight: number;
-  private readonly localCapacity: number;
+  private readonly localCapacity: () => number;
   private readonly now: () => number;
   private readonly log: Logger;
   private inFlight = 0;
@@ -136,7 +136,8 @@ export class InferenceRouter {
     this.maxRetries = opts.maxRetries ?? 2;
     this.maxPerPeer = opts.maxPerPeer ?? 32;
     this.maxInFlight = opts.maxInFlight ?? 256;
-    this.localCapacity = opts.localCapacity ?? 4;
+    const cap = opts.localCapacity ?? 4;
+    this.localCapacity = typeof cap === 'number' ? () => cap : cap;
     this.now = opts.now ?? Date.now;
     this.log = opts.logger ?? nullLogger;
     this.warnings = new WarnLimiter(this.log, { now: this.now });
@@ -149,7 +150,8 @@ export class InferenceRouter {
 
   /** For adverts: load of this node's own backends. */
   localLoad(): { inFlight: number; queued: number; capacity: number } {
-    return { inFlight: Math.min(this.localRunning, this.localCapacity), queued: Math.max(0, this.localRunning - this.localCapacity), capacity: this.localCapacity };
+    const capacity = this.localCapacity();
+    return { inFlight: Math.min(this.localRunning, capacity), queued: Math.max(0, this.localRunning - capacity), capacity };
   }
 
   /** Tokens the local backends generated since start (streamed deltas, corrected by each reply's usage): the energy meter's input. */

@@ -15,6 +15,8 @@ export * from './power-supply.js';
 export * from './rapl.js';
 export * from './sysfs.js';
 export * from './system.js';
+export * from './gpu-power.js';
+export * from './power-actuator.js';
 
 export interface HardwareSnapshot {
   readonly atMs: number;
@@ -25,6 +27,8 @@ export interface HardwareSnapshot {
   readonly cpuPackageW: number | null;
   readonly cpuPackageReason: string | null;
   readonly system: SystemReading;
+  /** Any GPU in a sw/hw thermal slowdown (gpu-power.ts); absent/null = not read. */
+  readonly thermalThrottle?: boolean | null;
 }
 
 export interface HardwareProbeOptions {

@@ -22,6 +22,8 @@ import type { Host } from '../p2p/host.js';
 import { execFileRunner } from '../probes/command.js';
 import type { GpuProbe } from '../probes/gpu.js';
 import { probeGpus } from '../probes/gpu.js';
+import { probeGpuPower } from '../probes/gpu-power.js';
+import { GpuPowerActuator } from '../probes/power-actuator.js';
 import type { PowerSupplyReading } from '../probes/power-supply.js';
 import { POWER_SUPPLY_ROOT, probePowerSupply } from '../probes/power-supply.js';
 import { EnergyMeter, gpuPowerDrawW } from '../adverts/energy.js';
@@ -55,6 +57,8 @@ export interface SelfAdvertSummary {
   profile: PowerProfile | null;
   body: AdvertBody | null;
   gpuReason: string | null;
+  /** power.actuate: whether limits are applied ('active'), refused (no root) or impossible (no GPU), and the limits set; null when off. */
+  power?: { state: string; detail: string | null; limitsW: Record<string, number> } | null;
 }
 
 export interface AdvertsService {
@@ -128,10 +132,12 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
   let cpuPackageW: number | null = null;
   let profileState: ProfileState | null = null;
   let lastProfile: PowerProfile | null = null;
+  let thermalThrottle: boolean | null = null;
   const rapl = new RaplMeter(nodeSysfsReader);
   const nvidiaSmi = o.nvidiaSmi ?? process.env['FEDNODE_NVIDIA_SMI'] ?? 'nvidia-smi';
   const powerSupplyRoot = o.powerSupplyRoot ?? process.env['FEDNODE_POWER_SUPPLY_ROOT'] ?? POWER_SUPPLY_ROOT;
   const energy = new EnergyMeter();
+  const actuator = o.config.power.actuate ? new GpuPowerActuator(execFileRunner, o.config.power.limitsW, log.child('power'), nvidiaSmi) : null;
   let lastBody: AdvertBody | null = null;
   const policy = {
     ...DEFAULT_PROFILE_POLICY,
@@ -146,6 +152,11 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
     } catch (e) {
       gpu = { gpus: null, reason: e instanceof Error ? e.message : String(e), skipped: [] };
     }
+    // Throttle reasons (and limits) only where a GPU answered: one more nvidia-smi call per sample.
+    if (gpu.gpus !== null && gpu.gpus.length > 0) {
+      const p = await probeGpuPower(execFileRunner, nvidiaSmi).catch(() => null);
+      thermalThrottle = p?.ok === true ? (p.gpus.some((g) => g.thermalThrottle === true) ? true : p.gpus.some((g) => g.thermalThrottle === false) ? false : null) : null;
+    } else thermalThrottle = null;
     power = await probePowerSupply(nodeSysfsReader, powerSupplyRoot).catch(() => null);
     system = readSystem(nodeSystemSource);
     cpuPackageW = (await rapl.sample(o.now()).catch(() => ({ watts: null }))).watts;
@@ -155,10 +166,12 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
   // The body is built by the pure functions of node/adverts (bounds, clamping and
   // the profile decision live there once); the runtime only supplies readings.
   const collect = (): Promise<AdvertBody> => {
-    const hw: HardwareSnapshot = { atMs: o.now(), gpus: gpu.gpus, gpuReason: gpu.reason, gpuSkipped: gpu.skipped, power, cpuPackageW, cpuPackageReason: null, system };
+    const hw: HardwareSnapshot = { atMs: o.now(), gpus: gpu.gpus, gpuReason: gpu.reason, gpuSkipped: gpu.skipped, power, cpuPackageW, cpuPackageReason: null, system, thermalThrottle };
     const serving: ServingState = { models: load.models(), inFlight: load.inFlight(), queued: load.queued(), capacity: load.capacity(), energy: energy.reading };
     const decision = decideForReadings(hw, serving, policy, profileState);
     profileState = decision.state;
+    // power.actuate: the profile's GPU power limit follows each change (serialised inside the actuator).
+    if (actuator !== null && decision.profile !== lastProfile) void actuator.apply(decision.profile);
     lastProfile = decision.profile;
     const built = buildAdvertBody(hw, serving, decision, o.apiUrl());
     lastBody = o.dialAddrs === undefined ? built : { ...built, addrs: o.dialAddrs() };
@@ -228,13 +241,14 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
       if (hwTimer !== null) clearInterval(hwTimer);
       if (pruneTimer !== null) clearInterval(pruneTimer);
       await publisher.stop();
+      await actuator?.restore();
     },
     peers() {
       return table.snapshot(o.now()).map((s: PeerSnapshot) => ({ peerId: s.peerId, state: s.state, ageMs: s.ageMs, seq: s.seq, advert: s.advert }));
     },
     selfSummary() {
       const last = publisher.lastPublished;
-      return { seq: publisher.lastSeq, lastPublishedMs: last?.timeMs ?? null, profile: lastProfile, body: last?.body ?? null, gpuReason: gpu.gpus === null ? gpu.reason : null };
+      return { seq: publisher.lastSeq, lastPublishedMs: last?.timeMs ?? null, profile: lastProfile, body: last?.body ?? null, gpuReason: gpu.gpus === null ? gpu.reason : null, power: actuator === null ? null : { state: actuator.state, detail: actuator.detail, limitsW: Object.fromEntries(actuator.appliedLimits) } };
     },
     setLoadSource(src) {
       load = src;

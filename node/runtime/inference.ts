@@ -6,8 +6,9 @@
  */
 import type { ApiServer } from '../api/server.js';
 import { createApiServer } from '../api/server.js';
-import type { Backend, BackendConfig } from '../backends/index.js';
-import { BackendSet, createBackend } from '../backends/index.js';
+import { dirname } from 'node:path';
+import type { BackendConfig, BackendEntry, BackendStatus } from '../backends/index.js';
+import { BackendSet, backendFromConfig } from '../backends/index.js';
 import type { FednodeConfig } from '../config.js';
 import type { ForwardServer } from '../forward/index.js';
 import { ForwardClient, InferenceRouter, startForwardServer } from '../forward/index.js';
@@ -58,6 +59,8 @@ export interface InferenceService {
     backends: string[];
     models: string[];
     backendErrors: Record<string, string>;
+    /** Per backend: healthy or why not, its load report and where the numbers came from. */
+    backendHealth: BackendStatus[];
     load: { inFlight: number; queued: number; capacity: number };
     routing: RoutingStatus;
   };
@@ -71,11 +74,16 @@ export interface InferenceService {
 /** RTT readings are taken this often from the connections (libp2p pings each one every 10 s; a new reading is a new sample). */
 const RTT_POLL_MS = 2_000;
 
-/** Build backends from config entries; a bad entry is a config error naming `backends[i]`. */
-export function backendsFromConfig(entries: FednodeConfig['backends'], file: string): Backend[] {
+/** Backends' health checks run when due (each at its own interval); this is how often "due" is looked at. */
+const HEALTH_TICK_MS = 1_000;
+/** Backends' own load reports are read this often: the advert period's default (config adverts.periodMs). */
+const LOAD_POLL_MS = 2_000;
+
+/** Build backends from config entries; a bad entry is a config error naming `backends[i]`. Relative model paths start at the config file's folder. */
+export function backendsFromConfig(entries: FednodeConfig['backends'], file: string, logger?: Logger): BackendEntry[] {
   return entries.map((e, i) => {
     try {
-      return createBackend(e as unknown as BackendConfig);
+      return backendFromConfig(e as unknown as BackendConfig, { baseDir: dirname(file), ...(logger !== undefined ? { logger } : {}) });
     } catch (err) {
       throw new RuntimeError('ERR_CONFIG_INVALID', `${file}: backends[${i}]: ${err instanceof Error ? err.message : String(err)}`, { file, index: i }, { cause: err });
     }
@@ -122,8 +130,12 @@ export async function startInference(o: {
       rtt.onSample(p.peerId, p.rttMs);
     }
   };
-  const backends = new BackendSet(backendsFromConfig(o.config.backends, o.configFile));
+  const backends = new BackendSet(backendsFromConfig(o.config.backends, o.configFile, log));
   await backends.refresh(AbortSignal.timeout(5000)).catch(() => []);
+  await backends.handshake().catch(() => undefined);
+  await backends.checkHealth().catch(() => false);
+  await backends.pollLoad(AbortSignal.timeout(2000)).catch(() => undefined);
+  for (const b of backends.status()) if (!b.healthy || Object.keys(b.failedModels).length > 0) log.warn('backend not serving', { backend: b.id, reason: b.reason, failedModels: b.failedModels });
   const forward = new ForwardClient({ host: o.host, identity: o.identity, cluster: o.cluster, now: o.now });
   const router = new InferenceRouter({
     localPeerId: o.identity.peerId,
@@ -131,6 +143,8 @@ export async function startInference(o: {
     forward,
     now: o.now,
     logger: log,
+    // What the healthy backends can run at once, from their own reports or config (node/backends/capacity.ts).
+    localCapacity: () => backends.load().capacity,
     policy: () => inForce,
     selfReadings: () => o.adverts.selfBody(),
     peers: (): Candidate[] =>
@@ -175,18 +189,46 @@ export async function startInference(o: {
   }
   o.adverts.setLoadSource({
     models: () => backends.modelIds(),
-    inFlight: () => router.localLoad().inFlight,
-    queued: () => router.localLoad().queued,
-    capacity: () => (backends.backends.length > 0 ? router.localLoad().capacity : 0),
+    // The larger of what this node sent its backends and what they report (others may use them too).
+    inFlight: () => Math.max(router.localLoad().inFlight, backends.load().inFlight),
+    queued: () => Math.max(router.localLoad().queued, backends.load().queued),
+    capacity: () => (backends.modelIds().length > 0 ? backends.load().capacity : 0),
     tokensGenerated: () => router.tokensGenerated,
   });
   const rttTimer = setInterval(pollRtt, RTT_POLL_MS);
   rttTimer.unref();
+  let healthBusy = false;
+  const healthTimer = setInterval(() => {
+    if (healthBusy) return; // a slow check is bounded by its timeout; never two rounds at once
+    healthBusy = true;
+    void backends
+      .checkHealth()
+      .then((changed) => {
+        if (changed) {
+          for (const b of backends.status()) if (!b.healthy) log.warn('backend unhealthy: its models leave the advert', { backend: b.id, reason: b.reason });
+          o.adverts.trigger();
+        }
+      })
+      .catch(() => undefined)
+      .finally(() => (healthBusy = false));
+  }, HEALTH_TICK_MS);
+  healthTimer.unref();
+  let loadBusy = false;
+  const loadTimer = setInterval(() => {
+    if (loadBusy) return;
+    loadBusy = true;
+    void backends
+      .pollLoad(AbortSignal.timeout(LOAD_POLL_MS))
+      .catch(() => undefined)
+      .finally(() => (loadBusy = false));
+  }, LOAD_POLL_MS);
+  loadTimer.unref();
   const timer = setInterval(() => {
     const before = backends.modelIds().join('\n');
     void backends
       .refresh(AbortSignal.timeout(5000))
-      .then(() => {
+      .then(async () => {
+        if (backends.modelIds().join('\n') !== before) await backends.handshake().catch(() => undefined);
         if (backends.modelIds().join('\n') !== before) o.adverts.trigger();
       })
       .catch(() => undefined);
@@ -195,16 +237,20 @@ export async function startInference(o: {
   return {
     apiUrl,
     router,
-    status: () => ({ apiUrl, openaiBaseUrl: apiUrl === null ? null : `${apiUrl}/v1`, ollamaBaseUrl: apiUrl, backends: backends.backends.map((b) => b.id), models: backends.modelIds(), backendErrors: backends.lastErrors, load: router.localLoad(), routing: routingStatus(inForce) }),
+    status: () => ({ apiUrl, openaiBaseUrl: apiUrl === null ? null : `${apiUrl}/v1`, ollamaBaseUrl: apiUrl, backends: backends.backends.map((b) => b.id), models: backends.modelIds(), backendErrors: backends.lastErrors, backendHealth: backends.status(), load: router.localLoad(), routing: routingStatus(inForce) }),
     proposeCheck: (ops) => aliasShadowProblem(ops, router.models()),
     warnings: () => ({ ...router.warningCounts(), ...(api?.warnings() ?? {}) }),
     async stop() {
       clearInterval(timer);
       clearInterval(rttTimer);
+      clearInterval(healthTimer);
+      clearInterval(loadTimer);
       unsubscribe();
       unsubscribeDecided();
       await api?.close();
       await fwd.stop();
+      // Engines in this process (llama-cpp) free their models; remote servers have nothing to close.
+      await Promise.all(backends.backends.map(async (b) => (b as { close?: () => Promise<void> }).close?.().catch(() => undefined)));
     },
   };
 }

@@ -294,12 +294,12 @@ describe('simulated backend', () => {
     await new Promise((r) => setTimeout(r, 5));
     const second = collect(b.chat(req));
     await new Promise((r) => setTimeout(r, 5));
-    expect(b.load).toEqual({ inFlight: 1, queued: 1, capacity: 1 });
+    expect(await b.load()).toEqual({ inFlight: 1, queued: 1, capacity: 1, source: 'simulated concurrency' });
     expect((await errorOf(collect(b.chat(req)))).code).toBe('ERR_BACKEND_BUSY');
     ac.abort();
     expect(((await first) as BackendError).code).toBe('ERR_BACKEND_ABORTED');
     expect((await second).chunks.at(-1)?.type).toBe('done');
-    expect(b.load).toEqual({ inFlight: 0, queued: 0, capacity: 1 });
+    expect(await b.load()).toEqual({ inFlight: 0, queued: 0, capacity: 1, source: 'simulated concurrency' });
   });
 
   it('BackendSet maps models to backends and survives a failing backend', async () => {
