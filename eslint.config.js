@@ -42,4 +42,10 @@ export default tseslint.config(
     },
   },
   { files: ['eslint.config.js', 'eslint.purity.js'], ...tseslint.configs.disableTypeChecked },
+  // The dashboard's browser script (node/dashboard/assets/): plain JavaScript shipped as is, no type information.
+  {
+    files: ['node/dashboard/assets/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, sourceType: 'script', globals: { document: 'readonly', window: 'readonly', fetch: 'readonly', EventSource: 'readonly', console: 'readonly' } },
+  },
 );

@@ -4,7 +4,7 @@
  * forwarding protocol server, and the OpenAI-compatible HTTP API. The node's own
  * advert gets its models and load from here.
  */
-import type { ApiServer } from '../api/server.js';
+import type { ApiServer, MountedHandler } from '../api/server.js';
 import { createApiServer } from '../api/server.js';
 import type { Backend, BackendConfig } from '../backends/index.js';
 import { BackendSet, createBackend } from '../backends/index.js';
@@ -25,6 +25,7 @@ import type { ProposeProblem } from './consensus-ops.js';
 import type { Identity } from '../../crypto/keys.js';
 import type { AdvertsService } from './adverts.js';
 import { RuntimeError } from './errors.js';
+import { observedRouter, RequestObservers } from '../metrics/requests.js';
 
 /** Model lists are re-read this often (a model pulled into Ollama shows up within this). */
 const MODEL_REFRESH_MS = 30_000;
@@ -55,6 +56,10 @@ export interface InferenceService {
     load: { inFlight: number; queued: number; capacity: number };
     routing: RoutingStatus;
   };
+  /** One observation per routed request when it ends (metrics, dashboard: node/metrics/requests.ts). */
+  readonly requests: RequestObservers;
+  /** Serve extra routes on the inference API's port under its access rules (the dashboard); false when the API is off. */
+  mountHttp(handler: MountedHandler): boolean;
   /** Propose-time check of ops against what is served now (not consensus state): null when fine. */
   proposeCheck(ops: readonly PatternOp[]): ProposeProblem | null;
   stop(): Promise<void>;
@@ -143,9 +148,10 @@ export async function startInference(o: {
   });
   let api: ApiServer | null = null;
   let apiUrl: string | null = null;
+  const requests = new RequestObservers();
   try {
     if (o.config.api.enabled) {
-      api = createApiServer({ router, host: o.config.api.host, port: o.config.api.port, apiKey: o.config.api.apiKey, logger: log.child('api'), now: o.now });
+      api = createApiServer({ router: observedRouter(router, requests, o.now), host: o.config.api.host, port: o.config.api.port, apiKey: o.config.api.apiKey, logger: log.child('api'), now: o.now });
       apiUrl = (await api.listen()).url;
     }
   } catch (e) {
@@ -177,6 +183,12 @@ export async function startInference(o: {
     apiUrl,
     router,
     status: () => ({ apiUrl, backends: backends.backends.map((b) => b.id), models: backends.modelIds(), backendErrors: backends.lastErrors, load: router.localLoad(), routing: routingStatus(inForce) }),
+    requests,
+    mountHttp: (handler) => {
+      if (api === null) return false;
+      api.mount(handler);
+      return true;
+    },
     proposeCheck: (ops) => aliasShadowProblem(ops, router.models()),
     async stop() {
       clearInterval(timer);
