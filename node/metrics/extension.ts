@@ -43,6 +43,7 @@ export function metricsExtension(o: MetricsExtensionOptions): MetricsExtension {
           gossip: () => ctx.host.stats(),
           peers: () => ctx.host.peers(),
           direct: () => ctx.host.directStats(),
+          pnet: () => ctx.host.pnetFailures(),
           members: () => ctx.members.members(),
           advertSelf: () => ctx.adverts.selfSummary(),
           advertPeers: () => ctx.adverts.peers(),
@@ -63,6 +64,8 @@ export function metricsExtension(o: MetricsExtensionOptions): MetricsExtension {
       inferenceMetrics = im;
       stopHeights = trackHeights(ctx, im);
       registry = reg;
+      // What `doctor` reads: connections that failed the cluster key check.
+      ctx.control.route('GET', '/diagnostics', () => ({ body: { pnet: ctx.host.pnetFailures() } }));
       ctx.control.route('GET', '/metrics', async () => ({ body: { contentType: reg.contentType, text: await reg.metrics() } }));
       if (o.listen !== null) server = await startMetricsServer({ ...o.listen, registry: reg, logger: ctx.logger.child('metrics') });
       if (server !== null) ctx.logger.info('metrics endpoint', { url: server.url });

@@ -33,6 +33,8 @@ export interface FednodeMetricSources {
   readonly consensus?: () => { decidedHeight: number; round: number; mempoolOps: number; validators: number };
   /** Direct channels (host.directStats()). */
   readonly direct?: () => DirectStats;
+  /** Connections that failed the cluster key (pnet) check (host.pnetFailures()). */
+  readonly pnet?: () => { failures: number };
   /** Wall clock for the advert age gauge. @default Date.now */
   readonly now?: () => number;
 }
@@ -102,7 +104,13 @@ export function registerFednodeMetrics(registry: Registry, src: FednodeMetricSou
     },
   });
 
-  const { members, advertSelf, advertPeers, inference, consensus, direct } = src;
+  const { members, advertSelf, advertPeers, inference, consensus, direct, pnet } = src;
+  if (pnet !== undefined) {
+    new Counter({ name: 'fednode_pnet_handshake_failures_total', help: 'Connections aborted in the handshake after the cluster key (pnet) layer: this node or that peer has a different swarm.key', registers, collect() {
+      this.reset();
+      this.inc(pnet().failures);
+    } });
+  }
   if (direct !== undefined) {
     new Counter({ name: 'fednode_direct_frames_total', help: 'Direct-channel frames: sent (queued on an open channel), missing (no channel: the sender falls back to gossip), received (before validation)', labelNames: ['event'] as const, registers, collect() {
       const d = direct();
