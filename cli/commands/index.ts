@@ -20,5 +20,6 @@ import { patternsCommand } from './patterns.js';
 import { logCommand } from './log.js';
 import { approveCommand } from './approve.js';
 import { routeCommand } from './route.js';
+import { topCommand } from './top.js';
 
-export const COMMANDS: readonly Command[] = [initCommand, startCommand, inviteCommand, joinCommand, statusCommand, peersCommand, doctorCommand, clusterCommand, inferCommand, modelsCommand, proposeCommand, patternsCommand, logCommand, approveCommand, routeCommand, simnetCommand];
+export const COMMANDS: readonly Command[] = [initCommand, startCommand, inviteCommand, joinCommand, statusCommand, peersCommand, doctorCommand, clusterCommand, inferCommand, modelsCommand, proposeCommand, patternsCommand, logCommand, approveCommand, routeCommand, topCommand, simnetCommand];

@@ -60,6 +60,8 @@ export function dashboardExtension(o: DashboardExtensionOptions = {}): Dashboard
         });
       };
       build = snap;
+      // `fednode top` reads the same snapshot with the control token (works with the API off too).
+      ctx.control.route('GET', '/dashboard', () => ({ body: snap() }));
       const sample = (): void => {
         const t = ctx.now();
         const points = new Map<string, HistoryPoint>();
