@@ -21,5 +21,6 @@ import { logCommand } from './log.js';
 import { approveCommand } from './approve.js';
 import { routeCommand } from './route.js';
 import { topCommand } from './top.js';
+import { serviceCommand } from './service.js';
 
-export const COMMANDS: readonly Command[] = [initCommand, startCommand, inviteCommand, joinCommand, statusCommand, peersCommand, doctorCommand, clusterCommand, inferCommand, modelsCommand, proposeCommand, patternsCommand, logCommand, approveCommand, routeCommand, topCommand, simnetCommand];
+export const COMMANDS: readonly Command[] = [initCommand, startCommand, inviteCommand, joinCommand, statusCommand, peersCommand, doctorCommand, clusterCommand, inferCommand, modelsCommand, proposeCommand, patternsCommand, logCommand, approveCommand, routeCommand, topCommand, serviceCommand, simnetCommand];
