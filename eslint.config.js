@@ -42,4 +42,16 @@ export default tseslint.config(
     },
   },
   { files: ['eslint.config.js', 'eslint.purity.js'], ...tseslint.configs.disableTypeChecked },
+  // The dashboard's browser script (node/dashboard/assets/): plain JavaScript shipped as is, no type information.
+  {
+    files: ['node/dashboard/assets/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, sourceType: 'script', globals: { document: 'readonly', window: 'readonly', fetch: 'readonly', EventSource: 'readonly', console: 'readonly' } },
+  },
+  // Scripts shipped for containers (contrib/docker/): plain Node ESM run by the image's entrypoint.
+  {
+    files: ['contrib/**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: { ...tseslint.configs.disableTypeChecked.languageOptions, sourceType: 'module', globals: { process: 'readonly' } },
+  },
 );

@@ -20,6 +20,7 @@ import { backendHealthChecks } from './backend-health.js';
 import type { ConsensusStatusJson } from '../../node/runtime/consensus-routes.js';
 import { shortId } from './format.js';
 import { missingText } from './status.js';
+import { admissionRefusedCheck, apiChecks, backendChecks, pnetCheck } from './doctor-ops.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 export interface Check {
@@ -243,7 +244,8 @@ export async function runDoctor(ctx: CommandContext): Promise<Check[]> {
       const c = await (await ctx.control()).get<ConsensusStatusJson>('/consensus/status', { timeoutMs: PROBE_TIMEOUT_MS });
       const a = c.admission;
       if (a.admitted) add('membership', 'ok', `${a.admittedAtHeight === 0 ? 'genesis member' : a.admittedAtHeight !== null ? `admitted at height ${a.admittedAtHeight}` : 'member'}; consensus decided ${c.decidedHeight}, ${c.validators.length} validator(s)`);
-      else add('membership', 'warn', `not admitted yet (consensus decided ${c.decidedHeight} heights known here)`, 'a member proposes member.add when it sees this node\'s join claim (its inviter must be running); clusters with admission "approve" need `fednode approve <this peer id>` on a member');
+      else if (a.refused == null) add('membership', 'warn', `not admitted yet (consensus decided ${c.decidedHeight} heights known here)`, 'a member proposes member.add when it sees this node\'s join claim (its inviter must be running); clusters with admission "approve" need `fednode approve <this peer id>` on a member');
+      admissionRefusedCheck(a.admitted ? null : a.refused, add);
       // 12. decided heights are being stored (a full disk holds consensus at one height)
       if (c.storeError !== null) {
         add('consensus store', 'fail', `decided height ${c.storeError.height} cannot be stored: ${c.storeError.error} (${c.storeError.attempts} attempt(s))`, 'free disk space on the data directory\'s filesystem (or fix its permissions); the node retries every second and resumes by itself');
@@ -264,6 +266,8 @@ export async function runDoctor(ctx: CommandContext): Promise<Check[]> {
     } catch (e) {
       add('membership', 'fail', errMsg(e), null);
     }
+    // 14. connections that failed the cluster key check (a different swarm.key on one side)
+    await pnetCheck(await ctx.control(), add, PROBE_TIMEOUT_MS);
   } else if (config !== null && config.bootstrap.length > 0) {
     for (const b of config.bootstrap) {
       const t = tcpPort(b);
@@ -272,6 +276,11 @@ export async function runDoctor(ctx: CommandContext): Promise<Check[]> {
       if (r === null) add(`bootstrap ${t.host}:${t.port}`, 'ok', 'TCP reachable');
       else add(`bootstrap ${t.host}:${t.port}`, 'warn', `not reachable (${r})`, 'start that node, or fix the address / firewall');
     }
+  }
+  // 15. backends (reachable, models, a 1-token chat) and the inference API's bind and key
+  if (config !== null) {
+    await backendChecks(config, p.config, add);
+    await apiChecks(config, p.config, running ? (rt?.apiUrl ?? null) : null, add);
   }
   return checks;
 }

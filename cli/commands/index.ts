@@ -23,7 +23,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'join', summary: 'Join a cluster with an invite token from `fednode invite`: creates the data directory with the cluster id, pre-shared key and bootstrap addresses.', load: async () => (await import('./join.js')).joinCommand },
   { name: 'status', summary: 'Show this node: id, addresses, cluster, members, power profile, GPU and load (asks the running node).', load: async () => (await import('./status.js')).statusCommand },
   { name: 'peers', summary: 'List the cluster members this node knows, with their latest advert and its staleness (asks the running node).', load: async () => (await import('./peers.js')).peersCommand },
-  { name: 'doctor', summary: 'Check the data directory, key permissions, config, ports, mDNS, nvidia-smi, power readings and peers; say how to fix each failure.', load: async () => (await import('./doctor.js')).doctorCommand },
+  { name: 'doctor', summary: 'Check the data directory, key permissions, config, ports, mDNS, nvidia-smi, power readings, peers, the cluster key, join refusals, backends (1-token chat) and the API\'s bind and key; say how to fix each failure.', load: async () => (await import('./doctor.js')).doctorCommand },
   { name: 'cluster', summary: 'Start N nodes as child processes on loopback (own data dirs; node-1 founds the cluster, the rest join by invite and are admitted by a committed member.add), print their status, stop all on Ctrl-C.', load: async () => (await import('./cluster.js')).clusterCommand },
   { name: 'infer', summary: 'Stream a chat completion through the cluster; says which node served it and the tokens/s.', load: async () => (await import('./infer.js')).inferCommand },
   { name: 'models', summary: 'List every model a live member serves, and which nodes serve it.', load: async () => (await import('./infer.js')).modelsCommand },
@@ -33,5 +33,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'approve', summary: 'Admit a joining node (clusters with consensus.admission = approve): proposes its member.add and waits for the commit. Without <peer>, lists the joins waiting.', load: async () => (await import('./approve.js')).approveCommand },
   { name: 'route', summary: 'Show the ranking this node would use now for a model: each candidate\'s score, its terms and any fallback reason.', load: async () => (await import('./route.js')).routeCommand },
   { name: 'model', summary: 'Make models for tests and demos: `fednode model tiny <file>` writes a tiny random-weight llama GGUF that the embedded llama.cpp engine serves.', load: async () => (await import('./model.js')).modelCommand },
+  { name: 'top', summary: 'Live view of the cluster in the terminal (the dashboard\'s data): members, load, GPUs, power, consensus, traffic, routing decisions. Ctrl-C quits.', load: async () => (await import('./top.js')).topCommand },
+  { name: 'service', summary: 'Print a systemd unit for this install (`fednode service print [--user U]`): restart policy, MALLOC_ARENA_MAX=2, a dedicated user, hardening with only the data dir writable.', load: async () => (await import('./service.js')).serviceCommand },
   { name: 'simnet', summary: 'Run the deterministic network simulator over the real consensus core and routing policy; exit 1 on any violation.', load: async () => (await import('./simnet.js')).simnetCommand },
 ];

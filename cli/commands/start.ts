@@ -10,7 +10,7 @@ export const startCommand: Command = {
   name: 'start',
   flags: [],
   positionals: [],
-  details: 'Readiness line: `fednode ready peer=<id> api=<url|-> control=<url> addrs=<a,b>` (with --json: {"event":"ready",...}).\nMetrics: Prometheus text at the URL in `fednode status --json` (extensions.metrics.url); FEDNODE_METRICS=HOST:PORT fixes the address (default 127.0.0.1, free port), FEDNODE_METRICS=off disables it.\nExit codes: 3 data dir missing/not initialised, 4 locked by another node, 5 corrupt data (see `fednode help exit-codes`).',
+  details: 'Readiness line: `fednode ready peer=<id> api=<url|-> control=<url> addrs=<a,b>` (with --json: {"event":"ready",...}).\nMetrics: Prometheus text at the URL in `fednode status --json` (extensions.metrics.url); FEDNODE_METRICS=HOST:PORT fixes the address (default 127.0.0.1, free port), FEDNODE_METRICS=off disables it.\nDashboard: <api url>/dashboard/ (same access rules as the API; the URL is in `fednode status --json` under extensions.dashboard.url).\nExit codes: 3 data dir missing/not initialised, 4 locked by another node, 5 corrupt data (see `fednode help exit-codes`).',
   async run(ctx) {
     // Before libp2p loads: keeps V8's new space at 8 MiB instead of 32 (see node/metrics/heap.ts).
     capYoungGeneration();
@@ -32,7 +32,8 @@ export const startCommand: Command = {
       // loaded here so that other commands start without importing libp2p
       const { startNode } = await import('../../node/runtime/node.js');
       const { metricsExtension } = await import('../../node/metrics/extension.js');
-      const node = await startNode({ dataDir: paths.root, logger, extensions: [metricsExtension({ listen: metricsListen })] });
+      const { dashboardExtension } = await import('../../node/dashboard/extension.js');
+      const node = await startNode({ dataDir: paths.root, logger, extensions: [metricsExtension({ listen: metricsListen }), dashboardExtension()] });
       const addrs = node.addresses();
       if (ctx.json) {
         ctx.out(JSON.stringify({ event: 'ready', peerId: node.peerId, cluster: node.cluster, api: node.apiUrl, control: node.controlUrl, addrs, pid: process.pid }) + '\n');

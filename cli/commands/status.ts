@@ -7,7 +7,17 @@ import { backendHealthLines, powerText } from './backend-health.js';
 export function consensusLines(c: NodeStatus['consensus'] | undefined): string[] {
   if (c === undefined) return [];
   const a = c.admission;
-  const admitted = a.admittedAtHeight === 0 ? 'genesis member' : a.admittedAtHeight !== null ? `admitted at height ${a.admittedAtHeight}` : a.admitted ? 'admitted' : 'not admitted yet (waiting for a committed member.add)';
+  const refused = a.refused ?? null;
+  const admitted =
+    a.admittedAtHeight === 0
+      ? 'genesis member'
+      : a.admittedAtHeight !== null
+        ? `admitted at height ${a.admittedAtHeight}`
+        : a.admitted
+          ? 'admitted'
+          : refused !== null
+            ? `NOT ADMITTED: member ${shortId(refused.byPeer)} refused the join claim: ${refused.reason} (${refused.code}); ask a member for a new invite`
+            : 'not admitted yet (waiting for a committed member.add)';
   const lines = [
     `consensus   height ${c.height} round ${c.round} ${c.step}  decided ${c.decidedHeight}  validators ${c.validators.length}${c.isValidator ? ' (voting)' : ''}  pending ops ${c.mempoolOps}`,
     `registry    ${c.registryHash}`,

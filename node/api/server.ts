@@ -77,8 +77,17 @@ export interface ApiServerOptions {
   health?: () => Record<string, unknown>;
 }
 
+/**
+ * Extra routes on the API's port (the dashboard, node/dashboard/): tried before the API's
+ * own routes; returns true when it answered. `access` carries the API's key rule so the
+ * mounted routes apply the same access rules (loopback by default, the key beyond it).
+ */
+export type MountedHandler = (req: IncomingMessage, res: ServerResponse, access: { readonly keyRequired: boolean; readonly host: string; authorised(req: IncomingMessage): boolean; keyMatches(key: string): boolean }) => boolean;
+
 export interface ApiServer {
   readonly server: Server;
+  /** Mount extra routes (see MountedHandler); at most 8, tried in order. */
+  mount(handler: MountedHandler): void;
   listen(): Promise<{ host: string; port: number; url: string }>;
   /** Base URL once listening (http://host:port). */
   readonly url: string;
@@ -128,11 +137,14 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     ...ollamaRoutes(opts.version ?? '0.0.0'),
   ]);
 
+  const mounted: MountedHandler[] = [];
+  const access = { keyRequired: keyDigest !== null, host, authorised, keyMatches: (k: string) => keyDigest === null || timingSafeEqual(digestKey(k), keyDigest) };
   const server = createServer({ noDelay: true, keepAlive: true }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     const method = (req.method ?? 'GET').toUpperCase();
     res.setHeader('x-fednode-node', nodeName);
     if (!guard.check(req, res)) return;
+    for (const h of mounted) if (h(req, res, access)) return;
     if (path === '/healthz' || (path === '/' && method === 'GET')) {
       if (method !== 'GET' && method !== 'HEAD') return sendError(res, 405, 'invalid_request_error', 'use GET', null, 'method_not_allowed');
       if (path === '/') {
@@ -167,6 +179,10 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
 
   return {
     server,
+    mount(h) {
+      if (mounted.length >= 8) throw new ApiError('ERR_API_OPTIONS', 'at most 8 mounted route handlers'); // a handful of extensions, not a router
+      mounted.push(h);
+    },
     get url() {
       return url;
     },

@@ -6,6 +6,8 @@
 import { Registry } from 'prom-client';
 import type { NodeContext, NodeExtension } from '../runtime/node.js';
 import { registerFednodeMetrics } from './fednode.js';
+import { registerInferenceMetrics } from './inference.js';
+import type { InferenceMetrics } from './inference.js';
 import type { MetricsListen, MetricsServer } from './server.js';
 import { startMetricsServer } from './server.js';
 
@@ -22,9 +24,14 @@ export interface MetricsExtension extends NodeExtension {
   status(): { url: string | null };
 }
 
+/** How often the height tracker reads consensus.status() for the start of a height (the decide latency's resolution). */
+const HEIGHT_SAMPLE_MS = 100;
+
 export function metricsExtension(o: MetricsExtensionOptions): MetricsExtension {
   let registry: Registry | null = null;
   let server: MetricsServer | null = null;
+  let inferenceMetrics: InferenceMetrics | null = null;
+  let stopHeights: () => void = () => undefined;
   return {
     name: 'metrics',
     async start(ctx: NodeContext) {
@@ -36,6 +43,7 @@ export function metricsExtension(o: MetricsExtensionOptions): MetricsExtension {
           gossip: () => ctx.host.stats(),
           peers: () => ctx.host.peers(),
           direct: () => ctx.host.directStats(),
+          pnet: () => ctx.host.pnetFailures(),
           members: () => ctx.members.members(),
           advertSelf: () => ctx.adverts.selfSummary(),
           advertPeers: () => ctx.adverts.peers(),
@@ -49,16 +57,64 @@ export function metricsExtension(o: MetricsExtensionOptions): MetricsExtension {
         },
         { processMetrics: o.processMetrics ?? true },
       );
+      const im = registerInferenceMetrics(reg, {
+        requests: ctx.inference.requests,
+        selfBody: () => ctx.adverts.selfBody(),
+        backends: () => ctx.inference.status(),
+      });
+      inferenceMetrics = im;
+      stopHeights = trackHeights(ctx, im);
       registry = reg;
+      // What `doctor` reads: connections that failed the cluster key check.
+      ctx.control.route('GET', '/diagnostics', () => ({ body: { pnet: ctx.host.pnetFailures() } }));
       ctx.control.route('GET', '/metrics', async () => ({ body: { contentType: reg.contentType, text: await reg.metrics() } }));
       if (o.listen !== null) server = await startMetricsServer({ ...o.listen, registry: reg, logger: ctx.logger.child('metrics') });
       if (server !== null) ctx.logger.info('metrics endpoint', { url: server.url });
     },
     async stop() {
+      stopHeights();
+      inferenceMetrics?.close();
       await server?.close();
       server = null;
     },
     registry: () => registry,
     status: () => ({ url: server?.url ?? null }),
+  };
+}
+
+/**
+ * When does a height start? Idle clusters do not spin: after H, H+1 starts when ops are pending
+ * (at H's decision if the pool already holds some, else when they arrive). The tracker reads
+ * consensus.status() every HEIGHT_SAMPLE_MS and takes the first sample showing work at the height
+ * (ops pooled, a round above 0, a step past propose), else the last idle sample: the latency is
+ * exact for back-to-back heights and within one sample period otherwise. Heights learnt by
+ * catch-up (not the one being tracked) count their rounds but no latency.
+ */
+function trackHeights(ctx: NodeContext, m: InferenceMetrics): () => void {
+  let height = ctx.consensus.status().height;
+  let startMs: number | null = null;
+  let lastIdleMs = ctx.now();
+  const timer = setInterval(() => {
+    const s = ctx.consensus.status();
+    if (s.height !== height) {
+      height = s.height;
+      startMs = null;
+    }
+    if (startMs !== null) return;
+    if (s.mempoolOps > 0 || s.round > 0 || s.step !== 'propose') startMs = ctx.now();
+    else lastIdleMs = ctx.now();
+  }, HEIGHT_SAMPLE_MS);
+  timer.unref();
+  const off = ctx.consensus.onDecided((e) => {
+    const tracked = e.height === height;
+    m.onHeightDecided(e.round, tracked ? Math.max(0, e.decidedMs - (startMs ?? lastIdleMs)) / 1000 : null);
+    const s = ctx.consensus.status();
+    height = s.height;
+    startMs = s.mempoolOps > 0 ? e.decidedMs : null;
+    lastIdleMs = e.decidedMs;
+  });
+  return () => {
+    clearInterval(timer);
+    off();
   };
 }

@@ -35,6 +35,8 @@ export interface FednodeMetricSources {
   readonly direct?: () => DirectStats;
   /** Rate-limited warnings by kind (inference.warnings()): written and summarised counts. */
   readonly warnings?: () => Readonly<Record<string, { total: number; suppressed: number }>>;
+  /** Connections that failed the cluster key (pnet) check (host.pnetFailures()). */
+  readonly pnet?: () => { failures: number };
   /** Wall clock for the advert age gauge. @default Date.now */
   readonly now?: () => number;
 }
@@ -104,7 +106,7 @@ export function registerFednodeMetrics(registry: Registry, src: FednodeMetricSou
     },
   });
 
-  const { members, advertSelf, advertPeers, inference, consensus, direct, warnings } = src;
+  const { members, advertSelf, advertPeers, inference, consensus, direct, warnings, pnet } = src;
   if (warnings !== undefined) {
     // kinds are fixed strings in the code (e.g. 'failover', 'chat request failed'), a closed set
     new Counter({ name: 'fednode_warnings_total', help: 'Warnings by kind: logged = written as a line, suppressed = summarised ("N more in the last 10 s")', labelNames: ['kind', 'outcome'] as const, registers, collect() {
@@ -113,6 +115,12 @@ export function registerFednodeMetrics(registry: Registry, src: FednodeMetricSou
         this.inc({ kind, outcome: 'logged' }, c.total - c.suppressed);
         this.inc({ kind, outcome: 'suppressed' }, c.suppressed);
       }
+    } });
+  }
+  if (pnet !== undefined) {
+    new Counter({ name: 'fednode_pnet_handshake_failures_total', help: 'Connections aborted in the handshake after the cluster key (pnet) layer: this node or that peer has a different swarm.key', registers, collect() {
+      this.reset();
+      this.inc(pnet().failures);
     } });
   }
   if (direct !== undefined) {

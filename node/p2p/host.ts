@@ -23,6 +23,8 @@ import { mdns } from '@libp2p/mdns';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
+import { countPnetFailures, PnetFailureCounter } from './pnet-failures.js';
+import type { PnetFailureStats } from './pnet-failures.js';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
@@ -117,6 +119,8 @@ export interface PeerSummary {
 export interface Host {
   readonly peerId: string;
   readonly members: MemberSource;
+  /** Connections that failed the cluster key (pnet) check: count, last time, recent addresses (pnet-failures.ts). */
+  pnetFailures(): PnetFailureStats;
   /** The registry holding libp2p's metrics for this host (null when metrics are off). */
   readonly metricsRegistry: Registry | null;
   start(): Promise<void>;
@@ -191,6 +195,17 @@ export { backoffDelayMs } from './mesh-plan.js';
 
 export async function createHost(init: HostInit): Promise<Host> {
   const log = (init.logger ?? nullLogger).child('p2p');
+  // Cluster-key failures: counted always, logged at most once a minute (a misconfigured peer redials every few seconds).
+  const pnet = new PnetFailureCounter(init.now ?? Date.now);
+  let pnetLoggedMs = -Infinity;
+  let pnetUnlogged = 0;
+  pnet.onFailure((f) => {
+    pnetUnlogged++;
+    if (f.atMs - pnetLoggedMs < 60_000) return;
+    log.warn('connection failed the cluster key check: this node or that peer has a different swarm.key', { remote: f.remoteAddr, error: f.error, failures: pnetUnlogged, total: pnet.stats().failures });
+    pnetLoggedMs = f.atMs;
+    pnetUnlogged = 0;
+  });
   const now = init.now ?? Date.now;
   const { cluster, members, identity } = init;
   const swarmKey = parseSwarmKey(init.swarmKey);
@@ -286,7 +301,7 @@ export async function createHost(init: HostInit): Promise<Host> {
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
-    connectionProtector: preSharedKey({ psk: swarmKey }),
+    connectionProtector: countPnetFailures(preSharedKey({ psk: swarmKey }), pnet, init.now ?? Date.now),
     peerDiscovery,
     connectionManager: { maxConnections: init.maxConnections ?? 128 },
     ...(metricsRegistry === null ? {} : { metrics: hostMetrics(metricsRegistry) }),
@@ -553,6 +568,7 @@ export async function createHost(init: HostInit): Promise<Host> {
       await libp2p.unhandle(protocol);
     },
     stats: () => topics.stats(),
+    pnetFailures: () => pnet.stats(),
     topicPeers: (topic) => pubsub.getSubscribers(topicString(cluster, topic)).map((p) => p.toString()),
     meshPeers: (topic) => pubsub.getMeshPeers(topicString(cluster, topic)),
     mesh: () => keeper.status(),

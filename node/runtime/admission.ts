@@ -24,7 +24,10 @@ import type { AdmissionMode } from '../config.js';
 import type { CommitReceipt, Consensus, DecidedEntry } from '../consensus/api.js';
 import { ConsensusDriverError } from '../consensus/api.js';
 import type { Logger } from '../log.js';
-import { verifyJoinClaim } from '../p2p/members.js';
+import { JOIN_KIND, verifyJoinClaim } from '../p2p/members.js';
+import { decodeEnvelope } from '../../crypto/envelope.js';
+import { JoinRefusals } from './join-refusals.js';
+import type { JoinRefusal, RefusedBy } from './join-refusals.js';
 import type { Store } from '../store/index.js';
 import { publicKeyOfPeerId } from './consensus-ops.js';
 import { RuntimeError } from './errors.js';
@@ -58,6 +61,8 @@ export interface AdmissionStatus {
   /** Height that decided this node's member.add; 0 for a genesis member; null if not (yet) known. */
   readonly admittedAtHeight: number | null;
   readonly pendingJoins: number;
+  /** Not admitted, and a member reported why it refused this node's join claim (the latest report); null otherwise. */
+  readonly refused?: RefusedBy | null;
 }
 
 export type AdmissionConsensus = Pick<Consensus, 'submit' | 'check' | 'registry' | 'status' | 'entries' | 'onDecided'>;
@@ -84,6 +89,10 @@ export interface Admission {
   /** Submit member.add for `peer` (approve mode, or any mode by hand) and wait for its commit. */
   approve(peer: string, o: { timeoutMs: number; signal?: AbortSignal }): Promise<{ receipt: CommitReceipt; name: string; hadClaim: boolean }>;
   status(): AdmissionStatus;
+  /** Why this member refused `peer`'s latest claim (member sync tells the joiner); null when it did not. */
+  refusalFor(peer: string): JoinRefusal | null;
+  /** On a joiner: member `byPeer` reported refusing our claim. */
+  noteRefusedBy(byPeer: string, r: { code: string; reason: string }): void;
 }
 
 /** Peer ids (hex keys) that are members now or have a decided member.add not yet in force, minus decided removals. */
@@ -108,6 +117,11 @@ export function createAdmission(o: AdmissionOptions): Admission {
   let admittedAtHeight: number | null = o.genesisMember ? 0 : null;
   let unsubscribe: (() => void) | null = null;
   let stopped = false;
+  const refusals = new JoinRefusals(log, o.now);
+  const signerOfClaim = (claim: Uint8Array): string | null => {
+    const d = decodeEnvelope(claim, { kinds: [JOIN_KIND], cluster: o.cluster, maxBytes: 8192 });
+    return d.ok ? d.envelope.signerId : null;
+  };
 
   const isDecidedMember = (hexKey: string): boolean => decidedMemberKeys(o.consensus.registry()).has(hexKey);
   const isMemberPeer = (peer: string): boolean => {
@@ -186,7 +200,9 @@ export function createAdmission(o: AdmissionOptions): Admission {
     try {
       const v = verifyJoinClaim(claim, { cluster: o.cluster, isMember: isMemberPeer, now: o.now });
       if (!v.ok) {
-        log.debug('join claim refused', { from, code: v.code, detail: v.detail });
+        const signer = signerOfClaim(claim);
+        if (signer !== null) refusals.refuse(signer, v.code, v.detail, from);
+        else log.debug('join claim refused', { from, code: v.code, detail: v.detail });
         return false;
       }
       if (isDecidedMember(toHex(v.publicKey))) {
@@ -194,12 +210,12 @@ export function createAdmission(o: AdmissionOptions): Admission {
         return false;
       }
       if (decidedUsed(v.inviteKey)) {
-        log.debug('join claim refused', { from, peer: v.peerId, code: 'ERR_INVITE_USED', detail: 'invite already used (a decided member.add consumed it)' });
+        refusals.refuse(v.peerId, 'ERR_INVITE_USED', 'invite already used (a decided member.add consumed it)', from);
         return false;
       }
       const prior = used.get(v.inviteKey);
       if (prior !== undefined && prior !== v.peerId) {
-        log.debug('join claim refused', { from, peer: v.peerId, code: 'ERR_INVITE_USED', detail: `invite already used by ${prior}` });
+        refusals.refuse(v.peerId, 'ERR_INVITE_USED', `invite already used by ${prior}`, from);
         return false;
       }
       if (prior === undefined) {
@@ -207,6 +223,7 @@ export function createAdmission(o: AdmissionOptions): Admission {
         bounded(used, USED_INVITES_MAX);
         await section.put(`used:${v.inviteKey}`, new TextEncoder().encode(v.peerId), { sync: true });
       }
+      refusals.clear(v.peerId);
       const name = v.name ?? v.peerId.slice(-8);
       if (!firstSeen.has(v.peerId)) {
         firstSeen.set(v.peerId, o.now());
@@ -297,6 +314,11 @@ export function createAdmission(o: AdmissionOptions): Admission {
       await dropPending(peer);
       return { receipt, name, hadClaim: join !== undefined };
     },
-    status: () => ({ mode: o.mode, admitted: isDecidedMember(selfHex), admittedAtHeight, pendingJoins: pendingJoins.size }),
+    status: () => {
+      const admitted = isDecidedMember(selfHex);
+      return { mode: o.mode, admitted, admittedAtHeight, pendingJoins: pendingJoins.size, refused: admitted ? null : refusals.refusedUsBy() };
+    },
+    refusalFor: (peer) => refusals.refusalFor(peer),
+    noteRefusedBy: (byPeer, r) => refusals.noteRefusedBy(byPeer, r),
   };
 }

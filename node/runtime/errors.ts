@@ -40,6 +40,8 @@ export type RuntimeErrorCode =
   | 'ERR_BAD_REQUEST'
   /** `approve` of a peer that is already a member or whose member.add is already decided. */
   | 'ERR_ALREADY_MEMBER'
+  /** The node is not (yet) a decided member, so what was asked (an invite) would be refused by the members. */
+  | 'ERR_NOT_MEMBER'
   /** The pending-joins list (approve mode) is full; approve or let some expire first. */
   | 'ERR_JOINS_FULL';
 

@@ -4,7 +4,7 @@
  * forwarding protocol server, and the OpenAI-compatible HTTP API. The node's own
  * advert gets its models and load from here.
  */
-import type { ApiServer } from '../api/server.js';
+import type { ApiServer, MountedHandler } from '../api/server.js';
 import { createApiServer } from '../api/server.js';
 import { dirname } from 'node:path';
 import type { BackendConfig, BackendEntry, BackendStatus } from '../backends/index.js';
@@ -28,6 +28,7 @@ import type { AdvertsService } from './adverts.js';
 import { RuntimeError } from './errors.js';
 import { advertisedApiUrl } from '../api/advertised.js';
 import { FEDNODE_VERSION } from './version.js';
+import { observedRouter, RequestObservers } from '../metrics/requests.js';
 
 /** Model lists are re-read this often (a model pulled into Ollama shows up within this). */
 const MODEL_REFRESH_MS = 30_000;
@@ -66,6 +67,10 @@ export interface InferenceService {
   };
   /** Rate-limited warnings (API 429/5xx answers, failovers) by kind: counters for metrics. */
   warnings(): Record<string, { total: number; suppressed: number }>;
+  /** One observation per routed request when it ends (metrics, dashboard: node/metrics/requests.ts). */
+  readonly requests: RequestObservers;
+  /** Serve extra routes on the inference API's port under its access rules (the dashboard); false when the API is off. */
+  mountHttp(handler: MountedHandler): boolean;
   /** Propose-time check of ops against what is served now (not consensus state): null when fine. */
   proposeCheck(ops: readonly PatternOp[]): ProposeProblem | null;
   stop(): Promise<void>;
@@ -165,11 +170,12 @@ export async function startInference(o: {
   });
   let api: ApiServer | null = null;
   let apiUrl: string | null = null;
+  const requests = new RequestObservers();
   try {
     if (o.config.api.enabled) {
       const a = o.config.api;
       api = createApiServer({
-        router,
+        router: observedRouter(router, requests, o.now),
         host: a.host,
         port: a.port,
         apiKey: a.apiKey,
@@ -238,6 +244,12 @@ export async function startInference(o: {
     apiUrl,
     router,
     status: () => ({ apiUrl, openaiBaseUrl: apiUrl === null ? null : `${apiUrl}/v1`, ollamaBaseUrl: apiUrl, backends: backends.backends.map((b) => b.id), models: backends.modelIds(), backendErrors: backends.lastErrors, backendHealth: backends.status(), load: router.localLoad(), routing: routingStatus(inForce) }),
+    requests,
+    mountHttp: (handler) => {
+      if (api === null) return false;
+      api.mount(handler);
+      return true;
+    },
     proposeCheck: (ops) => aliasShadowProblem(ops, router.models()),
     warnings: () => ({ ...router.warningCounts(), ...(api?.warnings() ?? {}) }),
     async stop() {

@@ -42,6 +42,14 @@ export interface MemberSyncOptions {
    * true when the claim is valid, so worth relaying to other members.
    */
   onClaim(claim: Uint8Array, from: string): Promise<boolean>;
+  /**
+   * Why this node refused `peer`'s claim (used or expired invite, inviter not a member), told to
+   * that peer in the frame sent to it, as a map entry `{refused: {code, reason}}` after the
+   * claims (older nodes skip entries that are not claims). @default none
+   */
+  refusalFor?(peer: string): { code: string; reason: string } | null;
+  /** A member told this node it refused our own claim. @default ignored */
+  onRefused?(byPeer: string, r: { code: string; reason: string }): void;
 }
 
 export interface MemberSync {
@@ -51,6 +59,12 @@ export interface MemberSync {
   addOwn(claim: Uint8Array): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
+}
+
+function isRefusal(x: unknown): x is { refused: { code: string; reason: string } } {
+  if (typeof x !== 'object' || x === null || x instanceof Uint8Array || Array.isArray(x)) return false;
+  const r = (x as { refused?: unknown }).refused;
+  return typeof r === 'object' && r !== null && typeof (r as { code?: unknown }).code === 'string' && typeof (r as { reason?: unknown }).reason === 'string';
 }
 
 async function readOne(source: AsyncIterable<{ subarray(): Uint8Array }>): Promise<Uint8Array | null> {
@@ -81,7 +95,12 @@ export function createMemberSync(o: MemberSyncOptions): MemberSync {
 
   const receive = async (list: unknown, from: string): Promise<void> => {
     if (!Array.isArray(list)) return;
-    for (const c of list.slice(0, CLAIMS_MAX)) {
+    for (const c of list.slice(0, CLAIMS_MAX + 1)) {
+      if (isRefusal(c)) {
+        // Only a member's word counts, and only while we wait for admission.
+        if (own !== null && o.isMember(from) && !o.isMember(o.selfId)) o.onRefused?.(from, c.refused);
+        continue;
+      }
       if (!(c instanceof Uint8Array) || c.length > CLAIM_MAX_BYTES) continue;
       const signer = signerOf(c);
       if (signer === null || signer === o.selfId || o.isMember(signer)) continue;
@@ -95,10 +114,12 @@ export function createMemberSync(o: MemberSyncOptions): MemberSync {
     }
   };
 
-  const frame = (): Uint8Array => {
+  const frame = (to: string): Uint8Array => {
     for (const p of [...relayed.keys()]) if (o.isMember(p)) unrelay(p); // admitted: nothing left to carry
     if (own !== null && o.isMember(o.selfId)) own = null; // our own member.add is decided
-    return encodeCanonical([...(own !== null ? [own] : []), ...relayed.values()]);
+    const refusal = o.refusalFor?.(to) ?? null;
+    const tail = refusal === null ? [] : [{ refused: { code: refusal.code.slice(0, 64), reason: refusal.reason.slice(0, 300) } }];
+    return encodeCanonical([...(own !== null ? [own] : []), ...relayed.values(), ...tail]);
   };
 
   const exchange = async (peerId: string): Promise<void> => {
@@ -107,7 +128,7 @@ export function createMemberSync(o: MemberSyncOptions): MemberSync {
     let stream: Stream | null = null;
     try {
       stream = await o.host.dialProtocol(peerId, MEMBERS_PROTOCOL, { signal: AbortSignal.timeout(SYNC_TIMEOUT_MS) });
-      await stream.sink(lp.encode([frame()]));
+      await stream.sink(lp.encode([frame(peerId)]));
       const reply = await readOne(lp.decode(stream.source, { maxDataLength: CLAIMS_FRAME_MAX_BYTES }));
       if (reply !== null) await receive(decodeCanonical(reply, CLAIMS_FRAME_MAX_BYTES), peerId);
     } catch (e) {
@@ -138,9 +159,9 @@ export function createMemberSync(o: MemberSyncOptions): MemberSync {
           void (async () => {
             try {
               const req = await readOne(lp.decode(stream.source, { maxDataLength: CLAIMS_FRAME_MAX_BYTES }));
-              const reply = frame();
-              await stream.sink(lp.encode([reply]));
+              // Check the claims first, so the reply can already say why one of the remote's was refused.
               if (req !== null) await receive(decodeCanonical(req, CLAIMS_FRAME_MAX_BYTES), remote);
+              await stream.sink(lp.encode([frame(remote)]));
             } catch (e) {
               log.debug('member sync (inbound) failed', { peerId: remote, err: e });
               stream.abort(e instanceof Error ? e : new Error(String(e))); // eslint-disable-line no-restricted-syntax -- libp2p's abort takes a plain Error

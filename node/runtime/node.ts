@@ -213,6 +213,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       intervalMs: Math.max(200, Math.min(config.adverts.periodMs, 5000)),
       isMember: (p) => members.isMember(p),
       onClaim: (claim, from) => admission.onClaim(claim, from),
+      refusalFor: (peer) => admission.refusalFor(peer),
+      onRefused: (by, r) => admission.noteRefusedBy(by, r),
     });
     await sync.start();
     undo.push(() => sync.stop());
@@ -280,6 +282,10 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     control.route('GET', '/peers', () => ({ body: { peers: adverts.peers(), members: members.members(), connections: host.peers() } }));
     control.route('GET', '/members', () => ({ body: { members: members.members(), claims: sync.count() } }));
     control.route('POST', '/invite', (req) => {
+      if (!admission.status().admitted) {
+        // An invite from a non-member is refused by every member ("inviter is not a member"): say so now.
+        throw new RuntimeError('ERR_NOT_MEMBER', 'this node is not a member of the cluster (yet): its invites would be refused by every member. Wait until `fednode status` says admitted (or run `fednode invite` on a member)', { peerId: identity.peerId });
+      }
       const b = (req.body ?? {}) as { ttlMs?: unknown };
       const ttlMs = b.ttlMs === undefined ? INVITE_TTL_DEFAULT_MS : b.ttlMs;
       if (typeof ttlMs !== 'number' || !Number.isSafeInteger(ttlMs) || ttlMs <= 0 || ttlMs > INVITE_TTL_MAX_MS) {

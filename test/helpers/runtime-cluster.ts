@@ -13,7 +13,7 @@ import { dataDirPaths, readClusterFile, writeClusterFile } from '../../node/data
 import { nullLogger } from '../../node/log.js';
 import { initDataDir } from '../../node/runtime/init.js';
 import { startNode } from '../../node/runtime/node.js';
-import type { RunningNode } from '../../node/runtime/node.js';
+import type { NodeExtension, RunningNode } from '../../node/runtime/node.js';
 
 export const SIM_MODEL = 'simulated-7b';
 
@@ -25,7 +25,7 @@ export interface RuntimeCluster {
   stop(): Promise<void>;
 }
 
-export async function startRuntimeCluster(n: number, o: { config?: FednodeConfigInput; env?: (i: number) => Record<string, string>; chain?: boolean } = {}): Promise<RuntimeCluster> {
+export async function startRuntimeCluster(n: number, o: { config?: FednodeConfigInput; env?: (i: number) => Record<string, string>; configOf?: (i: number) => FednodeConfigInput; extensions?: (i: number) => NodeExtension[]; chain?: boolean } = {}): Promise<RuntimeCluster> {
   const base = await mkdtemp(join(tmpdir(), 'fednode-rt-'));
   const ids = Array.from({ length: n }, (_, i) => identityFromSeed(new Uint8Array(32).fill(100 + i)));
   const dirs = ids.map((_, i) => join(base, `node-${i + 1}`));
@@ -37,7 +37,7 @@ export async function startRuntimeCluster(n: number, o: { config?: FednodeConfig
     backends: [{ kind: 'simulated', models: [SIM_MODEL], tokensPerSecond: 0 }],
     ...o.config,
   };
-  for (let i = 0; i < n; i++) await initDataDir({ dir: dirs[i]!, newCluster: i === 0, nowMs: Date.now(), identity: ids[i]!, config: { ...config, name: `node-${i + 1}` } });
+  for (let i = 0; i < n; i++) await initDataDir({ dir: dirs[i]!, newCluster: i === 0, nowMs: Date.now(), identity: ids[i]!, config: { ...config, ...o.configOf?.(i), name: `node-${i + 1}` } });
   const first = dataDirPaths(dirs[0]!);
   const cluster = await readClusterFile(first.cluster);
   const genesis = ids.map((id) => ({ peerId: id.peerId, publicKey: Buffer.from(id.publicKey).toString('hex') }));
@@ -57,7 +57,7 @@ export async function startRuntimeCluster(n: number, o: { config?: FednodeConfig
     const before = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
     Object.assign(process.env, env);
     try {
-      return await startNode({ dataDir: dirs[i]!, logger: nullLogger });
+      return await startNode({ dataDir: dirs[i]!, logger: nullLogger, extensions: o.extensions?.(i) ?? [] });
     } finally {
       for (const [k, v] of Object.entries(before)) {
         if (v === undefined) delete process.env[k];
