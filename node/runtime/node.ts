@@ -26,7 +26,9 @@ import type { MemberSource } from '../p2p/members.js';
 import type { Consensus } from '../consensus/api.js';
 import { openConsensus } from '../consensus/driver.js';
 import type { Store } from '../store/index.js';
-import { openStore } from '../store/index.js';
+import type { IntegrityMode } from '../store/integrity.js';
+import { openStoreChecked, replayError, verifyOpened } from '../store/integrity.js';
+import type { ManifestKeeper } from '../store/manifest-keeper.js';
 import type { AdvertsService } from './adverts.js';
 import { createAdvertsService } from './adverts.js';
 import { startInference } from './inference.js';
@@ -78,6 +80,11 @@ export interface StartNodeOptions {
   logger: Logger;
   now?: () => number;
   extensions?: readonly NodeExtension[];
+  /**
+   * `verify` (default): the store and the signer record must match the store manifest
+   * (node/store/integrity.ts). `repair`: the store is being rebuilt by `fednode repair`.
+   */
+  integrity?: IntegrityMode;
 }
 
 export interface RunningNode {
@@ -90,6 +97,10 @@ export interface RunningNode {
   stop(): Promise<void>;
   /** Resolves when stop() has finished. */
   readonly stopped: Promise<void>;
+  /** The error that made the node stop by itself (LevelDB corruption while running); null otherwise. */
+  failure(): Error | null;
+  /** The store manifest's keeper (the repair command flushes it and reads the floor). */
+  readonly manifest: ManifestKeeper;
 }
 
 export interface NodeStatus {
@@ -138,12 +149,31 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     const controlToken = await readControlToken(paths.controlToken);
     const name = config.name ?? identity.peerId.slice(-8);
     const log = o.logger;
-    const store = await openStore(paths.store);
+    const stateDir = join(paths.root, 'consensus');
+    let failure: Error | null = null;
+    let stopNow: () => void = () => undefined;
+    const integrity = {
+      dataDir: paths.root,
+      storePath: paths.store,
+      stateDir,
+      cluster: cluster.id,
+      node: identity.peerId,
+      mode: o.integrity ?? 'verify',
+      logger: log.child('store'),
+      now,
+      onCorrupt: (err: Error) => {
+        log.error('stopping: the store is corrupt', { err });
+        failure ??= err;
+        stopNow();
+      },
+    };
+    const opened = await openStoreChecked(integrity);
+    const store = opened.store;
     undo.push(() => store.close());
 
     // Consensus first: its decided log is the membership the host admits gossip from.
-    const stateDir = join(paths.root, 'consensus');
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    let keeper: ManifestKeeper | null = null;
     const consensus = await openConsensus({
       identity,
       cluster: cluster.id,
@@ -153,7 +183,15 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       logger: log.child('consensus'),
       now,
       auditLogPath: consensusAuditPath(config, process.env),
+      // Set before the driver starts (no signature happens before consensus.start).
+      beforeSignerWrite: (h) => keeper?.signGate(h) ?? Promise.reject(new RuntimeError('ERR_NOT_AVAILABLE', 'store manifest not open yet')),
+    }).catch((e: unknown) => {
+      throw replayError(integrity, e);
     });
+    const verified = await verifyOpened(integrity, opened, consensus);
+    keeper = verified.keeper;
+    const manifest = verified.keeper;
+    undo.push(() => manifest.close());
     const members = consensus.members;
 
     const host = await createHost({
@@ -271,6 +309,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     const stopped = new Promise<void>((r) => {
       resolveStopped = r;
     });
+    stopNow = () => void stop();
     const stop = (): Promise<void> => {
       stopping ??= (async () => {
         log.info('stopping');
@@ -294,7 +333,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     undo.push(() => removeRuntimeFile(paths.runtime));
     log.info('ready', { peerId: identity.peerId, cluster: cluster.id, addrs: addresses(), control: control.url });
 
-    return { peerId: identity.peerId, cluster: cluster.id, controlUrl: control.url, apiUrl, addresses, status, stop, stopped };
+    if (failure !== null) void stop(); // corruption found while starting up
+    return { peerId: identity.peerId, cluster: cluster.id, controlUrl: control.url, apiUrl, addresses, status, stop, stopped, failure: () => failure, manifest };
   } catch (e) {
     await unwind(undo, bootLog);
     throw e;
