@@ -32,5 +32,6 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'log', summary: 'Show decided heights: height, round, ops, commit-certificate signers and the registry hash after each.', load: async () => (await import('./log.js')).logCommand },
   { name: 'approve', summary: 'Admit a joining node (clusters with consensus.admission = approve): proposes its member.add and waits for the commit. Without <peer>, lists the joins waiting.', load: async () => (await import('./approve.js')).approveCommand },
   { name: 'route', summary: 'Show the ranking this node would use now for a model: each candidate\'s score, its terms and any fallback reason.', load: async () => (await import('./route.js')).routeCommand },
+  { name: 'repair', summary: 'Rebuild a damaged store from the live members (--from-peers) after `start` refused it (exit 5); fences a lost signer record so the node cannot double-sign.', load: async () => (await import('./repair.js')).repairCommand },
   { name: 'simnet', summary: 'Run the deterministic network simulator over the real consensus core and routing policy; exit 1 on any violation.', load: async () => (await import('./simnet.js')).simnetCommand },
 ];

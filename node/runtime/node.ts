@@ -85,6 +85,8 @@ export interface StartNodeOptions {
    * (node/store/integrity.ts). `repair`: the store is being rebuilt by `fednode repair`.
    */
   integrity?: IntegrityMode;
+  /** Peers dialled in addition to the config's bootstrap list (`fednode repair --peer`). */
+  bootstrap?: readonly string[];
 }
 
 export interface RunningNode {
@@ -200,7 +202,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       swarmKey: swarm.file,
       members,
       listen: config.listen,
-      bootstrap: config.bootstrap,
+      bootstrap: [...config.bootstrap, ...(o.bootstrap ?? [])],
       mdns: config.mdns.enabled ? { intervalMs: config.mdns.intervalMs } : null,
       // A member's malformed advert is rejected at the gossip edge (and scored
       // down) instead of being relayed and dropped later by the peer table.
