@@ -10,13 +10,12 @@
  * at the same decided height with the same registry hash as the other three.
  */
 import { mkdtemp, open, readdir, readFile, rm, stat, truncate } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { NodeStatus } from '../../../node/runtime/node.js';
 import type { Running } from '../../helpers/e2e.js';
-import { control, fednode, spawnUntil, waitFor } from '../../helpers/e2e.js';
+import { control, fednode, freePort, spawnUntil, waitFor } from '../../helpers/e2e.js';
 import { heightKey } from '../../../node/consensus/decided-log.js';
 
 const NODE_FLAGS = ['--no-mdns', '--api-port', '0', '--advert-period', '500ms', '--log-level', 'warn'];
@@ -35,14 +34,6 @@ afterAll(async () => {
   for (const r of running) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((res) => srv.close(() => res()));
-  return port;
-}
 
 async function start(n: Node): Promise<void> {
   n.proc = await spawnUntil(['start', '--json', '--data-dir', n.dir], 'ready', 60_000);
