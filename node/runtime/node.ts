@@ -144,6 +144,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   const undo: Array<() => Promise<void>> = [() => lock.release()];
   const bootLog = o.logger;
   if (lock.tookOver !== null) bootLog.warn('took over a stale data-directory lock', { file: lock.path, pid: lock.tookOver.pid, reason: lock.tookOver.reason });
+  // Set by the store's corruption watchdog; during start-up it is the error start fails with.
+  let failure: Error | null = null;
   try {
     const identity = await loadIdentity(paths.identity);
     const cluster = await readClusterFile(paths.cluster);
@@ -152,7 +154,6 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     const name = config.name ?? identity.peerId.slice(-8);
     const log = o.logger;
     const stateDir = join(paths.root, 'consensus');
-    let failure: Error | null = null;
     let stopNow: () => void = () => undefined;
     const integrity = {
       dataDir: paths.root,
@@ -339,7 +340,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     return { peerId: identity.peerId, cluster: cluster.id, controlUrl: control.url, apiUrl, addresses, status, stop, stopped, failure: () => failure, manifest };
   } catch (e) {
     await unwind(undo, bootLog);
-    throw e;
+    throw failure ?? e;
   }
 }
 
