@@ -9,6 +9,7 @@ const suites: Record<string, () => Promise<{ run: (opts: BenchOptions) => Promis
   infer: () => import('./infer.js'),
   simnet: () => import('./simnet.js'),
   cli: () => import('./cli.js'),
+  mesh: () => import('./mesh.js'),
 };
 
 export interface BenchOptions {
