@@ -944,6 +944,9 @@ function signAt(w: Work, stepNo: 1 | 2 | 3, digest: Uint8Array): Uint8Array | nu
 /** Persist lock / valid value changes that happen without a signature (line 42-43). */
 function persistLocks(w: Work): void {
   const rec = w.signerRecord;
+  // Never move the record below a height it is at (a fence written by `fednode repair`, a log
+  // behind its signer record): the lock of a lower height is moot, nothing is signed there.
+  if (rec.height > w.height) return;
   if (rec.lockedRound === w.lockedRound && rec.validRound === w.validRound && rec.lockedValue === w.lockedValue && rec.validValue === w.validValue) return;
   // Keep the HRS of the last signature; only the height-scoped lock fields change.
   w.signerRecord = { ...rec, lockedRound: w.lockedRound, lockedValue: w.lockedValue, validRound: w.validRound, validValue: w.validValue };

@@ -35,5 +35,6 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'model', summary: 'Make models for tests and demos: `fednode model tiny <file>` writes a tiny random-weight llama GGUF that the embedded llama.cpp engine serves.', load: async () => (await import('./model.js')).modelCommand },
   { name: 'top', summary: 'Live view of the cluster in the terminal (the dashboard\'s data): members, load, GPUs, power, consensus, traffic, routing decisions. Ctrl-C quits.', load: async () => (await import('./top.js')).topCommand },
   { name: 'service', summary: 'Print a systemd unit for this install (`fednode service print [--user U]`): restart policy, MALLOC_ARENA_MAX=2, a dedicated user, hardening with only the data dir writable.', load: async () => (await import('./service.js')).serviceCommand },
+  { name: 'repair', summary: 'Rebuild a damaged store from the live members (--from-peers) after `start` refused it (exit 5); fences a lost signer record so the node cannot double-sign.', load: async () => (await import('./repair.js')).repairCommand },
   { name: 'simnet', summary: 'Run the deterministic network simulator over the real consensus core and routing policy; exit 1 on any violation.', load: async () => (await import('./simnet.js')).simnetCommand },
 ];

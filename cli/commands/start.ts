@@ -41,8 +41,15 @@ export const startCommand: Command = {
         ctx.out(`fednode ready peer=${node.peerId} api=${node.apiUrl ?? '-'} control=${node.controlUrl} addrs=${addrs.join(',')}\n`);
       }
       let resolve: (code: number) => void = () => undefined;
-      const promise = new Promise<number>((r) => {
+      let reject: (e: Error) => void = () => undefined;
+      const promise = new Promise<number>((r, j) => {
         resolve = r;
+        reject = j;
+      });
+      // A node that stops by itself (LevelDB corruption while running) exits with its error's code.
+      void node.stopped.then(() => {
+        const f = node.failure();
+        if (f !== null) reject(f);
       });
       let count = 0;
       onSignal = (s) => {

@@ -131,6 +131,12 @@ export interface OpenConsensusOptions {
    * to prove no conflicting signature was ever produced.
    */
   readonly auditLogPath?: string | null;
+  /**
+   * Awaited before each signer record is made durable, with its height (node/store/integrity.ts:
+   * the store manifest's signer ceiling is advanced first, so a lost signer file can be fenced
+   * above everything this node signed). A rejection fails that step like a failed signer write.
+   */
+  readonly beforeSignerWrite?: (height: number) => Promise<void>;
 }
 
 export interface Consensus {

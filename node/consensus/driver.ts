@@ -569,6 +569,7 @@ class Driver implements DriverConsensus {
     let record: SignerRecord | null = null;
     for (const e of effects) if (e.type === 'persist') record = e.record;
     if (record !== null) {
+      if (this.o.beforeSignerWrite !== undefined) await this.o.beforeSignerWrite(record.height);
       if (record.height !== this.ownHeight) {
         this.own = [];
         this.ownHeight = record.height;

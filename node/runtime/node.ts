@@ -29,7 +29,9 @@ import type { MemberSource } from '../p2p/members.js';
 import type { Consensus } from '../consensus/api.js';
 import { openConsensus } from '../consensus/driver.js';
 import type { Store } from '../store/index.js';
-import { openStore } from '../store/index.js';
+import type { IntegrityMode } from '../store/integrity.js';
+import { openStoreChecked, replayError, verifyOpened } from '../store/integrity.js';
+import type { ManifestKeeper } from '../store/manifest-keeper.js';
 import type { AdvertsService } from './adverts.js';
 import { createAdvertsService } from './adverts.js';
 import { startInference } from './inference.js';
@@ -81,6 +83,13 @@ export interface StartNodeOptions {
   logger: Logger;
   now?: () => number;
   extensions?: readonly NodeExtension[];
+  /**
+   * `verify` (default): the store and the signer record must match the store manifest
+   * (node/store/integrity.ts). `repair`: the store is being rebuilt by `fednode repair`.
+   */
+  integrity?: IntegrityMode;
+  /** Peers dialled in addition to the config's bootstrap list (`fednode repair --peer`). */
+  bootstrap?: readonly string[];
 }
 
 export interface RunningNode {
@@ -93,6 +102,10 @@ export interface RunningNode {
   stop(): Promise<void>;
   /** Resolves when stop() has finished. */
   readonly stopped: Promise<void>;
+  /** The error that made the node stop by itself (LevelDB corruption while running); null otherwise. */
+  failure(): Error | null;
+  /** The store manifest's keeper (the repair command flushes it and reads the floor). */
+  readonly manifest: ManifestKeeper;
 }
 
 export interface NodeStatus {
@@ -140,6 +153,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   const undo: Array<() => Promise<void>> = [() => lock.release()];
   const bootLog = o.logger;
   if (lock.tookOver !== null) bootLog.warn('took over a stale data-directory lock', { file: lock.path, pid: lock.tookOver.pid, reason: lock.tookOver.reason });
+  // Set by the store's corruption watchdog; during start-up it is the error start fails with.
+  let failure: Error | null = null;
   try {
     const identity = await loadIdentity(paths.identity);
     const cluster = await readClusterFile(paths.cluster);
@@ -147,12 +162,30 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     const controlToken = await readControlToken(paths.controlToken);
     const name = config.name ?? identity.peerId.slice(-8);
     const log = o.logger;
-    const store = await openStore(paths.store);
+    const stateDir = join(paths.root, 'consensus');
+    let stopNow: () => void = () => undefined;
+    const integrity = {
+      dataDir: paths.root,
+      storePath: paths.store,
+      stateDir,
+      cluster: cluster.id,
+      node: identity.peerId,
+      mode: o.integrity ?? 'verify',
+      logger: log.child('store'),
+      now,
+      onCorrupt: (err: Error) => {
+        log.error('stopping: the store is corrupt', { err });
+        failure ??= err;
+        stopNow();
+      },
+    };
+    const opened = await openStoreChecked(integrity);
+    const store = opened.store;
     undo.push(() => store.close());
 
     // Consensus first: its decided log is the membership the host admits gossip from.
-    const stateDir = join(paths.root, 'consensus');
     await mkdir(stateDir, { recursive: true, mode: 0o700 });
+    let keeper: ManifestKeeper | null = null;
     const consensus = await openConsensus({
       identity,
       cluster: cluster.id,
@@ -162,7 +195,15 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       logger: log.child('consensus'),
       now,
       auditLogPath: consensusAuditPath(config, process.env),
+      // Set before the driver starts (no signature happens before consensus.start).
+      beforeSignerWrite: (h) => keeper?.signGate(h) ?? Promise.reject(new RuntimeError('ERR_NOT_AVAILABLE', 'store manifest not open yet')),
+    }).catch((e: unknown) => {
+      throw replayError(integrity, e);
     });
+    const verified = await verifyOpened(integrity, opened, consensus);
+    keeper = verified.keeper;
+    const manifest = verified.keeper;
+    undo.push(() => manifest.close());
     const members = consensus.members;
 
     // Peers' addresses across restarts (a damaged file stops the start with ERR_ADDRBOOK_CORRUPT).
@@ -173,7 +214,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       swarmKey: swarm.file,
       members,
       listen: config.listen,
-      bootstrap: config.bootstrap,
+      bootstrap: [...config.bootstrap, ...(o.bootstrap ?? [])],
       mdns: config.mdns.enabled ? { intervalMs: config.mdns.intervalMs } : null,
       // A member's malformed advert is rejected at the gossip edge (and scored
       // down) instead of being relayed and dropped later by the peer table.
@@ -301,6 +342,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     const stopped = new Promise<void>((r) => {
       resolveStopped = r;
     });
+    stopNow = () => void stop();
     const stop = (): Promise<void> => {
       stopping ??= (async () => {
         log.info('stopping');
@@ -324,10 +366,11 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     undo.push(() => removeRuntimeFile(paths.runtime));
     log.info('ready', { peerId: identity.peerId, cluster: cluster.id, addrs: addresses(), control: control.url });
 
-    return { peerId: identity.peerId, cluster: cluster.id, controlUrl: control.url, apiUrl, addresses, status, stop, stopped };
+    if (failure !== null) void stop(); // corruption found while starting up
+    return { peerId: identity.peerId, cluster: cluster.id, controlUrl: control.url, apiUrl, addresses, status, stop, stopped, failure: () => failure, manifest };
   } catch (e) {
     await unwind(undo, bootLog);
-    throw e;
+    throw failure ?? e;
   }
 }
 

@@ -101,6 +101,16 @@ export async function control<T>(dir: string, path: string): Promise<T> {
   return (await r.json()) as T;
 }
 
+/** A free loopback TCP port (bound, read, released): for nodes that must come back at the same address. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const srv = createServer();
+  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise<void>((res) => srv.close(() => res()));
+  return port;
+}
+
 /**
  * Node processes and temp dirs of one e2e file, cleaned up after it (SIGKILL what still runs,
  * remove the dirs). `start(dir)` runs `fednode start --json` until its ready line.

@@ -12,7 +12,6 @@
  * Randomness is seeded: FEDNODE_CRASH_SEED=<n> replays a run; the seed is printed.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -22,7 +21,7 @@ import type { NodeStatus } from '../../../node/runtime/node.js';
 import { openStore } from '../../../node/store/index.js';
 import type { LogJson } from '../../../node/runtime/consensus-routes.js';
 import type { Running } from '../../helpers/e2e.js';
-import { control, fednode, spawnUntil, waitFor } from '../../helpers/e2e.js';
+import { control, fednode, freePort, spawnUntil, waitFor } from '../../helpers/e2e.js';
 
 const KILLS = 50;
 const NODES = 4;
@@ -46,15 +45,6 @@ function rng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** A free loopback TCP port (bound, read, released). */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((res) => srv.close(() => res()));
-  return port;
 }
 
 interface Node {
