@@ -95,7 +95,6 @@ WantedBy=multi-user.target
 
 export const serviceCommand: Command = {
   name: 'service',
-  summary: 'Print a systemd unit for this install (`fednode service print [--user U]`): restart policy, MALLOC_ARENA_MAX=2, a dedicated user, hardening with only the data dir writable.',
   flags: [{ name: 'user', type: 'string', placeholder: '<user>', description: 'system user the service runs as', defaultText: UNIT_DEFAULTS.user }],
   positionals: [{ name: 'action', required: true, description: 'print' }],
   details: 'example: fednode service print --data-dir /var/lib/fednode | sudo tee /etc/systemd/system/fednode.service',

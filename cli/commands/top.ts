@@ -65,7 +65,6 @@ export function renderTop(s: DashboardSnapshot, width = 160): string {
 
 export const topCommand: Command = {
   name: 'top',
-  summary: 'Live view of the cluster in the terminal (the dashboard\'s data): members, load, GPUs, power, consensus, traffic, routing decisions. Ctrl-C quits.',
   flags: [
     { name: 'interval', type: 'duration', placeholder: '<duration>', description: 'refresh period', defaultText: '1s' },
     { name: 'once', type: 'boolean', description: 'print one frame (no escape codes) and exit' },

@@ -66,6 +66,9 @@ export interface CommitReceipt {
   readonly totalPower: number;
 }
 
+/** What started the height the core works on (see ConsensusStatus.work). */
+export type HeightCause = 'ops' | 'membership' | 'resume' | 'peer';
+
 export interface ConsensusStatus {
   /** Height being decided now (last decided + 1). */
   readonly height: number;
@@ -94,6 +97,19 @@ export interface ConsensusStatus {
    * that height and retries every status period; null when all is well.
    */
   readonly storeError: { readonly height: number; readonly error: string; readonly attempts: number; readonly sinceMs: number } | null;
+  /**
+   * Why heights are being decided. `running`: the core works on `height` now (false: idle after
+   * the last decision, nothing to do). `cause`: what started that height: `ops` (pending ops in
+   * the pool), `membership` (membership changes decided but not yet in force: the driver decides
+   * the empty heights that bring them in, and no more), `resume` (a restart inside a height this
+   * node had signed at), `peer` (a message for it arrived from a validator); null when idle.
+   * `pendingMembership`: the decided changes not yet in force, with the height each takes effect.
+   */
+  readonly work: {
+    readonly running: boolean;
+    readonly cause: HeightCause | null;
+    readonly pendingMembership: ReadonlyArray<{ readonly kind: 'member.add' | 'member.remove'; readonly peerId: string; readonly effectiveHeight: number }>;
+  };
   readonly lastDecidedMs: number | null;
 }
 

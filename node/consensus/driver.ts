@@ -26,7 +26,7 @@ import type { CommitCertificate, ConsensusMessage, ConsensusState, Effect, Event
 import type { Logger } from '../log.js';
 import type { Host } from '../p2p/host.js';
 import type { GossipDelivery } from '../p2p/gossip.js';
-import type { Consensus, ConsensusStatus, CommitReceipt, DecidedEntry, OpenConsensusOptions } from './api.js';
+import type { Consensus, ConsensusStatus, CommitReceipt, DecidedEntry, HeightCause, OpenConsensusOptions } from './api.js';
 import { ConsensusDriverError } from './api.js';
 import { AuditLog, type AuditLine } from './audit-log.js';
 import { decodeDecision, DecidedLog, type StoredDecision } from './decided-log.js';
@@ -270,6 +270,8 @@ class Driver implements DriverConsensus {
   private stopped = false;
   private envSeq: number;
   private lastDecidedMs: number | null = null;
+  /** What started the height the core runs (status().work.cause). */
+  private heightCause: HeightCause | null = null;
   private caughtUpHeights = 0;
   private readonly evidenceList: Evidence[] = [];
   private readonly listeners = new Set<(e: DecidedEntry) => void>();
@@ -441,7 +443,7 @@ class Driver implements DriverConsensus {
     }, this.statusIntervalMs);
     // Resume a height this node had signed at before a restart (its own messages are re-sent).
     if (this.restartRecord !== null && this.restartRecord.height === this.reg.height + 1) this.kick();
-    else if (this.pool.size > 0) this.kick();
+    else if (this.hasWork()) this.kick();
     this.log.info('consensus started', { height: this.reg.height + 1, peerId: this.o.identity.peerId });
   }
 
@@ -510,7 +512,7 @@ class Driver implements DriverConsensus {
         return this.feed(job.event);
       case 'kick':
         this.kickQueued = false;
-        return this.startNextIfIdle();
+        return this.startNextIfIdle(this.kickCause());
       case 'store-retry':
         return this.retryStore();
       case 'message':
@@ -534,9 +536,10 @@ class Driver implements DriverConsensus {
     return this.state.height === this.current;
   }
 
-  private async startNextIfIdle(): Promise<void> {
+  private async startNextIfIdle(cause: HeightCause): Promise<void> {
     if (this.running) return;
     const h = this.current;
+    this.heightCause = cause;
     await this.feed({ type: 'start-height', height: h, validators: validatorSetAt(this.reg, h) });
     this.polRelayedRound = 0;
     // After a restart inside this height: our own messages count again and are re-sent.
@@ -769,7 +772,28 @@ class Driver implements DriverConsensus {
     for (const t of this.timers) clearTimeout(t); // timers of the decided height are moot
     this.timers.clear();
     if (this.pool.size > 0) this.pool.pruneInvalid(next, height + 1);
-    if (this.pool.size > 0) this.kick();
+    if (this.hasWork()) this.kick();
+  }
+
+  /**
+   * Why the next height should start now, or null when there is nothing to do (an idle cluster
+   * decides nothing). Membership changes decided at H come into force at H+2: while any is
+   * pending, the (possibly empty) heights that bring it into force are work, and no more.
+   */
+  private workReason(): 'ops' | 'membership' | null {
+    if (this.pool.size > 0) return 'ops';
+    if (this.reg.pending.length > 0) return 'membership';
+    return null;
+  }
+
+  private hasWork(): boolean {
+    return this.workReason() !== null;
+  }
+
+  /** The cause of a height a kick starts: a restart inside it, else the work there is. */
+  private kickCause(): HeightCause {
+    if (this.ownHeight === this.current && this.own.length > 0) return 'resume';
+    return this.workReason() ?? 'ops'; // a kick without work left (decided meanwhile by catch-up): submit's own kick
   }
 
   /** An op of a pending submit was evicted as invalid (the registry changed since it was checked). */
@@ -858,7 +882,7 @@ class Driver implements DriverConsensus {
       this.c.nonValidator++;
       return;
     }
-    if (!this.running) await this.startNextIfIdle(); // a message for the next height is work
+    if (!this.running) await this.startNextIfIdle('peer'); // a message for the next height is work
     await this.feed(m.type === 'vote' ? { type: 'vote', vote: m.vote } : { type: 'proposal', proposal: m.proposal });
   }
 
@@ -958,7 +982,7 @@ class Driver implements DriverConsensus {
         setImmediate(() => this.flushOpsGossip());
       }
     }
-    if (!this.running && this.pool.size > 0) this.kick();
+    if (!this.running && this.hasWork()) this.kick();
     const mark = `${this.current}/${this.running ? this.state.round : -1}/${this.running ? this.state.step : 'idle'}`;
     if (mark === this.lastProgressMark) this.ticksWithoutProgress++;
     else {
@@ -1052,7 +1076,9 @@ class Driver implements DriverConsensus {
         this.log.warn('catch-up certificate rejected', { from, height: h, reason: verdict.reason });
         break;
       }
-      if (!validateBatch(reg, h, e.value).ok) {
+      // A decided value is judged by the decided rules (as applyBatch and the log replay do):
+      // rules added after it was decided must not make a certified height unfetchable.
+      if (!validateBatch(reg, h, e.value, { decided: true }).ok) {
         this.c.certificatesRejected++;
         this.log.error('catch-up: a certified batch does not apply (more than a third of the validators are faulty?)', { from, height: h });
         break;
@@ -1283,6 +1309,11 @@ class Driver implements DriverConsensus {
       lastDecidedMs: this.lastDecidedMs,
       wire: this.wire(),
       storeError: this.unstored === null ? null : { height: this.unstored.height, error: this.unstored.error, attempts: this.unstored.attempts, sinceMs: this.unstored.sinceMs },
+      work: {
+        running: this.running,
+        cause: this.running ? this.heightCause : null,
+        pendingMembership: this.reg.pending.map((p) => ({ kind: p.op.kind, peerId: peerIdFromPublicKey(p.op.publicKey), effectiveHeight: p.effectiveHeight })),
+      },
     };
   }
 

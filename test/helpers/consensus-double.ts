@@ -72,6 +72,7 @@ export function consensusDouble(self: Identity, genesis: Genesis): Double {
       lastDecidedMs: null,
       wire: { direct: 0, withoutChannel: [], gossipFallbacks: 0 },
       storeError: null,
+      work: { running: false, cause: null, pendingMembership: [] },
     }),
   };
   return d;

@@ -144,6 +144,7 @@ describe('status: the consensus lines', () => {
     evidence: [], caughtUpHeights: 0, lastDecidedMs: null, admission: { mode: 'auto', admitted: true, admittedAtHeight: 3, pendingJoins: 0 },
     wire: { direct: 3, withoutChannel: [], gossipFallbacks: 0 },
     storeError: null,
+    work: { running: true, cause: 'ops', pendingMembership: [] },
   });
   it('height, registry hash, admission; no evidence line without evidence', () => {
     const l = consensusLines(base());
@@ -151,8 +152,17 @@ describe('status: the consensus lines', () => {
       'consensus   height 8 round 1 prevote  decided 7  validators 4 (voting)  pending ops 2',
       `registry    ${'ab'.repeat(32)}`,
       'membership  admitted at height 3  admission auto',
+      'activity    deciding height 8: pending ops',
       'wire        direct to 3/3 validators',
     ]);
+  });
+  it('activity says why a height runs, or that the node is idle, with the pending membership changes', () => {
+    const peer = '12D3KooWAbCdEfGhIjKlMnOpQrStUvWxYz1234567890abcdef';
+    const pendingMembership = [{ kind: 'member.add' as const, peerId: peer, effectiveHeight: 9 }];
+    const busy = consensusLines({ ...base(), work: { running: true, cause: 'membership', pendingMembership } });
+    expect(busy).toContain(`activity    deciding height 8: bringing membership changes into force (member.add ${shortId(peer)} in force at height 9)`);
+    const idle = consensusLines({ ...base(), work: { running: false, cause: null, pendingMembership: [] } });
+    expect(idle).toContain('activity    idle: nothing to decide');
   });
   it('validators without a direct channel are named, with the gossip fallbacks so far', () => {
     const peer = '12D3KooWAbCdEfGhIjKlMnOpQrStUvWxYz1234567890abcdef';
