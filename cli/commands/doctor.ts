@@ -15,12 +15,12 @@ import { probePowerSupply } from '../../node/probes/power-supply.js';
 import { readRaplSample } from '../../node/probes/rapl.js';
 import { nodeSysfsReader } from '../../node/probes/sysfs.js';
 import type { PeersReply } from './peers.js';
+import { admissionRefusedCheck, apiChecks, backendChecks, pnetCheck } from './doctor-ops.js';
 import type { NodeStatus } from '../../node/runtime/node.js';
 import { backendHealthChecks } from './backend-health.js';
 import type { ConsensusStatusJson } from '../../node/runtime/consensus-routes.js';
 import { shortId } from './format.js';
 import { missingText } from './status.js';
-import { admissionRefusedCheck, apiChecks, backendChecks, pnetCheck } from './doctor-ops.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 export interface Check {

@@ -25,7 +25,7 @@ export interface RuntimeCluster {
   stop(): Promise<void>;
 }
 
-export async function startRuntimeCluster(n: number, o: { config?: FednodeConfigInput; env?: (i: number) => Record<string, string>; configOf?: (i: number) => FednodeConfigInput; extensions?: (i: number) => NodeExtension[]; chain?: boolean } = {}): Promise<RuntimeCluster> {
+export async function startRuntimeCluster(n: number, o: { config?: FednodeConfigInput; env?: (i: number) => Record<string, string>; chain?: boolean; configOf?: (i: number) => FednodeConfigInput; extensions?: (i: number) => NodeExtension[] } = {}): Promise<RuntimeCluster> {
   const base = await mkdtemp(join(tmpdir(), 'fednode-rt-'));
   const ids = Array.from({ length: n }, (_, i) => identityFromSeed(new Uint8Array(32).fill(100 + i)));
   const dirs = ids.map((_, i) => join(base, `node-${i + 1}`));

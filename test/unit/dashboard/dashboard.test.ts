@@ -26,7 +26,7 @@ const body = (o: Partial<AdvertBody> = {}): AdvertBody => ({
 const obs = (o: Partial<RequestObservation>): RequestObservation => ({ model: 'm', servedBy: b.peerId, outcome: 'ok', errorCode: null, attempts: 1, ttftMs: 20, durationMs: 100, promptTokens: 3, completionTokens: 10, endMs: 1_000, ...o });
 
 function sources(over: Partial<SnapshotSources> = {}): SnapshotSources {
-  const status = { height: 5, round: 0, step: 'propose' as const, decidedHeight: 4, registryHash: 'ab'.repeat(32), validators: [a.peerId, b.peerId], isValidator: true, mempoolOps: 0, evidence: [], caughtUpHeights: 0, wire: { direct: 1, withoutChannel: [], gossipFallbacks: 0 }, storeError: null, work: { running: false, cause: null, pendingMembership: [] }, lastDecidedMs: 900 };
+  const status = { height: 5, round: 0, step: 'propose' as const, decidedHeight: 4, registryHash: 'ab'.repeat(32), validators: [a.peerId, b.peerId], isValidator: true, mempoolOps: 0, evidence: [], caughtUpHeights: 0, wire: { direct: 1, withoutChannel: [], gossipFallbacks: 0 }, storeError: null, lastDecidedMs: 900, work: { running: false, cause: null, pendingMembership: [] } };
   return {
     self: { peerId: a.peerId, name: 'alpha', cluster: 'c1', version: '0.1.0' },
     nowMs: 1_000,
