@@ -17,6 +17,7 @@ import type { Engine, LoadedModel } from './llama-cpp-engine.js';
 import { parseLlamaCppConfig } from './llama-cpp-config.js';
 import type { LlamaCppConfig } from './llama-cpp-config.js';
 import { SlotQueue } from './llama-cpp-slots.js';
+import { assertLlamaSupported, generationOptions } from './llama-cpp-params.js';
 import { BackendError } from './types.js';
 import type { Backend, BackendLoad, ChatChunk, ChatMessage, ChatRequest, EmbedRequest, EmbedResult, FinishReason, Health, ModelInfo } from './types.js';
 
@@ -106,8 +107,9 @@ export class LlamaCppBackend implements Backend {
   }
 
   async *chat(req: ChatRequest, signal?: AbortSignal): AsyncIterable<ChatChunk> {
-    unsupportedFields(req, this.id);
+    assertLlamaSupported(req, this.id);
     const { engine, m, slots } = await this.modelFor(req.model);
+    const gen = await generationOptions(req, engine.lib, engine.llama, m.model, LLAMA_CPP_DEFAULT_TEMPERATURE);
     const history = toHistory(req.messages, this.id);
     const t0 = this.now();
     const release = await slots.acquire(signal);
@@ -135,10 +137,7 @@ export class LlamaCppBackend implements Backend {
         signal: inner.signal,
         stopOnAbortSignal: false,
         maxTokens,
-        temperature: req.temperature ?? LLAMA_CPP_DEFAULT_TEMPERATURE,
-        ...(req.topP !== undefined ? { topP: req.topP } : {}),
-        ...(req.seed !== undefined ? { seed: req.seed } : {}),
-        ...(req.stop !== undefined && req.stop.length > 0 ? { customStopTriggers: req.stop } : {}),
+        ...gen,
       })
       .finally(() => {
         settled = true;
@@ -218,13 +217,6 @@ export class LlamaCppBackend implements Backend {
     const e = await this.engine?.catch(() => null);
     if (e !== null && e !== undefined) await e.llama.dispose();
   }
-}
-
-/** Fields of ChatRequest this engine cannot honour: named in an error, never silently dropped. */
-function unsupportedFields(req: ChatRequest, id: string): void {
-  const known = new Set(['model', 'messages', 'maxTokens', 'temperature', 'topP', 'stop', 'seed']);
-  const extra = Object.keys(req).filter((k) => !known.has(k) && (req as unknown as Record<string, unknown>)[k] !== undefined);
-  if (extra.length > 0) throw new BackendError('ERR_BACKEND_UNSUPPORTED', `llama-cpp backend ${id} does not support ${extra.join(', ')}`, { fields: extra, backend: id });
 }
 
 /** OpenAI roles to node-llama-cpp history; the history ends with an open model turn to generate into. */
