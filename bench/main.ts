@@ -10,6 +10,7 @@ const suites: Record<string, () => Promise<{ run: (opts: BenchOptions) => Promis
   engine: () => import('./engine.js'),
   simnet: () => import('./simnet.js'),
   cli: () => import('./cli.js'),
+  mesh: () => import('./mesh.js'),
 };
 
 export interface BenchOptions {

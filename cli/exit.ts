@@ -5,7 +5,7 @@
  *   2 usage error (unknown flag, missing argument, bad value)
  *   3 data directory missing or not initialised / node not in a cluster
  *   4 data directory locked by another running node
- *   5 corrupt or unsafe data (config, cluster file, swarm key, store, key file or its permissions)
+ *   5 corrupt or unsafe data (config, cluster file, swarm key, store, address book, key file or its permissions)
  *   6 no node running on this data directory (control API unreachable)
  *   7 bad invite token (malformed, tampered, expired, wrong kind)
  *   8 the node did not answer: the control connection was cut, timed out or answered too much
@@ -66,6 +66,7 @@ export function exitCodeFor(e: unknown): number {
     case 'ERR_KEY_FILE_CORRUPT':
     case 'ERR_KEY_FILE_PERMISSIONS':
     case 'ERR_PSK_INVALID':
+    case 'ERR_ADDRBOOK_CORRUPT':
       return EXIT.corrupt;
     case 'ERR_NODE_NOT_RUNNING':
       return EXIT.notRunning;
