@@ -126,9 +126,9 @@ describe('llama-cpp backend (real engine, tiny model)', () => {
     const tool = await errorOf(collect(b.chat(ask({ messages: [{ role: 'tool', content: 'x' }] }))));
     expect(tool.code).toBe('ERR_BACKEND_UNSUPPORTED');
     expect(tool.message).toMatch(/role tool/);
-    const extra = await errorOf(collect(b.chat({ ...ask(), logitBias: { 1: 2 } })));
+    const extra = await errorOf(collect(b.chat({ ...ask(), tools: [{ type: 'function', function: { name: 'f' } }] })));
     expect(extra.code).toBe('ERR_BACKEND_UNSUPPORTED');
-    expect(extra.message).toMatch(/does not support logitBias/);
+    expect(extra.message).toMatch(/cannot honour 'tools'/);
   });
 });
 

@@ -128,7 +128,7 @@ describe('dashboard routes over real HTTP', () => {
     expect((await fetch(`${url}/dashboard/snapshot.json`, { method: 'POST' })).status).toBe(405);
     const rebound = await get(port, '/dashboard/snapshot.json', { host: 'evil.example:80' });
     expect(rebound.status).toBe(403);
-    expect(rebound.body).toContain('not loopback');
+    expect(rebound.body).toContain("is not this node's loopback address");
     expect((await fetch(`${url}/v1/models`)).status).toBe(200); // the API's own routes are untouched
   });
 
