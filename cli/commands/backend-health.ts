@@ -16,8 +16,8 @@ export function backendHealthLines(list: readonly BackendStatus[]): string[] {
 export function backendHealthChecks(st: NodeStatus): Check[] {
   const out: Check[] = [];
   for (const b of st.inference.backendHealth ?? []) {
-    if (!b.healthy) out.push({ name: `backend ${b.id}`, status: 'warn', detail: `unhealthy (its models are not advertised): ${b.reason ?? 'unknown'}`, fix: 'check that the server behind it runs and answers; the node re-checks it every health.intervalMs' });
-    else out.push({ name: `backend ${b.id}`, status: 'ok', detail: `healthy, capacity ${b.load.capacity} (${b.load.source})`, fix: null });
+    if (!b.healthy) out.push({ name: `backend ${b.id} health`, status: 'warn', detail: `unhealthy (its models are not advertised): ${b.reason ?? 'unknown'}`, fix: 'check that the server behind it runs and answers; the node re-checks it every health.intervalMs' });
+    else out.push({ name: `backend ${b.id} health`, status: 'ok', detail: `healthy, capacity ${b.load.capacity} (${b.load.source})`, fix: null });
     for (const [m, why] of Object.entries(b.failedModels)) out.push({ name: `model ${m}`, status: 'warn', detail: `not advertised: ${why}`, fix: `check that ${b.id} can load and run ${m}` });
   }
   return out;

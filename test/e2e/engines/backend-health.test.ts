@@ -50,8 +50,8 @@ describe('backend health in a real node', () => {
     expect(st).toMatch(/models\s+sim\n/); // only the healthy backend's model
     const doc = await fednode(['doctor', '--json', '--data-dir', dir]);
     const checks = (JSON.parse(doc.stdout) as { checks: Array<{ name: string; status: string; detail: string }> }).checks;
-    expect(checks.find((c) => c.name === 'backend dead')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^unhealthy \(its models are not advertised\)/) as unknown });
-    expect(checks.find((c) => c.name === 'backend engine')?.status).toBe('warn');
+    expect(checks.find((c) => c.name === 'backend dead health')).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^unhealthy \(its models are not advertised\)/) as unknown });
+    expect(checks.find((c) => c.name === 'backend engine health')?.status).toBe('warn');
     expect(checks.find((c) => c.name === 'backend simulated')?.status).toBe('ok');
     const inf = await fednode(['infer', '--json', '--data-dir', dir, '--model', 'sim', '--max-tokens', '3', 'hi']);
     expect(inf.code, inf.stderr).toBe(0);
