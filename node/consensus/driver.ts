@@ -11,11 +11,9 @@
  * starts only when there is work: this node's pool holds ops, a message for H+1 arrives, or the
  * node restarts inside a height it had signed at.
  */
-import { mkdir } from 'node:fs/promises';
 import { domain } from '../../crypto/blake3.js';
 import { expectRecord } from '../../crypto/cbor.js';
 import { ed25519 } from '../../crypto/ed25519.js';
-import { createEnvelope } from '../../crypto/envelope.js';
 import { peerIdFromPublicKey } from '../../crypto/keys.js';
 import { decodeMessage, encodeMessage } from '../../consensus/codec.js';
 import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, proofOfLockMessages, roundVotesFor, step, valueIdOf, verifyCommitCertificate } from '../../consensus/core.js';
@@ -25,23 +23,21 @@ import { applyBatch, genesisRegistry, registryHash, validateBatch, validatorSetA
 import type { CommitCertificate, ConsensusMessage, ConsensusState, Effect, Event, Evidence, SignerRecord, VerifyFn } from '../../consensus/types.js';
 import type { Logger } from '../log.js';
 import type { Host } from '../p2p/host.js';
-import type { GossipDelivery } from '../p2p/gossip.js';
 import type { Consensus, ConsensusStatus, CommitReceipt, DecidedEntry, HeightCause, OpenConsensusOptions } from './api.js';
 import { ConsensusDriverError } from './api.js';
-import { AuditLog, type AuditLine } from './audit-log.js';
-import { decodeDecision, DecidedLog, type StoredDecision } from './decided-log.js';
+import type { AuditLine } from './audit-log.js';
+import { decodeDecision, type StoredDecision } from './decided-log.js';
 import { Mempool, opId } from './mempool.js';
 import { RegistryMembers } from './members.js';
-import { SignerFile, MAX_OWN_MESSAGES, ownMessages } from './signer-file.js';
+import { MAX_OWN_MESSAGES, ownMessages } from './signer-file.js';
+import { libp2pTransport } from './bind-libp2p.js';
+import { nodePorts } from './bind-node.js';
+import type { AuditSink, ConsensusTransport, Sealed, DecidedStore, DriverPorts, InboundEnvelope, SignerStore, TestOnlyHooks, TimerHandle, Timers } from './ports.js';
 import {
   decodeSyncResponse,
   encodeSyncResponse,
   MAX_SYNC_HEIGHTS,
   MAX_SYNC_MESSAGES,
-  requestSync,
-  serveSync,
-  SYNC_MAX_INBOUND_STREAMS,
-  SYNC_PROTOCOL,
   SYNC_RESPONSE_BUDGET_BYTES,
   SYNC_TIMEOUT_MS_DEFAULT,
   type SyncRequest,
@@ -139,14 +135,7 @@ export interface DriverCounters {
   internalErrors: number;
 }
 
-/** TEST ONLY hooks. Never set in production: they exist for Byzantine-behaviour tests. */
-export interface TestOnlyHooks {
-  /**
-   * Called after each own message is broadcast; whatever it returns is broadcast too, in this
-   * node's envelopes (e.g. a conflicting, validly signed vote: an equivocator).
-   */
-  readonly extraBroadcasts?: (m: ConsensusMessage) => readonly ConsensusMessage[];
-}
+export type { TestOnlyHooks } from './ports.js';
 
 export interface DriverOptions extends OpenConsensusOptions {
   /** Status gossip and catch-up check period. @default 1_000 */
@@ -214,19 +203,29 @@ function opsOf(value: Uint8Array): PatternOp[] {
 }
 
 export async function openConsensus(o: DriverOptions): Promise<DriverConsensus> {
-  const driver = new Driver(o);
+  const syncTimeoutMs = o.syncTimeoutMs ?? SYNC_TIMEOUT_MS_DEFAULT;
+  const driver = new Driver(o, nodePorts(o), (host) => libp2pTransport({ host, identity: o.identity, cluster: o.cluster, now: o.now, syncTimeoutMs }));
   await driver.open();
   return driver;
 }
 
-class Driver implements DriverConsensus {
+/**
+ * The driver over its ports (ports.ts): production (openConsensus) binds libp2p, LevelDB, the
+ * signer file and real timers; simnet binds its deterministic engine and crashable stores.
+ */
+export function createDriver(o: Omit<DriverOptions, 'store' | 'stateDir' | 'auditLogPath'>, ports: DriverPorts): Driver {
+  return new Driver(o, ports, null);
+}
+
+export class Driver implements DriverConsensus {
   readonly members: RegistryMembers;
   private readonly log: Logger;
   private readonly cluster: string;
   private readonly now: () => number;
-  private readonly signerFile: SignerFile;
-  private readonly decidedLog: DecidedLog;
-  private readonly audit: AuditLog | null;
+  private readonly signerFile: SignerStore;
+  private readonly decidedLog: DecidedStore;
+  private readonly audit: AuditSink | null;
+  private readonly t: Timers;
   private readonly pool = new Mempool(undefined, undefined, (id, reason) => this.rejectWaiters(id, reason));
   private readonly statusIntervalMs: number;
   private readonly syncTimeoutMs: number;
@@ -265,10 +264,9 @@ class Driver implements DriverConsensus {
   private own: Uint8Array[] = [];
   private ownHeight = 0;
   private restartRecord: SignerRecord | null = null;
-  private host: Host | null = null;
+  private wireT: ConsensusTransport | null = null;
   private started = false;
   private stopped = false;
-  private envSeq: number;
   private lastDecidedMs: number | null = null;
   /** What started the height the core runs (status().work.cause). */
   private heightCause: HeightCause | null = null;
@@ -299,8 +297,8 @@ class Driver implements DriverConsensus {
   });
   private readonly external: Job[] = [];
   private pumping: Promise<void> | null = null;
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private statusTimer: NodeJS.Timeout | null = null;
+  private readonly timers = new Set<TimerHandle>();
+  private statusTimer: TimerHandle | null = null;
   private unsubscribe: (() => void) | null = null;
   // catch-up / liveness bookkeeping
   private syncing = false;
@@ -317,18 +315,22 @@ class Driver implements DriverConsensus {
    */
   private unstored: { height: number; round: number; value: Uint8Array; certificate: CommitCertificate; error: string; attempts: number; sinceMs: number } | null = null;
 
-  constructor(private readonly o: DriverOptions) {
+  constructor(
+    private readonly o: Omit<DriverOptions, 'store' | 'stateDir' | 'auditLogPath'>,
+    private readonly ports: DriverPorts,
+    private readonly bindHost: ((host: Host) => ConsensusTransport) | null,
+  ) {
     this.log = o.logger.child('consensus');
     this.cluster = o.cluster;
-    this.now = o.now;
-    this.signerFile = new SignerFile(o.stateDir);
-    this.decidedLog = new DecidedLog(o.store.section('consensus'));
-    this.audit = o.auditLogPath === undefined || o.auditLogPath === null ? null : new AuditLog(o.auditLogPath);
+    this.now = ports.now;
+    this.t = ports.timers;
+    this.signerFile = ports.signer;
+    this.decidedLog = ports.decided;
+    this.audit = ports.audit;
     this.statusIntervalMs = o.statusIntervalMs ?? STATUS_INTERVAL_MS_DEFAULT;
     this.syncTimeoutMs = o.syncTimeoutMs ?? SYNC_TIMEOUT_MS_DEFAULT;
     this.submitTimeoutMs = o.submitTimeoutMs ?? SUBMIT_TIMEOUT_MS_DEFAULT;
     this.selfHex = toHex(o.identity.publicKey);
-    this.envSeq = Math.max(0, Math.floor(o.now()));
     this.reg = genesisRegistry(o.genesis);
     this.regHashHex = toHex(registryHash(this.reg));
     this.members = new RegistryMembers(this.reg);
@@ -341,7 +343,7 @@ class Driver implements DriverConsensus {
     return createConsensusState(
       {
         cluster: this.cluster,
-        signer: { publicKey: identity.publicKey, sign: (d) => ed25519.sign(identity.secretKey, d) },
+        signer: { publicKey: identity.publicKey, sign: this.ports.sign ?? ((d) => ed25519.sign(identity.secretKey, d)) },
         verify,
         validateValue: (h, v) => this.validateValue(h, v),
         timeouts: this.o.timeouts ?? LAN_TIMEOUTS,
@@ -359,7 +361,7 @@ class Driver implements DriverConsensus {
   private verify(pk: Uint8Array, digest: Uint8Array, sig: Uint8Array): boolean {
     const key = msgKey(sig) + msgKey(digest) + msgKey(pk);
     if (this.verified.has(key)) return true;
-    const ok = ed25519.verify(pk, digest, sig);
+    const ok = this.ports.verify !== undefined ? this.ports.verify(pk, digest, sig) : ed25519.verify(pk, digest, sig);
     if (!ok) {
       this.c.badSignatures++;
       return false;
@@ -377,8 +379,8 @@ class Driver implements DriverConsensus {
 
   async open(): Promise<void> {
     await Promise.all(['fednode/v1/vote', 'fednode/v1/proposal'].map((c) => domain(c).ready));
-    await mkdir(this.o.stateDir, { recursive: true, mode: 0o700 });
-    const path = `${this.o.store.path} (section consensus)`;
+    await this.signerFile.open();
+    const path = this.ports.decidedWhere;
     let reg = this.reg;
     let expected = 1;
     let last: StoredDecision | null = null;
@@ -426,13 +428,19 @@ class Driver implements DriverConsensus {
   // Lifecycle
 
   async start(host: Host): Promise<void> {
+    if (this.bindHost === null) throw new ConsensusDriverError('ERR_CONSENSUS_STOPPED', 'this driver was built over its own transport: start it with startOn(transport)');
+    await this.startOn(this.bindHost(host));
+  }
+
+  /** Start over a transport (production: libp2p via start(host); simnet: its own). */
+  async startOn(wire: ConsensusTransport): Promise<void> {
     if (this.stopped) throw new ConsensusDriverError('ERR_CONSENSUS_STOPPED', 'consensus driver is stopped');
     if (this.started) return;
     this.started = true;
-    this.host = host;
-    this.unsubscribe = host.onMessage('consensus', (d) => this.onGossip(d));
-    await host.handle(SYNC_PROTOCOL, (stream, remote) => void this.serve(stream, remote), { maxInboundStreams: SYNC_MAX_INBOUND_STREAMS });
-    this.statusTimer = setInterval(() => {
+    this.wireT = wire;
+    this.unsubscribe = wire.onEnvelope((e) => this.onGossip(e));
+    await wire.serveSync((req) => this.answer(req), (ok, remote) => this.served(ok, remote));
+    this.statusTimer = this.t.every(this.statusIntervalMs, () => {
       try {
         this.tick();
       } catch (err) {
@@ -440,7 +448,7 @@ class Driver implements DriverConsensus {
         this.c.internalErrors++;
         this.log.error('consensus status tick failed', { err: err instanceof Error ? err.message : String(err) });
       }
-    }, this.statusIntervalMs);
+    });
     // Resume a height this node had signed at before a restart (its own messages are re-sent).
     if (this.restartRecord !== null && this.restartRecord.height === this.reg.height + 1) this.kick();
     else if (this.hasWork()) this.kick();
@@ -451,11 +459,11 @@ class Driver implements DriverConsensus {
     if (this.stopped) return;
     this.stopped = true;
     this.stoppedResolve();
-    if (this.statusTimer !== null) clearInterval(this.statusTimer);
-    for (const t of this.timers) clearTimeout(t);
+    this.statusTimer?.cancel();
+    for (const t of this.timers) t.cancel();
     this.timers.clear();
     this.unsubscribe?.();
-    if (this.host !== null) await this.host.unhandle(SYNC_PROTOCOL).catch(() => undefined);
+    if (this.wireT !== null) await this.wireT.close().catch(() => undefined);
     this.internal.length = 0;
     this.external.length = 0;
     if (this.pumping !== null) await this.pumping; // finish the step in progress (its disk writes)
@@ -595,10 +603,10 @@ class Driver implements DriverConsensus {
           this.broadcast(e.message);
           break;
         case 'schedule-timeout': {
-          const t = setTimeout(() => {
+          const t = this.t.after(e.durationMs, () => {
             this.timers.delete(t);
             this.push({ kind: 'core', event: { type: 'timeout', kind: e.kind, height: e.height, round: e.round } }, true);
-          }, e.durationMs);
+          });
           this.timers.add(t);
           break;
         }
@@ -642,8 +650,7 @@ class Driver implements DriverConsensus {
   }
 
   private broadcast(m: ConsensusMessage): void {
-    const host = this.host;
-    if (host === null || this.stopped) return;
+    if (this.wireT === null || this.stopped) return;
     const own = toHex(msgSigner(m)) === this.selfHex;
     if (own && !this.isValidatorNow()) return;
     this.publish(m.type === 'proposal' ? KIND_PROPOSAL : KIND_VOTE, encodeMessage(m));
@@ -651,11 +658,11 @@ class Driver implements DriverConsensus {
   }
 
   private publish(kind: string, body: unknown): void {
-    const host = this.host;
-    if (host === null || this.stopped) return;
-    let bytes: Uint8Array;
+    const wire = this.wireT;
+    if (wire === null || this.stopped) return;
+    let sealed: Sealed;
     try {
-      bytes = createEnvelope(this.o.identity, { kind, cluster: this.cluster, seq: this.envSeq++, time: Math.floor(this.now()), body });
+      sealed = wire.seal(kind, body);
     } catch (err) {
       this.c.broadcastFailures++;
       this.log.warn('cannot build envelope', { kind, err: (err as Error).message });
@@ -664,20 +671,20 @@ class Driver implements DriverConsensus {
     // Proposals, votes and ops go point to point to every other member; gossip (flood and
     // relay) only when a validator could not be reached so. Status stays on gossip: it is
     // how lagging or partly connected nodes are noticed.
-    if (kind !== KIND_STATUS && this.sentDirect(host, bytes)) return;
-    host.publish('consensus', bytes).catch((err: unknown) => {
+    if (kind !== KIND_STATUS && this.sentDirect(wire, sealed)) return;
+    wire.publish(sealed).catch((err: unknown) => {
       this.c.broadcastFailures++;
       this.log.debug('publish failed', { kind, err: err instanceof Error ? err.message : String(err) });
     });
   }
 
   /** Send on the direct channels; true when every other validator of the current height got it. */
-  private sentDirect(host: Host, bytes: Uint8Array): boolean {
+  private sentDirect(wire: ConsensusTransport, m: Sealed): boolean {
     const { others, validators } = this.directPeers();
     if (others.length === 0) return validators.size === 0;
-    let r: { sent: string[]; missing: string[] };
+    let r: { readonly sent: readonly string[]; readonly missing: readonly string[] };
     try {
-      r = host.sendDirect('consensus', bytes, others);
+      r = wire.sendDirect(m, others);
     } catch (err) {
       this.log.debug('direct send failed', { err: err instanceof Error ? err.message : String(err) });
       return false;
@@ -769,7 +776,7 @@ class Driver implements DriverConsensus {
         this.log.warn('decided listener failed', { err: err instanceof Error ? err.message : String(err) });
       }
     }
-    for (const t of this.timers) clearTimeout(t); // timers of the decided height are moot
+    for (const t of this.timers) t.cancel(); // timers of the decided height are moot
     this.timers.clear();
     if (this.pool.size > 0) this.pool.pruneInvalid(next, height + 1);
     if (this.hasWork()) this.kick();
@@ -831,9 +838,8 @@ class Driver implements DriverConsensus {
   // -------------------------------------------------------------------------------------------
   // Receiving
 
-  private onGossip(d: GossipDelivery): void {
+  private onGossip(env: InboundEnvelope): void {
     if (this.stopped) return;
-    const env = d.envelope;
     // [member] the gossip layer checked it already; membership may have changed since
     if (!this.members.isMember(env.signerId)) {
       this.c.nonMember++;
@@ -950,7 +956,7 @@ class Driver implements DriverConsensus {
   // Status and catch-up
 
   private tick(): void {
-    if (this.stopped || this.host === null) return;
+    if (this.stopped || this.wireT === null) return;
     if (this.unstored !== null) this.push({ kind: 'store-retry' }, true);
     const isMember = this.members.isMember(this.o.identity.peerId);
     if (isMember) {
@@ -961,7 +967,7 @@ class Driver implements DriverConsensus {
     const freshMs = this.now() - STATUS_STALE_TICKS * this.statusIntervalMs;
     const ahead = [...this.peerStatus].filter(([, s]) => s.decided > this.reg.height && s.atMs >= freshMs).map(([p]) => p);
     if (ahead.length > 0) {
-      const connected = new Set(this.host.peers().filter((p) => p.connections > 0).map((p) => p.peerId));
+      const connected = new Set(this.wireT.connectedPeers());
       const direct = ahead.filter((p) => connected.has(p));
       const list = direct.length > 0 ? direct : ahead;
       this.peerCursor = (this.peerCursor + 1) % list.length;
@@ -979,7 +985,7 @@ class Driver implements DriverConsensus {
       }
       if (this.gossipOps.length > 0 && !this.gossipFlushScheduled) {
         this.gossipFlushScheduled = true;
-        setImmediate(() => this.flushOpsGossip());
+        this.t.soon(() => this.flushOpsGossip());
       }
     }
     if (!this.running && this.hasWork()) this.kick();
@@ -1010,9 +1016,9 @@ class Driver implements DriverConsensus {
 
   /** A connected peer (round robin), preferring those whose status matches `want`. */
   private pickPeer(want: (s: PeerStatus) => boolean): string | null {
-    const host = this.host;
-    if (host === null) return null;
-    const connected = host.peers().filter((p) => p.connections > 0).map((p) => p.peerId);
+    const wire = this.wireT;
+    if (wire === null) return null;
+    const connected = wire.connectedPeers();
     if (connected.length === 0) return null;
     const preferred = connected.filter((p) => {
       const s = this.peerStatus.get(p);
@@ -1025,8 +1031,8 @@ class Driver implements DriverConsensus {
 
   /** Fetch decided heights (and the current height's messages) from `peer` until level with it. */
   private async catchUp(peer: string): Promise<void> {
-    const host = this.host;
-    if (this.syncing || host === null || this.stopped) return;
+    const wire = this.wireT;
+    if (this.syncing || wire === null || this.stopped) return;
     this.syncing = true;
     try {
       // Bounded: each round trip either advances by >= 1 height or stops.
@@ -1034,7 +1040,7 @@ class Driver implements DriverConsensus {
         const from = this.current;
         let raw: Uint8Array;
         try {
-          raw = await requestSync(host, peer, { from, limit: MAX_SYNC_HEIGHTS }, this.syncTimeoutMs);
+          raw = await wire.requestSync(peer, { from, limit: MAX_SYNC_HEIGHTS }, this.syncTimeoutMs);
         } catch (err) {
           this.c.syncFailures++;
           this.log.debug('catch-up request failed', { peer, err: err instanceof Error ? err.message : String(err) });
@@ -1108,8 +1114,7 @@ class Driver implements DriverConsensus {
     }
   }
 
-  private async serve(stream: Parameters<typeof serveSync>[0], remote: string): Promise<void> {
-    const ok = await serveSync(stream, this.syncTimeoutMs, (req) => this.answer(req));
+  private served(ok: boolean, remote: string): void {
     if (ok) this.c.syncServed++;
     else {
       this.c.syncBadRequests++;
@@ -1160,7 +1165,7 @@ class Driver implements DriverConsensus {
     const timeoutMs = opts?.timeoutMs ?? this.submitTimeoutMs;
     const promise = new Promise<CommitReceipt>((resolve, reject) => {
       const remaining = new Set(ids.map((x) => x.id));
-      let timer: NodeJS.Timeout | null = null;
+      let timer: TimerHandle | null = null;
       const onAbort = (): void => {
         w.cleanup();
         reject(new ConsensusDriverError('ERR_SUBMIT_TIMEOUT', 'submit aborted before the ops were decided (they may still be decided later)', { aborted: true }));
@@ -1170,7 +1175,7 @@ class Driver implements DriverConsensus {
         resolve,
         reject,
         cleanup: () => {
-          if (timer !== null) clearTimeout(timer);
+          timer?.cancel();
           opts?.signal?.removeEventListener('abort', onAbort);
           for (const id of ids) {
             const set = this.waiters.get(id.id);
@@ -1189,10 +1194,10 @@ class Driver implements DriverConsensus {
         set.add(w);
       }
       this.waiterCount++;
-      timer = setTimeout(() => {
+      timer = this.t.after(timeoutMs, () => {
         w.cleanup();
         reject(new ConsensusDriverError('ERR_SUBMIT_TIMEOUT', `ops not decided within ${timeoutMs} ms (they may still be decided later)`, { timeoutMs }));
-      }, timeoutMs);
+      });
       if (opts?.signal !== undefined) {
         if (opts.signal.aborted) onAbort();
         else opts.signal.addEventListener('abort', onAbort, { once: true });
@@ -1205,7 +1210,7 @@ class Driver implements DriverConsensus {
       // Submits of the same turn of the event loop travel in one envelope (one signature, one
       // gossip message per batch instead of one per submit: the throughput target needs it).
       this.gossipFlushScheduled = true;
-      setImmediate(() => this.flushOpsGossip());
+      this.t.soon(() => this.flushOpsGossip());
     }
     if (!this.running) this.kick();
     return promise;
@@ -1319,7 +1324,7 @@ class Driver implements DriverConsensus {
 
   /** The same validator set the direct send checks (directPeers), against the channels open now. */
   private wire(): ConsensusStatus['wire'] {
-    const open = new Set(this.host?.directPeers('consensus') ?? []);
+    const open = new Set(this.wireT?.directPeers() ?? []);
     const others = [...this.directPeers().validators];
     return { direct: others.filter((p) => open.has(p)).length, withoutChannel: others.filter((p) => !open.has(p)), gossipFallbacks: this.c.gossipFallbacks };
   }
