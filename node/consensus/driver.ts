@@ -190,6 +190,20 @@ function msgKey(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 }
 
+/**
+ * Wire bytes of a message, encoded once per message object: the own-message log, the broadcast
+ * and catch-up answers all need them (weak keys: nothing is kept alive by the memo).
+ */
+const wireMemo = new WeakMap<ConsensusMessage, Uint8Array>();
+function wireBytes(m: ConsensusMessage): Uint8Array {
+  let b = wireMemo.get(m);
+  if (b === undefined) {
+    b = encodeMessage(m);
+    wireMemo.set(m, b);
+  }
+  return b;
+}
+
 /** The empty batch: a proposer with nothing pending proposes it once the height has started. */
 export const EMPTY_VALUE = encodeBatch([]);
 
@@ -585,7 +599,7 @@ export class Driver implements DriverConsensus {
       const known = new Set(this.own.map(msgKey));
       for (const e of effects) {
         if (e.type !== 'broadcast' || msgHeight(e.message) !== record.height) continue;
-        const bytes = encodeMessage(e.message);
+        const bytes = wireBytes(e.message);
         if (known.has(msgKey(bytes))) continue;
         known.add(msgKey(bytes));
         this.own.push(bytes);
@@ -653,7 +667,7 @@ export class Driver implements DriverConsensus {
     if (this.wireT === null || this.stopped) return;
     const own = toHex(msgSigner(m)) === this.selfHex;
     if (own && !this.isValidatorNow()) return;
-    this.publish(m.type === 'proposal' ? KIND_PROPOSAL : KIND_VOTE, encodeMessage(m));
+    this.publish(m.type === 'proposal' ? KIND_PROPOSAL : KIND_VOTE, wireBytes(m));
     if (own) for (const extra of this.o.testOnly?.extraBroadcasts?.(m) ?? []) this.publish(extra.type === 'proposal' ? KIND_PROPOSAL : KIND_VOTE, encodeMessage(extra));
   }
 
@@ -1137,7 +1151,7 @@ export class Driver implements DriverConsensus {
     if (req.from > this.reg.height && this.running) {
       for (const m of currentMessages(this.state)) {
         if (messages.length >= MAX_SYNC_MESSAGES) break;
-        const b = encodeMessage(m);
+        const b = wireBytes(m);
         if (b.length > budget) break;
         budget -= b.length;
         messages.push(b);
@@ -1349,8 +1363,19 @@ function parseStatus(body: unknown, nowMs: number): PeerStatus | null {
   }
 }
 
+/**
+ * Decoded messages by body object: a body delivered as the same bytes object more than once (the
+ * simulator hands one object to every receiver; production buffers are fresh per delivery, so
+ * they miss) is decoded once. Messages are immutable; weak keys keep nothing alive.
+ */
+const decodedMemo = new WeakMap<Uint8Array, ConsensusMessage | null>();
 function decodeConsensusBody(bytes: Uint8Array): ConsensusMessage | null {
-  return decodeMessage(bytes); // never throws: null on garbage
+  let m = decodedMemo.get(bytes);
+  if (m === undefined) {
+    m = decodeMessage(bytes); // never throws: null on garbage
+    decodedMemo.set(bytes, m);
+  }
+  return m;
 }
 
 /** Proposals and votes of the core's current height (for a peer at the same height). */
