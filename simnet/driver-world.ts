@@ -12,32 +12,23 @@
  * microtask settle before the next event, so a seed still replays bit for bit (same seed, same
  * trace hash).
  */
-import { toHex } from '../base/hex.js';
 import { Prng } from '../base/prng.js';
-import { voteDigest } from '../consensus/core.js';
-import { encodeBatch, type PatternOp } from '../consensus/patterns.js';
-import { genesisRegistry, validateBatch, type Registry } from '../consensus/registry.js';
-import type { ConsensusMessage, SignedVote } from '../consensus/types.js';
-import { blake3 } from '../crypto/blake3.js';
-import { peerIdFromPublicKey, type Identity } from '../crypto/keys.js';
-import type { AuditLine } from '../node/consensus/audit-log.js';
-import { decodeDecision, encodeDecision, type DecisionInput } from '../node/consensus/decided-log.js';
-import { createDriver, type Driver } from '../node/consensus/driver.js';
-import type { ConsensusTransport, DriverPorts, InboundEnvelope, Sealed, TimerHandle, Timers } from '../node/consensus/ports.js';
-import type { SignerState } from '../node/consensus/signer-file.js';
-import { decodeSyncRequest, encodeSyncRequest } from '../node/consensus/sync.js';
+import type { PatternOp } from '../consensus/patterns.js';
+import { encodeBatch } from '../consensus/patterns.js';
+import { genesisRegistry, validateBatch } from '../consensus/registry.js';
+import { peerIdFromPublicKey } from '../crypto/keys.js';
+import { decodeDecision } from '../node/consensus/decided-log.js';
+import { createDriver } from '../node/consensus/driver.js';
 import { nullLogger } from '../node/log.js';
 import { checkAll } from './checkers.js';
 import type { DecisionRecord, History, LivenessWindow, SignedRecord, Violation } from './checkers.js';
+import { byzantineHooks, MS, simPorts, simTransport, TAG_CRASH, TAG_FSYNC, TAG_WORK, type Ev, type SimContext, type SimNode, type SimSealed } from './driver-ports.js';
 import { Engine } from './engine.js';
 import { SimnetError } from './errors.js';
 import { partitionCut, planFaults, type FaultPlan } from './faults.js';
-import { cachedSign, cachedVerify, identityOf, SIM_CLUSTER } from './keys.js';
+import { identityOf, SIM_CLUSTER } from './keys.js';
 import type { ByzBehaviour, FaultKind } from './world.js';
 
-const MS = 1000;
-/** A simulated fsync: the window in which a crash loses a write (an SSD's ~0.2 ms). */
-const FSYNC_US = 200;
 /**
  * The client submits one op this often (sim ms) by default: one height a second when the
  * network is good, as the old model's commit interval (CometBFT's timeout_commit) gave.
@@ -55,8 +46,8 @@ const ALIAS_SLOTS = 32;
 const STATUS_INTERVAL_MS = 1_000;
 /** Catch-up exchange timeout in the simulation (production's 5 s default would idle a lagging node). */
 const SYNC_TIMEOUT_MS = 500;
-/** Byzantine behaviours this world models through the driver's test-only hook or the transport. */
-export const DRIVER_BYZ_BEHAVIOURS: readonly ByzBehaviour[] = ['equivocate', 'forge', 'future-round', 'silent'];
+/** Byzantine behaviours this world models through the driver's test-only hooks, the transport or the stores (amnesia). */
+export const DRIVER_BYZ_BEHAVIOURS: readonly ByzBehaviour[] = ['equivocate', 'invalid-value', 'forge', 'future-round', 'silent', 'amnesia'];
 /** Faults this world models (churn needs the joiner's admission path: not yet bound). */
 export const DRIVER_FAULT_KINDS: readonly FaultKind[] = ['loss', 'tail', 'reorder', 'duplicate', 'partition', 'crash', 'skew'];
 
@@ -90,6 +81,8 @@ export interface DriverCountersSim {
   unsyncedLost: number;
   skewedNodes: number;
   byzExtras: number;
+  invalidProposals: number;
+  amnesiaResets: number;
   silentDropped: number;
   submits: number;
   submitFailures: number;
@@ -117,39 +110,6 @@ export interface DriverSeedResult {
   readonly byzantine: readonly { node: number; behaviour: ByzBehaviour }[];
 }
 
-type Ev = { readonly k: 'deliver'; readonly to: number; readonly from: number; readonly m: SimSealed } | { readonly k: 'call'; readonly node: number; readonly inc: number; readonly tag: number; readonly fn: () => void };
-
-interface SimSealed extends Sealed {
-  readonly body: unknown;
-  /** Trace digest of the body (the last bytes of a signed message, or 0). */
-  readonly mark: number;
-}
-
-interface SimNode {
-  readonly idx: number;
-  readonly id: Identity;
-  readonly peerId: string;
-  readonly honest: boolean;
-  readonly behaviour: ByzBehaviour | null;
-  readonly scale: number;
-  up: boolean;
-  inc: number;
-  driver: Driver | null;
-  handler: ((e: InboundEnvelope) => void) | null;
-  answer: ((req: NonNullable<ReturnType<typeof decodeSyncRequest>>) => Promise<Uint8Array>) | null;
-  served: ((ok: boolean, remote: string) => void) | null;
-  signerDurable: SignerState | null;
-  readonly decidedDurable: Map<number, Uint8Array>;
-  prevReg: Registry;
-  decided: number;
-}
-
-const TAG_TIMER = 1;
-const TAG_FSYNC = 2;
-const TAG_SYNC = 3;
-const TAG_CRASH = 4;
-const TAG_WORK = 5;
-
 function validate(o: DriverWorldOptions): void {
   const bad = (m: string): never => {
     throw new SimnetError('ERR_SIMNET_OPTIONS', m);
@@ -161,78 +121,86 @@ function validate(o: DriverWorldOptions): void {
   for (const b of o.behaviours) if (!DRIVER_BYZ_BEHAVIOURS.includes(b)) bad(`Byzantine behaviour '${b}' is not modelled over the production driver yet (modelled: ${DRIVER_BYZ_BEHAVIOURS.join(', ')})`);
 }
 
-/** Signature of a message as a trace mark (signatures are unique enough). */
-function markOf(body: unknown): number {
-  if (!(body instanceof Uint8Array) || body.length < 4) return 0;
-  const b = body;
-  const i = b.length - 4;
-  return ((b[i] as number) | ((b[i + 1] as number) << 8) | ((b[i + 2] as number) << 16) | ((b[i + 3] as number) << 24)) >>> 0;
-}
 
-/** Runs one seed over the production driver until every honest node decided `heights` (or the time bound). */
-export async function runDriverSeed(o: DriverWorldOptions): Promise<DriverSeedResult> {
-  validate(o);
-  const n = o.nodes;
-  const f = Math.floor((n - 1) / 3);
-  const root = new Prng(o.seed >>> 0);
-  const rPlan = root.fork('plan');
-  const rNet = root.fork('net');
-  const rByz = root.fork('byz');
-  const rWork = root.fork('work');
-  const has = (k: FaultKind): boolean => o.faults.includes(k);
-  const engine = new Engine<Ev>();
-  const trace = engine.trace;
-  const c: DriverCountersSim = {
+/** One seed's simulated cluster of production drivers (see the top of this file). */
+class DriverSim implements SimContext {
+  readonly engine = new Engine<Ev>();
+  readonly nodes: SimNode[] = [];
+  readonly byPeer = new Map<string, SimNode>();
+  readonly linkMedianUs: number[];
+  readonly rNet: Prng;
+  readonly rByz: Prng;
+  readonly honestIdx: number[];
+  readonly signed: SignedRecord[] = [];
+  readonly counters: DriverCountersSim = {
     delivered: 0, deliveredByKind: {}, lost: 0, tailDelayed: 0, reordered: 0, duplicated: 0, partitionDropped: 0, crashes: 0, restarts: 0, unsyncedLost: 0, skewedNodes: 0,
-    byzExtras: 0, silentDropped: 0, submits: 0, submitFailures: 0, syncRequests: 0, evidence: 0, gossipFallbacks: 0, directSent: 0, caughtUpHeights: 0, badSignatures: 0,
+    byzExtras: 0, invalidProposals: 0, amnesiaResets: 0, silentDropped: 0, submits: 0, submitFailures: 0, syncRequests: 0, evidence: 0, gossipFallbacks: 0, directSent: 0, caughtUpHeights: 0, badSignatures: 0,
   };
-  const genesis = { members: Array.from({ length: n }, (_, i) => ({ publicKey: identityOf(i).publicKey, power: 1, name: `n${i}` })) };
-  const reg0 = genesisRegistry(genesis);
+  readonly plan: FaultPlan;
+  readonly byzList: { node: number; behaviour: ByzBehaviour }[] = [];
+  readonly decisions: DecisionRecord[] = [];
+  liveness: LivenessWindow | null = null;
+  /** Honest nodes still to reach the target height. */
+  remaining: number;
+  private readonly rWork: Prng;
+  private readonly cut: (from: number, to: number, now: number) => boolean;
+  private readonly genesis: { members: { publicKey: Uint8Array; power: number; name: string }[] };
+  private opSeq = 0;
 
-  const order = rPlan.shuffle(Array.from({ length: n }, (_, i) => i));
-  const byzSet = new Set(order.slice(0, o.byzantine));
-  const byzList: { node: number; behaviour: ByzBehaviour }[] = [];
-  const nodes: SimNode[] = [];
-  for (let i = 0; i < n; i++) {
-    const id = identityOf(i);
-    const honest = !byzSet.has(i);
-    const behaviour = honest || o.behaviours.length === 0 ? null : rByz.pick(o.behaviours);
-    if (behaviour !== null) byzList.push({ node: i, behaviour });
-    const scale = has('skew') ? 0.5 + 1.5 * rPlan.float() : 1;
-    if (scale !== 1) c.skewedNodes++;
-    nodes.push({ idx: i, id, peerId: peerIdFromPublicKey(id.publicKey), honest, behaviour, scale, up: true, inc: 0, driver: null, handler: null, answer: null, served: null, signerDurable: null, decidedDurable: new Map(), prevReg: reg0, decided: 0 });
+  constructor(private readonly o: DriverWorldOptions) {
+    const n = o.nodes;
+    const root = new Prng(o.seed >>> 0);
+    const rPlan = root.fork('plan');
+    this.rNet = root.fork('net');
+    this.rByz = root.fork('byz');
+    this.rWork = root.fork('work');
+    const has = (k: FaultKind): boolean => o.faults.includes(k);
+    this.genesis = { members: Array.from({ length: n }, (_, i) => ({ publicKey: identityOf(i).publicKey, power: 1, name: `n${i}` })) };
+    const reg0 = genesisRegistry(this.genesis);
+    const byzSet = new Set(rPlan.shuffle(Array.from({ length: n }, (_, i) => i)).slice(0, o.byzantine));
+    for (let i = 0; i < n; i++) {
+      const id = identityOf(i);
+      const honest = !byzSet.has(i);
+      const behaviour = honest || o.behaviours.length === 0 ? null : this.rByz.pick(o.behaviours);
+      if (behaviour !== null) this.byzList.push({ node: i, behaviour });
+      const scale = has('skew') ? 0.5 + 1.5 * rPlan.float() : 1;
+      if (scale !== 1) this.counters.skewedNodes++;
+      const x: SimNode = { idx: i, id, peerId: peerIdFromPublicKey(id.publicKey), honest, behaviour, scale, up: true, inc: 0, driver: null, handler: null, answer: null, served: null, signerDurable: null, decidedDurable: new Map(), prevReg: reg0 };
+      this.nodes.push(x);
+      this.byPeer.set(x.peerId, x);
+    }
+    this.honestIdx = this.nodes.filter((x) => x.honest).map((x) => x.idx);
+    this.remaining = this.honestIdx.length;
+    const groups = new Map<number, number>();
+    rPlan.shuffle(this.honestIdx).forEach((h, i) => groups.set(h, i % 2));
+    this.linkMedianUs = Array.from({ length: n * n }, () => (o.latencyMedianMs ?? 5) * MS * this.rNet.logNormal(1, 0.3));
+    const faultPhaseUs = (o.faultPhaseMs ?? 3_000) * MS;
+    this.plan = planFaults({ has, splitBrain: false, n, honestIdx: this.honestIdx, groupOf: (h) => groups.get(h) ?? 0, faultPhaseUs, churnOn: false, rPlan });
+    this.cut = partitionCut(this.plan, false, (i) => this.nodes[i]!.honest, (i) => groups.get(i) ?? 0);
   }
-  const byPeer = new Map(nodes.map((x) => [x.peerId, x]));
-  const honestIdx = nodes.filter((x) => x.honest).map((x) => x.idx);
-  const groups = new Map<number, number>();
-  rPlan.shuffle(honestIdx).forEach((h, i) => groups.set(h, i % 2));
-  const linkMedianUs = Array.from({ length: n * n }, () => (o.latencyMedianMs ?? 5) * MS * rNet.logNormal(1, 0.3));
-  const faultPhaseUs = (o.faultPhaseMs ?? 3_000) * MS;
-  const plan = planFaults({ has, splitBrain: false, n, honestIdx, groupOf: (h) => groups.get(h) ?? 0, faultPhaseUs, churnOn: false, rPlan });
-  const cut = partitionCut(plan, false, (i) => nodes[i]!.honest, (i) => groups.get(i) ?? 0);
-  const stableUs = plan.faultEndUs;
 
-  const decisions: DecisionRecord[] = [];
-  const signed: SignedRecord[] = [];
-  let liveness: LivenessWindow | null = null;
-  let remaining = honestIdx.length;
+  call(x: SimNode, inc: number, delayUs: number, tag: number, fn: () => void): void {
+    this.engine.after(delayUs, { k: 'call', node: x.idx, inc, tag, fn });
+  }
 
-  const call = (x: SimNode, inc: number, delayUs: number, tag: number, fn: () => void): void => engine.after(delayUs, { k: 'call', node: x.idx, inc, tag, fn });
-  /** A direct channel needs a connection both ways. */
-  const linkUp = (a: SimNode, b: SimNode, now: number): boolean => a.up && b.up && !cut(a.idx, b.idx, now) && !cut(b.idx, a.idx, now);
+  linkUp(a: SimNode, b: SimNode): boolean {
+    const now = this.engine.now;
+    return a.up && b.up && !this.cut(a.idx, b.idx, now) && !this.cut(b.idx, a.idx, now);
+  }
 
-  const send = (from: SimNode, to: SimNode, m: SimSealed): void => {
+  send(from: SimNode, to: SimNode, m: SimSealed): void {
+    const { engine, plan, rNet, counters: c } = this;
     const now = engine.now;
-    if (cut(from.idx, to.idx, now)) {
+    if (this.cut(from.idx, to.idx, now)) {
       c.partitionDropped++;
       return;
     }
-    const faulty = now < stableUs;
+    const faulty = now < plan.faultEndUs;
     if (faulty && plan.lossRate > 0 && rNet.chance(plan.lossRate)) {
       c.lost++;
       return;
     }
-    let d = rNet.logNormal(linkMedianUs[from.idx * n + to.idx]!, 0.5);
+    let d = rNet.logNormal(this.linkMedianUs[from.idx * this.nodes.length + to.idx]!, 0.5);
     if (faulty && plan.tailProb > 0 && rNet.chance(plan.tailProb)) {
       d *= 10 + 90 * rNet.float();
       c.tailDelayed++;
@@ -246,341 +214,185 @@ export async function runDriverSeed(o: DriverWorldOptions): Promise<DriverSeedRe
       c.duplicated++;
       engine.after(d + rNet.float() * 2000 * MS, { k: 'deliver', to: to.idx, from: from.idx, m });
     }
-  };
+  }
 
-  const timersFor = (x: SimNode, inc: number): Timers => ({
-    after(ms: number, fn: () => void): TimerHandle {
-      const h = { cancelled: false };
-      call(x, inc, ms * MS * x.scale, TAG_TIMER, () => {
-        if (!h.cancelled) fn();
-      });
-      return { cancel: () => void (h.cancelled = true) };
-    },
-    every(ms: number, fn: () => void): TimerHandle {
-      const h = { cancelled: false };
-      const tick = (): void => {
-        if (h.cancelled) return;
-        call(x, inc, ms * MS * x.scale, TAG_TIMER, tick);
-        fn();
-      };
-      call(x, inc, ms * MS * x.scale * rNet.float(), TAG_TIMER, tick); // nodes' periods out of phase
-      return { cancel: () => void (h.cancelled = true) };
-    },
-    soon(fn: () => void): void {
-      call(x, inc, 0, TAG_TIMER, fn);
-    },
-  });
-
-  /** A durable write: it lands when its fsync completes, unless the node crashed first. */
-  const synced = (x: SimNode, inc: number, land: () => void): Promise<void> =>
-    new Promise<void>((resolve) => {
-      call(x, inc, FSYNC_US, TAG_FSYNC, () => {
-        land();
-        resolve();
-      });
-    });
-
-  const portsFor = (x: SimNode, inc: number): DriverPorts => ({
-    now: () => engine.now / MS,
-    timers: timersFor(x, inc),
-    signer: {
-      open: () => Promise.resolve(),
-      load: () => Promise.resolve(x.signerDurable === null ? null : { record: x.signerDurable.record, own: [...x.signerDurable.own] }),
-      write: (s) => {
-        const copy = { record: s.record, own: [...s.own] };
-        return synced(x, inc, () => void (x.signerDurable = copy));
-      },
-      close: () => Promise.resolve(),
-    },
-    decided: {
-      put: (d: DecisionInput) => {
-        const bytes = encodeDecision(d);
-        return synced(x, inc, () => void x.decidedDurable.set(d.height, bytes));
-      },
-      putMany: (ds: readonly DecisionInput[]) => {
-        const all = ds.map((d) => [d.height, encodeDecision(d)] as const);
-        return synced(x, inc, () => {
-          for (const [h, b] of all) x.decidedDurable.set(h, b);
-        });
-      },
-      // eslint-disable-next-line @typescript-eslint/require-await -- an in-memory log has nothing to wait for; the port is async
-      raw: async function* (from: number, limit: number) {
-        for (let h = Math.max(1, from), k = 0; k < limit; h++, k++) {
-          const bytes = x.decidedDurable.get(h);
-          if (bytes === undefined) return;
-          yield { height: h, bytes };
-        }
-      },
-    },
-    audit: {
-      open: () => Promise.resolve(),
-      append: (lines: readonly AuditLine[]) => {
-        if (x.honest) for (const l of lines) signed.push({ node: x.idx, kind: l.type, height: l.height, round: l.round, payload: l.valueId ?? 'nil' });
-        return Promise.resolve();
-      },
-      close: () => Promise.resolve(),
-    },
-    decidedWhere: `simnet node ${x.idx}`,
-    sign: (d) => cachedSign(x.id, d),
-    verify: cachedVerify,
-  });
-
-  const transportFor = (x: SimNode, inc: number): ConsensusTransport => {
-    const live = (): boolean => x.up && x.inc === inc;
-    const others = (): SimNode[] => nodes.filter((y) => y !== x && linkUp(x, y, engine.now));
-    const out = (y: SimNode, m: SimSealed): void => {
-      if (x.behaviour === 'silent') c.silentDropped++;
-      else send(x, y, m);
-    };
-    return {
-      seal: (kind, body): SimSealed => ({ kind, body, mark: markOf(body) }),
-      sendDirect(m, to) {
-        const sent: string[] = [];
-        const missing: string[] = [];
-        if (!live()) return { sent, missing: [...to] };
-        for (const p of to) {
-          const y = byPeer.get(p);
-          if (y === undefined || !linkUp(x, y, engine.now)) missing.push(p);
-          else {
-            out(y, m as SimSealed);
-            sent.push(p);
-          }
-        }
-        return { sent, missing };
-      },
-      publish(m) {
-        if (live()) for (const y of nodes) if (y !== x && y.up) out(y, m as SimSealed);
-        return Promise.resolve();
-      },
-      directPeers: () => (live() ? others().map((y) => y.peerId) : []),
-      connectedPeers: () => (live() ? others().map((y) => y.peerId) : []),
-      onEnvelope(h) {
-        x.handler = h;
-        return () => {
-          if (x.inc === inc) x.handler = null;
-        };
-      },
-      serveSync(answer, served) {
-        x.answer = answer;
-        x.served = served;
-        return Promise.resolve();
-      },
-      requestSync(peer, req, timeoutMs) {
-        c.syncRequests++;
-        return new Promise<Uint8Array>((resolve, reject) => {
-          let settled = false;
-          call(x, inc, timeoutMs * MS * x.scale, TAG_SYNC, () => {
-            if (settled) return;
-            settled = true;
-            reject(new SimnetError('ERR_SIMNET_SYNC_TIMEOUT', `no sync reply from ${peer} within ${timeoutMs} ms`));
-          });
-          const y = byPeer.get(peer);
-          if (y === undefined || !linkUp(x, y, engine.now) || x.behaviour === 'silent') return;
-          const bytes = encodeSyncRequest(req);
-          const there = linkMedianUs[x.idx * n + y.idx]!;
-          call(y, y.inc, there, TAG_SYNC, () => {
-            const r = decodeSyncRequest(bytes);
-            const answer = y.answer;
-            if (r === null || answer === null || y.behaviour === 'silent') return;
-            const yInc = y.inc;
-            void answer(r).then((resp) => {
-              if (!y.up || y.inc !== yInc) return;
-              y.served?.(true, x.peerId);
-              if (!linkUp(y, x, engine.now)) return;
-              call(x, inc, linkMedianUs[y.idx * n + x.idx]!, TAG_SYNC, () => {
-                if (settled) return;
-                settled = true;
-                resolve(resp);
-              });
-            });
-          });
-        });
-      },
-      close: () => Promise.resolve(),
-    };
-  };
-
-  /** Byzantine extras through the driver's test-only hook, signed with the Byzantine node's own key. */
-  const extrasFor = (x: SimNode): ((m: ConsensusMessage) => readonly ConsensusMessage[]) | undefined => {
-    if (x.behaviour === null || x.behaviour === 'silent') return undefined;
-    return (m) => {
-      if (m.type !== 'vote') return [];
-      const v = m.vote.vote;
-      const signedVote = (vote: SignedVote['vote']): ConsensusMessage => ({ type: 'vote', vote: { vote, signer: x.id.publicKey, signature: cachedSign(x.id, voteDigest(SIM_CLUSTER, vote)) } });
-      let extra: ConsensusMessage[] = [];
-      if (x.behaviour === 'equivocate') {
-        // The same vote for the other side (nil <-> a made-up value): a conflicting, validly signed vote.
-        extra = [signedVote({ ...v, valueId: v.valueId === null ? toHex(blake3(new Uint8Array([v.height & 0xff, v.round & 0xff, 0x45]))) : null })];
-      } else if (x.behaviour === 'forge') {
-        // Impersonation (our signature under an honest signer) and a changed value under the old signature.
-        const victim = nodes[rByz.pick(honestIdx.length > 0 ? honestIdx : [x.idx])]!;
-        extra = [
-          { type: 'vote', vote: { vote: v, signer: victim.id.publicKey, signature: m.vote.signature } },
-          { type: 'vote', vote: { vote: { ...v, valueId: toHex(blake3(new Uint8Array([rByz.int(256), v.round & 0xff]))) }, signer: m.vote.signer, signature: m.vote.signature } },
-        ];
-      } else if (x.behaviour === 'future-round') {
-        const round = v.round + 1 + rByz.int(3);
-        extra = (['prevote', 'precommit'] as const).map((type) => signedVote({ type, height: v.height, round, valueId: rByz.chance(0.5) ? null : v.valueId }));
-      }
-      c.byzExtras += extra.length;
-      return extra;
-    };
-  };
-
-  const boot = async (x: SimNode): Promise<void> => {
+  /** Open and start the production driver of node x's current incarnation over the simulated ports. */
+  async boot(x: SimNode): Promise<void> {
     const inc = x.inc;
-    const extraBroadcasts = extrasFor(x);
+    const testOnly = byzantineHooks(this, x);
     const d = createDriver(
-      {
-        identity: x.id,
-        cluster: SIM_CLUSTER,
-        genesis,
-        logger: nullLogger,
-        now: () => engine.now / MS,
-        statusIntervalMs: STATUS_INTERVAL_MS,
-        syncTimeoutMs: SYNC_TIMEOUT_MS,
-        ...(extraBroadcasts === undefined ? {} : { testOnly: { extraBroadcasts } }),
-      },
-      portsFor(x, inc),
+      { identity: x.id, cluster: SIM_CLUSTER, genesis: this.genesis, logger: nullLogger, now: () => this.engine.now / MS, statusIntervalMs: STATUS_INTERVAL_MS, syncTimeoutMs: SYNC_TIMEOUT_MS, ...(testOnly === undefined ? {} : { testOnly }) },
+      simPorts(this, x, inc),
     );
     x.driver = d;
     await d.open();
     if (x.inc !== inc) return;
     x.prevReg = d.registry();
-    x.decided = x.prevReg.height;
     d.onDecided((e) => {
       if (x.inc !== inc) return;
-      const value = encodeBatch(e.ops);
-      const valid = validateBatch(x.prevReg, e.height, value, { decided: true }).ok;
+      // Validity judged here, independently of the driver, against the node's registry before the height.
+      const valid = validateBatch(x.prevReg, e.height, encodeBatch(e.ops), { decided: true }).ok;
       x.prevReg = d.registry();
-      x.decided = e.height;
-      decisions.push({ node: x.idx, height: e.height, round: e.round, valueHex: e.valueId, valid, atUs: engine.now, registryHash: e.registryHash });
-      trace.u32(0xdec1de);
-      trace.u32(x.idx);
-      trace.num(e.height);
-      trace.str(e.registryHash.slice(0, 8));
-      if (x.honest && e.height === o.heights) remaining--;
+      this.decisions.push({ node: x.idx, height: e.height, round: e.round, valueHex: e.valueId, valid, atUs: this.engine.now, registryHash: e.registryHash });
+      const t = this.engine.trace;
+      t.u32(0xdec1de);
+      t.u32(x.idx);
+      t.num(e.height);
+      t.str(e.registryHash.slice(0, 8));
+      if (x.honest && e.height === this.o.heights) this.remaining--;
     });
-    await d.startOn(transportFor(x, inc));
-  };
+    await d.startOn(simTransport(this, x, inc));
+  }
 
-  const crash = (x: SimNode): void => {
+  /** Abrupt stop: the incarnation is abandoned mid-flight (pending writes never land, timers never fire). */
+  crash(x: SimNode): void {
     x.up = false;
     x.inc++;
-    x.driver = null; // abandoned mid-flight: its pending writes never land, its timers never fire
+    x.driver = null;
     x.handler = null;
     x.answer = null;
     x.served = null;
-    c.crashes++;
-  };
+  }
 
-  let opSeq = 0;
-  const work = (): void => {
-    engine.after((o.workIntervalMs ?? WORK_INTERVAL_MS_DEFAULT) * MS, { k: 'call', node: -1, inc: 0, tag: TAG_WORK, fn: work });
-    const up = honestIdx.map((i) => nodes[i]!).filter((x) => x.up && x.driver !== null);
+  /** Amnesia (Byzantine): the node loses its signer record (lock, last signature) and restarts at once. */
+  private amnesia(x: SimNode): void {
+    this.engine.after((200 + this.rByz.int(800)) * MS, { k: 'call', node: -1, inc: 0, tag: TAG_CRASH, fn: () => this.amnesia(x) });
+    if (!x.up) return;
+    this.crash(x);
+    x.signerDurable = null;
+    x.up = true;
+    this.counters.amnesiaResets++;
+    void this.boot(x);
+  }
+
+  /** The seeded client: one op to a random honest node every workIntervalMs. */
+  private work(): void {
+    this.engine.after((this.o.workIntervalMs ?? WORK_INTERVAL_MS_DEFAULT) * MS, { k: 'call', node: -1, inc: 0, tag: TAG_WORK, fn: () => this.work() });
+    const up = this.honestIdx.map((i) => this.nodes[i]!).filter((x) => x.up && x.driver !== null);
     if (up.length === 0) return;
-    const x = rWork.pick(up);
-    const k = opSeq++;
+    const x = this.rWork.pick(up);
+    const k = this.opSeq++;
     const op: PatternOp = { kind: 'model.alias', alias: `a${k % ALIAS_SLOTS}`, model: `m${k}` };
-    c.submits++;
-    x.driver!.submit([op], { timeoutMs: 60_000 }).catch(() => void c.submitFailures++);
-  };
+    this.counters.submits++;
+    x.driver!.submit([op], { timeoutMs: 60_000 }).catch(() => void this.counters.submitFailures++);
+  }
 
-  const handle = (ev: Ev): void => {
+  private handle(ev: Ev): void {
+    const t = this.engine.trace;
     if (ev.k === 'deliver') {
-      const y = nodes[ev.to]!;
+      const y = this.nodes[ev.to]!;
       if (!y.up || y.handler === null) return;
-      c.delivered++;
-      c.deliveredByKind[ev.m.kind] = (c.deliveredByKind[ev.m.kind] ?? 0) + 1;
-      trace.u32(ev.from * 131 + ev.to);
-      trace.u32(ev.m.mark);
-      y.handler({ signerId: nodes[ev.from]!.peerId, kind: ev.m.kind, body: ev.m.body });
+      this.counters.delivered++;
+      this.counters.deliveredByKind[ev.m.kind] = (this.counters.deliveredByKind[ev.m.kind] ?? 0) + 1;
+      t.u32(ev.from * 131 + ev.to);
+      t.u32(ev.m.mark);
+      y.handler({ signerId: this.nodes[ev.from]!.peerId, kind: ev.m.kind, body: ev.m.body });
       return;
     }
     if (ev.node >= 0) {
-      const x = nodes[ev.node]!;
-      if (ev.tag !== TAG_CRASH && (!x.up || x.inc !== ev.inc)) {
-        if (ev.tag === TAG_FSYNC) c.unsyncedLost++;
+      const x = this.nodes[ev.node]!;
+      if (!x.up || x.inc !== ev.inc) {
+        if (ev.tag === TAG_FSYNC) this.counters.unsyncedLost++;
         return;
       }
     }
-    trace.u32(ev.tag);
+    t.u32(ev.tag);
     ev.fn();
-  };
+  }
 
-  // --- run
-  for (const x of nodes) await boot(x);
-  if (plan.crash !== null) {
-    const cr = plan.crash;
-    const x = nodes[cr.node]!;
-    engine.at(cr.atUs, { k: 'call', node: x.idx, inc: 0, tag: TAG_CRASH, fn: () => crash(x) });
-    engine.at(cr.restartUs, {
-      k: 'call', node: x.idx, inc: 0, tag: TAG_CRASH, fn: () => {
+  /** The scheduled faults (crash and restart), the liveness window, amnesia and the workload. */
+  private schedule(): void {
+    const cr = this.plan.crash;
+    if (cr !== null) {
+      const x = this.nodes[cr.node]!;
+      this.engine.at(cr.atUs, { k: 'call', node: -1, inc: 0, tag: TAG_CRASH, fn: () => {
+        this.crash(x);
+        this.counters.crashes++;
+      } });
+      this.engine.at(cr.restartUs, { k: 'call', node: -1, inc: 0, tag: TAG_CRASH, fn: () => {
         x.up = true;
-        c.restarts++;
-        void boot(x);
-      },
+        this.counters.restarts++;
+        void this.boot(x);
+      } });
+    }
+    this.engine.at(this.plan.faultEndUs, { k: 'call', node: -1, inc: 0, tag: TAG_CRASH, fn: () => {
+      const st = this.honestIdx.flatMap((i) => { const s = this.nodes[i]!.driver?.status(); return s === undefined ? [] : [s]; });
+      const heightAtStable = Math.max(...st.map((s) => s.height));
+      this.liveness = { stableAtUs: this.plan.faultEndUs, heightAtStable, maxRoundAtStable: Math.max(0, ...st.filter((s) => s.height === heightAtStable).map((s) => s.round)) };
+    } });
+    for (const x of this.nodes) if (x.behaviour === 'amnesia') this.engine.after((200 + this.rByz.int(800)) * MS, { k: 'call', node: -1, inc: 0, tag: TAG_CRASH, fn: () => this.amnesia(x) });
+    this.work();
+  }
+
+  async run(): Promise<void> {
+    for (const x of this.nodes) await this.boot(x);
+    this.schedule();
+    const untilUs = this.plan.faultEndUs + (this.o.heights * 2_000 + 60_000) * MS;
+    const turn = Promise.resolve();
+    const drain = async (): Promise<void> => {
+      for (let i = 0; i < DRAIN_TURNS; i++) await turn;
+    };
+    await drain();
+    while (this.remaining > 0) {
+      const before = this.engine.eventsProcessed;
+      this.engine.run(untilUs, (ev) => this.handle(ev), () => true); // exactly one event
+      if (this.engine.eventsProcessed === before) break; // nothing left before the time bound
+      await drain();
+    }
+  }
+
+  /** Each node's durable decided log at the end (value ids by height), as the checkers read it. */
+  finalLogs(): string[][] {
+    return this.nodes.map((x) => {
+      const log: string[] = [];
+      for (let h = 1; ; h++) {
+        const b = x.decidedDurable.get(h);
+        if (b === undefined) return log;
+        const d = decodeDecision(h, b);
+        log.push(d.ok ? d.d.certificate.valueId : `corrupt:${d.reason}`);
+      }
     });
   }
-  engine.at(stableUs, {
-    k: 'call', node: -1, inc: 0, tag: TAG_CRASH, fn: () => {
-      const st = honestIdx.map((i) => nodes[i]!.driver?.status()).filter((s) => s !== undefined);
-      const heightAtStable = Math.max(...st.map((s) => s.height));
-      liveness = { stableAtUs: stableUs, heightAtStable, maxRoundAtStable: Math.max(0, ...st.filter((s) => s.height === heightAtStable).map((s) => s.round)) };
-    },
-  });
-  work();
-  const untilUs = stableUs + (o.heights * 2_000 + 60_000) * MS;
-  const drain = async (): Promise<void> => {
-    const turn = Promise.resolve();
-    for (let i = 0; i < DRAIN_TURNS; i++) await turn;
-  };
-  await drain();
-  while (remaining > 0) {
-    const before = engine.eventsProcessed;
-    engine.run(untilUs, handle, () => true); // exactly one event
-    if (engine.eventsProcessed === before) break; // nothing left before the time bound
-    await drain();
-  }
 
-  // --- history and checks
-  const finalLogs = nodes.map((x) => {
-    const log: string[] = [];
-    for (let h = 1; ; h++) {
-      const b = x.decidedDurable.get(h);
-      if (b === undefined) break;
-      const d = decodeDecision(h, b);
-      log.push(d.ok ? d.d.certificate.valueId : `corrupt:${d.reason}`);
+  result(): DriverSeedResult {
+    const o = this.o;
+    const finalLogs = this.finalLogs();
+    const history: History = { nodes: o.nodes, f: Math.floor((o.nodes - 1) / 3), honest: this.nodes.map((x) => x.honest), decisions: this.decisions, signed: this.signed, finalLogs, targetHeight: o.heights, liveness: this.liveness };
+    const c = this.counters;
+    for (const x of this.nodes) {
+      const d = x.driver;
+      if (d === null) continue;
+      const k = d.counters();
+      c.evidence += d.evidence().length;
+      c.gossipFallbacks += k.gossipFallbacks;
+      c.directSent += k.directSent;
+      c.badSignatures += k.badSignatures;
+      c.caughtUpHeights += d.status().caughtUpHeights;
     }
-    return log;
-  });
-  const history: History = { nodes: n, f, honest: nodes.map((x) => x.honest), decisions, signed, finalLogs, targetHeight: o.heights, liveness };
-  for (const x of nodes) {
-    const d = x.driver;
-    if (d === null) continue;
-    const k = d.counters();
-    c.evidence += d.evidence().length;
-    c.gossipFallbacks += k.gossipFallbacks;
-    c.directSent += k.directSent;
-    c.badSignatures += k.badSignatures;
-    c.caughtUpHeights += d.status().caughtUpHeights;
+    const firstOf = new Map<number, DecisionRecord>();
+    for (const d of this.decisions) if (this.nodes[d.node]!.honest && !firstOf.has(d.height)) firstOf.set(d.height, d);
+    const rounds = [...firstOf.values()].map((d) => d.round);
+    return {
+      seed: o.seed,
+      traceHash: this.engine.trace.hex(),
+      violations: checkAll(history),
+      commits: Math.min(...this.honestIdx.map((i) => finalLogs[i]!.length)),
+      roundsPerHeight: rounds.length === 0 ? 0 : rounds.reduce((a, r) => a + r + 1, 0) / rounds.length,
+      maxRound: Math.max(0, ...rounds),
+      simTimeUs: this.engine.now,
+      events: this.engine.eventsProcessed,
+      counters: c,
+      history,
+      plan: this.plan,
+      byzantine: this.byzList,
+    };
   }
-  const firstOf = new Map<number, DecisionRecord>();
-  for (const d of decisions) if (nodes[d.node]!.honest && !firstOf.has(d.height)) firstOf.set(d.height, d);
-  const rounds = [...firstOf.values()].map((d) => d.round);
-  const commits = Math.min(...honestIdx.map((i) => finalLogs[i]!.length));
-  return {
-    seed: o.seed,
-    traceHash: trace.hex(),
-    violations: checkAll(history),
-    commits,
-    roundsPerHeight: rounds.length === 0 ? 0 : rounds.reduce((a, r) => a + r + 1, 0) / rounds.length,
-    maxRound: Math.max(0, ...rounds),
-    simTimeUs: engine.now,
-    events: engine.eventsProcessed,
-    counters: c,
-    history,
-    plan,
-    byzantine: byzList,
-  };
+}
+
+/** Runs one seed over the production driver until every honest node decided `heights` (or the time bound). */
+export async function runDriverSeed(o: DriverWorldOptions): Promise<DriverSeedResult> {
+  validate(o);
+  const sim = new DriverSim(o);
+  await sim.run();
+  return sim.result();
 }

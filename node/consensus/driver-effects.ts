@@ -85,7 +85,8 @@ export abstract class DriverEffects extends DriverState {
           break;
         }
         case 'request-value': {
-          const value = this.pool.build(this.reg, e.height) ?? EMPTY_VALUE;
+          const built = this.pool.build(this.reg, e.height) ?? EMPTY_VALUE;
+          const value = this.o.testOnly?.valueToPropose?.(e.height, e.round, built) ?? built;
           this.push({ kind: 'core', event: { type: 'value-to-propose', height: e.height, round: e.round, value } }, true);
           break;
         }

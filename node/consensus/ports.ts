@@ -117,4 +117,6 @@ export interface TestOnlyHooks {
    * node's envelopes (e.g. a conflicting, validly signed vote: an equivocator).
    */
   readonly extraBroadcasts?: (m: ConsensusMessage) => readonly ConsensusMessage[];
+  /** Replaces the value this node proposes (e.g. an invalid batch: a Byzantine proposer). */
+  readonly valueToPropose?: (height: number, round: number, value: Uint8Array) => Uint8Array;
 }
