@@ -6,7 +6,7 @@
  * (node/runtime/admission.ts), which checks it and gets the joiner admitted by consensus
  * (`member.add`). Membership itself is the decided log's; nothing here grants it.
  */
-import * as lp from 'it-length-prefixed';
+import { request, respond } from '../../base/reqresp.js';
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.js';
 import type { Logger } from '../log.js';
 import type { Host, Stream } from '../p2p/host.js';
@@ -51,11 +51,6 @@ export interface MemberSync {
   addOwn(claim: Uint8Array): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
-}
-
-async function readOne(source: AsyncIterable<{ subarray(): Uint8Array }>): Promise<Uint8Array | null> {
-  for await (const m of source) return m.subarray();
-  return null;
 }
 
 export function createMemberSync(o: MemberSyncOptions): MemberSync {
@@ -107,12 +102,11 @@ export function createMemberSync(o: MemberSyncOptions): MemberSync {
     let stream: Stream | null = null;
     try {
       stream = await o.host.dialProtocol(peerId, MEMBERS_PROTOCOL, { signal: AbortSignal.timeout(SYNC_TIMEOUT_MS) });
-      await stream.sink(lp.encode([frame()]));
-      const reply = await readOne(lp.decode(stream.source, { maxDataLength: CLAIMS_FRAME_MAX_BYTES }));
-      if (reply !== null) await receive(decodeCanonical(reply, CLAIMS_FRAME_MAX_BYTES), peerId);
+      // base/reqresp.ts: one bounded frame each way, the whole exchange under the timeout (aborts the stream on failure)
+      const reply = await request(stream, frame(), { maxInboundBytes: CLAIMS_FRAME_MAX_BYTES, timeoutMs: SYNC_TIMEOUT_MS, what: `${MEMBERS_PROTOCOL} to ${peerId}` });
+      await receive(decodeCanonical(reply, CLAIMS_FRAME_MAX_BYTES), peerId);
     } catch (e) {
       log.debug('member sync failed', { peerId, err: e });
-      stream?.abort(e instanceof Error ? e : new Error(String(e))); // eslint-disable-line no-restricted-syntax -- libp2p's abort takes a plain Error
     } finally {
       inFlight.delete(peerId);
     }
@@ -136,14 +130,16 @@ export function createMemberSync(o: MemberSyncOptions): MemberSync {
         MEMBERS_PROTOCOL,
         (stream, remote) => {
           void (async () => {
+            let req: Uint8Array | null = null;
+            const ok = await respond(stream, { maxInboundBytes: CLAIMS_FRAME_MAX_BYTES, timeoutMs: SYNC_TIMEOUT_MS, what: MEMBERS_PROTOCOL }, (r) => {
+              req = r;
+              return Promise.resolve(frame());
+            });
+            if (!ok) log.debug('member sync (inbound) failed', { peerId: remote });
             try {
-              const req = await readOne(lp.decode(stream.source, { maxDataLength: CLAIMS_FRAME_MAX_BYTES }));
-              const reply = frame();
-              await stream.sink(lp.encode([reply]));
               if (req !== null) await receive(decodeCanonical(req, CLAIMS_FRAME_MAX_BYTES), remote);
             } catch (e) {
-              log.debug('member sync (inbound) failed', { peerId: remote, err: e });
-              stream.abort(e instanceof Error ? e : new Error(String(e))); // eslint-disable-line no-restricted-syntax -- libp2p's abort takes a plain Error
+              log.debug('member sync (inbound) claims rejected', { peerId: remote, err: e });
             }
           })();
         },
