@@ -8,6 +8,8 @@ const suites: Record<string, () => Promise<{ run: (opts: BenchOptions) => Promis
   consensus: () => import('./consensus.js'),
   infer: () => import('./infer.js'),
   simnet: () => import('./simnet.js'),
+  cli: () => import('./cli.js'),
+  mesh: () => import('./mesh.js'),
 };
 
 export interface BenchOptions {

@@ -1,5 +1,5 @@
 /**
- * What a `fednode` command is. The table of commands is cli/commands/index.ts:
+ * What a `fednode` command is. The table of commands (names, one-line summaries, lazy loaders) is cli/commands/index.ts:
  * to add one (`infer`, `models`, `propose`, `patterns`, `log`, `approve`, `simnet`),
  * write cli/commands/<name>.ts exporting a `Command` and add it to that table.
  * A command talks to a running node with `ctx.control()` (node/control/client.ts)
@@ -28,7 +28,6 @@ export interface CommandContext {
 
 export interface Command {
   readonly name: string;
-  readonly summary: string;
   readonly flags: readonly FlagSpec[];
   readonly positionals: readonly PositionalSpec[];
   /** Extra help text (examples, notes). */

@@ -8,17 +8,29 @@ import { capYoungGeneration } from '../node/metrics/heap.js';
 if (process.argv.slice(2).includes('start')) capYoungGeneration();
 const { runCli } = await import('./run.js');
 
+// The safety net for "exit 0 with no output": if the event loop empties while the command
+// is still waiting (a library dropped a promise on a closed socket), say so and fail.
+let settled = false;
+process.on('beforeExit', () => {
+  if (settled) return;
+  settled = true;
+  process.stderr.write(`fednode ${process.argv[2] ?? ''}: the command ended without a result (a connection was dropped with nothing left to wait on)\n`);
+  process.exit(1);
+});
+
 runCli(process.argv.slice(2), {
   out: (s) => process.stdout.write(s),
   err: (s) => process.stderr.write(s),
   env: process.env,
 }).then(
   (code) => {
+    settled = true;
     process.exitCode = code;
     // Let stdout drain, then leave even if a library left a handle open.
     setTimeout(() => process.exit(code), 50).unref();
   },
   (e: unknown) => {
+    settled = true;
     console.error('fednode: internal error:', e);
     process.exit(1);
   },

@@ -4,13 +4,12 @@
  * or `{"error":{code,message,data}}` on stdout with --json, and map to exit codes in cli/exit.ts.
  */
 import { formatHelp, parseArgs, UsageError } from './args.js';
-import type { Command, CommandContext } from './command.js';
-import { COMMANDS } from './commands/index.js';
-import { EXIT, exitCodeFor } from './exit.js';
+import type { CommandContext } from './command.js';
+import { COMMANDS, type CommandEntry } from './commands/index.js';
+import { EXIT, exitCodeFor, exitCodesHelp } from './exit.js';
 import { FednodeError } from '../base/errors.js';
-import { CONFIG_FIELDS } from '../node/config.js';
 import { connectControl } from '../node/control/client.js';
-import { dataDirPaths, resolveDataDir } from '../node/datadir.js';
+import { dataDirPaths, resolveDataDir } from '../node/datadir-files.js';
 import { FEDNODE_VERSION } from '../node/runtime/version.js';
 
 export interface CliIo {
@@ -20,31 +19,23 @@ export interface CliIo {
   now?: () => number;
 }
 
-function topHelp(commands: readonly Command[]): string {
+function topHelp(commands: readonly CommandEntry[]): string {
   const lines = ['usage: fednode <command> [flags]', '', 'fednode: peer-to-peer federation node for home-lab GPU clusters.', '', 'commands:'];
   for (const c of commands) lines.push(`  ${c.name.padEnd(10)} ${c.summary}`);
   lines.push('', 'help topics: fednode help <command> | fednode help config | fednode help exit-codes', 'every command takes --data-dir <dir> (or $FEDNODE_DATA_DIR; default ~/.fednode) and --json');
   return lines.join('\n') + '\n';
 }
 
-function configHelp(): string {
+/** Loaded on demand: node/config.ts carries zod, which `--help` and `status` need not load. */
+async function configHelp(): Promise<string> {
+  const { CONFIG_FIELDS } = await import('../node/config.js');
   const lines = ['config file: <data dir>/config.json (JSON; every field optional; unknown fields are rejected)', ''];
   for (const f of CONFIG_FIELDS) lines.push(`  ${f.path.padEnd(28)} default ${JSON.stringify(f.default)}`, `  ${''.padEnd(28)} ${f.why}`);
   return lines.join('\n') + '\n';
 }
 
-const EXIT_HELP = `exit codes:
-  0  ok (also: start/cluster stopped cleanly by SIGINT/SIGTERM)
-  1  failure (doctor found a problem; anything not below)
-  2  usage error (unknown flag, missing argument, bad value)
-  3  data directory missing or not initialised, or the node is in no cluster
-  4  data directory locked by another running node
-  5  corrupt or unsafe data (config, cluster file, swarm key, store, key file, permissions)
-  6  no node running on this data directory
-  7  bad invite token (malformed, tampered, expired)
-`;
 
-export async function runCli(argv: readonly string[], io: CliIo, commands: readonly Command[] = COMMANDS): Promise<number> {
+export async function runCli(argv: readonly string[], io: CliIo, commands: readonly CommandEntry[] = COMMANDS): Promise<number> {
   const name = argv[0];
   const jsonWanted = argv.includes('--json');
   const fail = (e: unknown, cmd: string | null): number => {
@@ -70,23 +61,25 @@ export async function runCli(argv: readonly string[], io: CliIo, commands: reado
   if (name === 'help') {
     const topic = argv[1];
     if (topic === undefined) io.out(topHelp(commands));
-    else if (topic === 'config') io.out(configHelp());
-    else if (topic === 'exit-codes') io.out(EXIT_HELP);
+    else if (topic === 'config') io.out(await configHelp());
+    else if (topic === 'exit-codes') io.out(exitCodesHelp());
     else {
-      const c = commands.find((x) => x.name === topic);
-      if (c === undefined) return fail(new UsageError(`no help topic '${topic}' (commands: ${commands.map((x) => x.name).join(', ')}; topics: config, exit-codes)`, null), null);
-      io.out(formatHelp(c.name, c.summary, c.flags, c.positionals, c.details));
+      const entry = commands.find((x) => x.name === topic);
+      if (entry === undefined) return fail(new UsageError(`no help topic '${topic}' (commands: ${commands.map((x) => x.name).join(', ')}; topics: config, exit-codes)`, null), null);
+      const c = await entry.load();
+      io.out(formatHelp(c.name, entry.summary, c.flags, c.positionals, c.details));
     }
     return EXIT.ok;
   }
-  const cmd = commands.find((c) => c.name === name);
-  if (cmd === undefined) {
+  const entry = commands.find((c) => c.name === name);
+  if (entry === undefined) {
     return fail(new UsageError(`unknown command '${name}' (commands: ${commands.map((c) => c.name).join(', ')})`, null), null);
   }
   try {
+    const cmd = await entry.load();
     const args = parseArgs(argv.slice(1), cmd.flags, cmd.positionals, cmd.name);
     if (args.flags['help'] === true) {
-      io.out(formatHelp(cmd.name, cmd.summary, cmd.flags, cmd.positionals, cmd.details));
+      io.out(formatHelp(cmd.name, entry.summary, cmd.flags, cmd.positionals, cmd.details));
       return EXIT.ok;
     }
     const dataDirFlag = args.flags['data-dir'];
@@ -110,6 +103,6 @@ export async function runCli(argv: readonly string[], io: CliIo, commands: reado
     };
     return await cmd.run(ctx);
   } catch (e) {
-    return fail(e, cmd.name);
+    return fail(e, entry.name);
   }
 }

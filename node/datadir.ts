@@ -4,52 +4,17 @@
  * node/runtime/README.md. Every failure is a RuntimeError naming the file.
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsc } from 'node:fs';
-import { mkdir, open, readFile, stat, unlink, readdir } from 'node:fs/promises';
+import { mkdir, readFile, unlink, readdir } from 'node:fs/promises';
 import { writeFileDurable } from '../base/durable-write.js';
-import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseJsonFile } from './config.js';
 import { RuntimeError } from './runtime/errors.js';
+import { acquireLock as acquireLockFile, type DataDirLock } from './datadir-lock.js';
 import { errnoCode } from '../base/errors.js';
+import { checkPrivateFile, dataDirPaths, type DataDirPaths, type RuntimeFile } from './datadir-files.js';
 
-export const DATA_DIR_ENV = 'FEDNODE_DATA_DIR';
-
-export interface DataDirPaths {
-  readonly root: string;
-  readonly identity: string;
-  readonly config: string;
-  readonly cluster: string;
-  readonly swarmKey: string;
-  readonly controlToken: string;
-  readonly store: string;
-  readonly lock: string;
-  readonly runtime: string;
-}
-
-export function dataDirPaths(root: string): DataDirPaths {
-  const r = resolve(root);
-  return {
-    root: r,
-    identity: join(r, 'identity.key'),
-    config: join(r, 'config.json'),
-    cluster: join(r, 'cluster.json'),
-    swarmKey: join(r, 'swarm.key'),
-    controlToken: join(r, 'control.token'),
-    store: join(r, 'store'),
-    lock: join(r, 'node.lock'),
-    runtime: join(r, 'runtime.json'),
-  };
-}
-
-/** `--data-dir` beats `FEDNODE_DATA_DIR` beats `~/.fednode`. */
-export function resolveDataDir(opts: { flag?: string | undefined; env?: NodeJS.ProcessEnv; home?: string } = {}): string {
-  if (opts.flag !== undefined && opts.flag !== '') return resolve(opts.flag);
-  const env = (opts.env ?? process.env)[DATA_DIR_ENV];
-  if (env !== undefined && env !== '') return resolve(env);
-  return join(opts.home ?? homedir(), '.fednode');
-}
+export { DATA_DIR_ENV, dataDirPaths, resolveDataDir, checkPrivateFile, checkInitialised, readControlToken, readRuntimeFile, parseRuntimeFile, pathExists } from './datadir-files.js';
+export type { DataDirPaths, RuntimeFile } from './datadir-files.js';
 
 // ---------------------------------------------------------------- small files
 
@@ -61,15 +26,6 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   await writeFileDurable(path, data, { mode });
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return false;
-    throw e;
-  }
-}
 
 // ---------------------------------------------------------------- cluster.json
 
@@ -162,47 +118,8 @@ export function newControlToken(): string {
   return randomBytes(32).toString('base64url');
 }
 
-export async function readControlToken(path: string): Promise<string> {
-  await checkPrivateFile(path, 'ERR_DATADIR_NOT_INITIALISED');
-  const t = (await readFile(path, 'utf8')).trim();
-  if (!/^[A-Za-z0-9_-]{32,128}$/.test(t)) throw new RuntimeError('ERR_DATADIR_PERMISSIONS', `${path}: corrupt control token (delete it and run \`fednode init\` again)`, { file: path });
-  return t;
-}
-
-/** Secrets must not be readable by group or others. */
-export async function checkPrivateFile(path: string, missingCode: 'ERR_CLUSTER_MISSING' | 'ERR_DATADIR_NOT_INITIALISED'): Promise<void> {
-  let st;
-  try {
-    st = await stat(path);
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') throw new RuntimeError(missingCode, `${path}: missing`, { file: path });
-    throw e;
-  }
-  if ((st.mode & 0o077) !== 0) {
-    throw new RuntimeError('ERR_DATADIR_PERMISSIONS', `${path}: readable by other users (mode ${(st.mode & 0o777).toString(8)}); fix with: chmod 600 ${path}`, { file: path, mode: st.mode & 0o777 });
-  }
-}
-
 // ---------------------------------------------------------------- existence checks
 
-/** Checks the directory exists and has what `start` needs; says what to run otherwise. */
-export async function checkInitialised(root: string): Promise<DataDirPaths> {
-  const p = dataDirPaths(root);
-  let st;
-  try {
-    st = await stat(p.root);
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') throw new RuntimeError('ERR_DATADIR_MISSING', `data directory ${p.root} does not exist (run \`fednode init --new-cluster\` or \`fednode join <token>\`)`, { dir: p.root });
-    throw e;
-  }
-  if (!st.isDirectory()) throw new RuntimeError('ERR_DATADIR_MISSING', `${p.root} is not a directory`, { dir: p.root });
-  for (const f of [p.identity, p.config, p.controlToken]) {
-    if (!(await exists(f))) {
-      throw new RuntimeError('ERR_DATADIR_NOT_INITIALISED', `data directory ${p.root} is not initialised: ${f} is missing (run \`fednode init\`)`, { dir: p.root, file: f });
-    }
-  }
-  return p;
-}
 
 /** `init` refuses a directory that already holds a node (it would replace its identity). */
 export async function ensureEmptyForInit(root: string): Promise<DataDirPaths> {
@@ -218,98 +135,20 @@ export async function ensureEmptyForInit(root: string): Promise<DataDirPaths> {
 
 // ---------------------------------------------------------------- lock
 
-export interface DataDirLock {
-  readonly path: string;
-  release(): Promise<void>;
-}
+export type { DataDirLock } from './datadir-lock.js';
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errnoCode(e) === 'EPERM'; // exists, owned by someone else
-  }
-}
-
-/**
- * One node per data directory: `node.lock` is created with O_EXCL and holds the
- * owner's pid. A lock whose pid is dead (kill -9) is taken over. LevelDB's own
- * LOCK is a second guard in node/store.
- */
-export async function acquireLock(root: string): Promise<DataDirLock> {
-  const path = dataDirPaths(root).lock;
-  const mine = `${process.pid}\n`;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fh = await open(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600);
-      try {
-        await fh.writeFile(mine);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      let released = false;
-      return {
-        path,
-        release: async () => {
-          if (released) return;
-          released = true;
-          try {
-            if ((await readFile(path, 'utf8')) === mine) await unlink(path);
-          } catch {
-            // already gone
-          }
-        },
-      };
-    } catch (e) {
-      if (errnoCode(e) !== 'EEXIST') throw e;
-    }
-    let text = '';
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (e) {
-      if (errnoCode(e) === 'ENOENT') continue; // released meanwhile: try again
-      throw e;
-    }
-    const pid = Number.parseInt(text.trim(), 10);
-    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) {
-      throw new RuntimeError('ERR_DATADIR_LOCKED', `data directory ${dirname(path)} is in use by another fednode (pid ${pid}); stop it first, or if no node runs, remove ${path}`, { dir: dirname(path), pid, file: path });
-    }
-    await unlink(path).catch(() => undefined); // stale (dead pid or garbage): take over
-  }
-  throw new RuntimeError('ERR_DATADIR_LOCKED', `could not take the lock ${path} (contended)`, { file: path });
+/** One node per data directory (node/datadir-lock.ts says when a lock is stale and taken over). */
+export function acquireLock(root: string): Promise<DataDirLock> {
+  return acquireLockFile(dataDirPaths(root).root, dataDirPaths(root).lock);
 }
 
 // ---------------------------------------------------------------- runtime.json
 
-export const runtimeFileSchema = z.strictObject({
-  pid: z.number().int().positive(),
-  peerId: z.string(),
-  cluster: z.string().nullable(),
-  addrs: z.array(z.string()),
-  controlUrl: z.string(),
-  apiUrl: z.string().nullable(),
-  startedAt: z.number().int(),
-});
-export type RuntimeFile = z.output<typeof runtimeFileSchema>;
-
 export async function writeRuntimeFile(path: string, r: RuntimeFile): Promise<void> {
   await writeFileAtomic(path, JSON.stringify(r) + '\n');
-}
-
-/** What a running node wrote; null when no node has written one (or it is unreadable). */
-export async function readRuntimeFile(path: string): Promise<RuntimeFile | null> {
-  try {
-    const r = runtimeFileSchema.safeParse(JSON.parse(await readFile(path, 'utf8')));
-    return r.success ? r.data : null;
-  } catch {
-    return null;
-  }
 }
 
 export async function removeRuntimeFile(path: string): Promise<void> {
   await unlink(path).catch(() => undefined);
 }
 
-export { exists as pathExists };

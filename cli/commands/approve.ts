@@ -10,7 +10,6 @@ const HTTP_SLACK_MS = 5_000;
 
 export const approveCommand: Command = {
   name: 'approve',
-  summary: 'Admit a joining node (clusters with consensus.admission = approve): proposes its member.add and waits for the commit. Without <peer>, lists the joins waiting.',
   flags: [{ name: 'wait', type: 'duration', placeholder: '<duration>', description: 'how long to wait for the commit', defaultText: '30s' }],
   positionals: [{ name: 'peer', required: false, description: 'peer id of the joining node (see `fednode approve` with no argument)' }],
   async run(ctx) {

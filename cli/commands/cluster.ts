@@ -120,7 +120,6 @@ async function waitAdmitted(m: Member): Promise<number | null> {
 
 export const clusterCommand: Command = {
   name: 'cluster',
-  summary: 'Start N nodes as child processes on loopback (own data dirs; node-1 founds the cluster, the rest join by invite and are admitted by a committed member.add), print their status, stop all on Ctrl-C.',
   flags: [
     { name: 'nodes', type: 'int', min: 1, max: CLUSTER_NODES_MAX, placeholder: '<n>', description: 'number of nodes', defaultText: '3' },
     { name: 'dir', type: 'string', placeholder: '<dir>', description: 'parent of the nodes\' data dirs (node-1, node-2, ...); reused if they exist', defaultText: 'a new temp dir, removed on exit' },

@@ -16,6 +16,9 @@ import { readRaplSample } from '../../node/probes/rapl.js';
 import { nodeSysfsReader } from '../../node/probes/sysfs.js';
 import type { PeersReply } from './peers.js';
 import type { ConsensusStatusJson } from '../../node/runtime/consensus-routes.js';
+import type { NodeStatus } from '../../node/runtime/node.js';
+import { shortId } from './format.js';
+import { missingText } from './status.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 export interface Check {
@@ -214,6 +217,25 @@ export async function runDoctor(ctx: CommandContext): Promise<Check[]> {
     } catch (e) {
       add('peers', 'fail', errMsg(e), null);
     }
+    // 10b. every member connected (the mesh keeper's view: who is missing and why)
+    try {
+      const st = await (await ctx.control()).get<NodeStatus>('/status', { timeoutMs: PROBE_TIMEOUT_MS });
+      const m = st.mesh as NodeStatus['mesh'] | undefined;
+      if (m === undefined) add('mesh', 'warn', 'the running node does not report its mesh (an older version)', 'restart the node with this version of fednode');
+      else if (m.missing.length === 0) add('mesh', 'ok', `${m.connected}/${m.targets} connected`);
+      else {
+        const noAddr = m.missing.some((x) => x.reason === 'no-address');
+        add(
+          'mesh',
+          'warn',
+          `${m.connected}/${m.targets} connected; ${m.missing.map((x) => `${shortId(x.peer)} ${missingText(x)}`).join('; ')}`,
+          (noAddr ? 'a member without a known address is learnt from its advert once it connects to any member; add its address to "bootstrap" in the config to dial it directly. ' : '') +
+            'for an unreachable member: check that it runs (`fednode status` there), its TCP listen port and firewall; a member that moved to a new address dials this node when it starts (it keeps an address book)',
+        );
+      }
+    } catch (e) {
+      add('mesh', 'fail', errMsg(e), null);
+    }
     // 11. membership by consensus
     try {
       const c = await (await ctx.control()).get<ConsensusStatusJson>('/consensus/status', { timeoutMs: PROBE_TIMEOUT_MS });
@@ -254,7 +276,6 @@ export async function runDoctor(ctx: CommandContext): Promise<Check[]> {
 
 export const doctorCommand: Command = {
   name: 'doctor',
-  summary: 'Check the data directory, key permissions, config, ports, mDNS, nvidia-smi, power readings and peers; say how to fix each failure.',
   flags: [],
   positionals: [],
   async run(ctx) {

@@ -21,7 +21,6 @@ const keyFlag = { name: 'api-key', type: 'string', placeholder: '<key>', descrip
 
 export const inferCommand: Command = {
   name: 'infer',
-  summary: 'Stream a chat completion through the cluster; says which node served it and the tokens/s.',
   flags: [
     { name: 'model', short: 'm', type: 'string', placeholder: '<model>', description: 'model id (see `fednode models`)' },
     { name: 'system', type: 'string', placeholder: '<text>', description: 'system prompt' },
@@ -64,7 +63,6 @@ export const inferCommand: Command = {
 
 export const modelsCommand: Command = {
   name: 'models',
-  summary: 'List every model a live member serves, and which nodes serve it.',
   flags: [urlFlag, keyFlag],
   positionals: [],
   async run(ctx) {

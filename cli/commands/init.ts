@@ -4,7 +4,6 @@ import { CONFIG_FLAGS, configFromFlags } from './config-flags.js';
 
 export const initCommand: Command = {
   name: 'init',
-  summary: 'Create a data directory: identity key, config, store, control token. With --new-cluster, also a new cluster with this node as its first member.',
   flags: [{ name: 'new-cluster', type: 'boolean', description: 'create a new cluster (id, pre-shared key, genesis member list)' }, ...CONFIG_FLAGS],
   positionals: [],
   details: 'To join an existing cluster instead, run `fednode join <token>` (the token comes from `fednode invite` on a member).\nEvery config field, its default and why: `fednode help config`.',

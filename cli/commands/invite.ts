@@ -10,7 +10,6 @@ interface InviteReply {
 
 export const inviteCommand: Command = {
   name: 'invite',
-  summary: 'Print an invite token for a new node (asks the running node: the token carries its live addresses). Share it like a password: it holds the cluster key.',
   flags: [{ name: 'ttl', type: 'duration', placeholder: '<duration>', description: 'how long the token is valid (at most 7d)', defaultText: '1h' }],
   positionals: [],
   details: 'On the new machine: fednode join <token>',

@@ -3,7 +3,6 @@ import { CONFIG_FLAGS, configFromFlags } from './config-flags.js';
 
 export const joinCommand: Command = {
   name: 'join',
-  summary: 'Join a cluster with an invite token from `fednode invite`: creates the data directory with the cluster id, pre-shared key and bootstrap addresses.',
   flags: CONFIG_FLAGS,
   positionals: [{ name: 'token', required: true, description: 'invite token (base64url) printed by `fednode invite` on a member' }],
   async run(ctx) {

@@ -7,7 +7,6 @@ import { answered } from './consensus-common.js';
 
 export const logCommand: Command = {
   name: 'log',
-  summary: 'Show decided heights: height, round, ops, commit-certificate signers and the registry hash after each.',
   flags: [
     { name: 'from', type: 'int', min: 1, placeholder: '<height>', description: 'first height to show', defaultText: `the last ${LOG_LIMIT_DEFAULT}` },
     { name: 'limit', type: 'int', min: 1, max: LOG_LIMIT_MAX, placeholder: '<n>', description: 'heights to show', defaultText: String(LOG_LIMIT_DEFAULT) },

@@ -8,7 +8,6 @@ import { table } from './format.js';
 
 export const patternsCommand: Command = {
   name: 'patterns',
-  summary: 'List the registry decided by consensus: members, pending membership changes, route policy, model aliases, quality gates, patterns.',
   flags: [{ name: 'name', type: 'string', placeholder: '<name>', description: 'show one pattern with its whole content (the listing cuts contents to 1 KiB)' }],
   positionals: [],
   async run(ctx) {

@@ -11,7 +11,6 @@ export interface PeersReply {
 
 export const peersCommand: Command = {
   name: 'peers',
-  summary: 'List the cluster members this node knows, with their latest advert and its staleness (asks the running node).',
   flags: [],
   positionals: [],
   details: 'STATE: live (advert within 3 periods), stale (older), none (member without an advert yet; gone peers are dropped after 10 periods).',

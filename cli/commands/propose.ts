@@ -12,7 +12,6 @@ const HTTP_SLACK_MS = 5_000;
 
 export const proposeCommand: Command = {
   name: 'propose',
-  summary: 'Propose a pattern op through consensus and wait for its commit: prints the height and certificate (signers, power) or the rejection (exit 1).',
   flags: [
     { name: 'name', type: 'string', placeholder: '<name>', description: 'pattern: its name; member.add: the member name' },
     { name: 'power', type: 'int', min: 1, max: 1_000_000, placeholder: '<n>', description: 'member.add: voting power', defaultText: '1' },

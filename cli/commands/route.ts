@@ -41,7 +41,6 @@ export function routeText(r: RouteJson): string {
 
 export const routeCommand: Command = {
   name: 'route',
-  summary: 'Show the ranking this node would use now for a model: each candidate\'s score, its terms and any fallback reason.',
   flags: [{ name: 'model', short: 'm', type: 'string', placeholder: '<model>', description: 'model id or alias (see `fednode models`)' }],
   positionals: [],
   details: [

@@ -10,7 +10,6 @@ const LIST_FLAGS = ['faults', 'byz-behaviours'] as const;
 
 export const simnetCommand: Command = {
   name: 'simnet',
-  summary: 'Run the deterministic network simulator over the real consensus core and routing policy; exit 1 on any violation.',
   flags: [
     { name: 'nodes', type: 'int', placeholder: '<n>', description: 'validators (1..100)', defaultText: '4' },
     { name: 'byzantine', type: 'int', placeholder: '<b>', description: 'Byzantine nodes; more than floor((n-1)/3) is a negative control', defaultText: 'floor((n-1)/3)' },

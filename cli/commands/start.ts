@@ -8,7 +8,6 @@ import { METRICS_ENV, metricsListenFromEnv } from '../../node/metrics/server.js'
 
 export const startCommand: Command = {
   name: 'start',
-  summary: 'Run the node in the foreground: JSON-lines logs on stderr, one readiness line on stdout, clean shutdown on SIGINT/SIGTERM (exit 0).',
   flags: [],
   positionals: [],
   details: 'Readiness line: `fednode ready peer=<id> api=<url|-> control=<url> addrs=<a,b>` (with --json: {"event":"ready",...}).\nMetrics: Prometheus text at the URL in `fednode status --json` (extensions.metrics.url); FEDNODE_METRICS=HOST:PORT fixes the address (default 127.0.0.1, free port), FEDNODE_METRICS=off disables it.\nExit codes: 3 data dir missing/not initialised, 4 locked by another node, 5 corrupt data (see `fednode help exit-codes`).',

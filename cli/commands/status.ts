@@ -40,6 +40,31 @@ export function consensusLines(c: NodeStatus['consensus'] | undefined): string[]
   return lines;
 }
 
+/** The mesh part of `status`: how many of the peers this node keeps a connection to are connected, and why the others are not. */
+export function meshLines(m: NodeStatus['mesh'] | undefined): string[] {
+  if (m === undefined) return [];
+  const mode = m.mode === 'full' ? `full mesh (up to ${m.fullMeshMax} members)` : `bounded subset + validators (over ${m.fullMeshMax} members)`;
+  const lines = [`mesh        ${m.connected}/${m.targets} connected  ${mode}  address book ${m.bookPeers} peer(s)${m.rejectedAddrs > 0 ? `  ${m.rejectedAddrs} address(es) refused` : ''}`];
+  for (const x of m.missing) lines.push(`            missing ${shortId(x.peer)}: ${missingText(x)}`);
+  if (m.lastBookError !== null) lines.push(`            address book not written: ${m.lastBookError}`);
+  return lines;
+}
+
+/** Why one mesh target is not connected, in words. */
+export function missingText(x: NodeStatus['mesh']['missing'][number]): string {
+  const at = x.addrs.length > 0 ? ` at ${x.addrs.slice(0, 2).join(', ')}` : '';
+  switch (x.reason) {
+    case 'no-address':
+      return 'no known address (not in bootstrap, no advert or identify seen yet)';
+    case 'dialling':
+      return `dialling${at}`;
+    case 'backoff':
+      return `unreachable${at} after ${x.failures} attempt(s), next in ${Math.ceil((x.nextInMs ?? 0) / 1000)} s${x.lastError !== null ? ` (${x.lastError})` : ''}`;
+    case 'gave-up':
+      return `unreachable${at}; stopped after ${x.failures} attempts until it reconnects or new addresses arrive${x.lastError !== null ? ` (${x.lastError})` : ''}`;
+  }
+}
+
 /** The routing part of `status`: where the policy in force comes from, its numbers, aliases and what could not be applied. */
 export function routingLines(r: NodeStatus['inference']['routing'] | undefined): string[] {
   if (r === undefined) return [];
@@ -52,7 +77,6 @@ export function routingLines(r: NodeStatus['inference']['routing'] | undefined):
 
 export const statusCommand: Command = {
   name: 'status',
-  summary: 'Show this node: id, addresses, cluster, members, power profile, GPU and load (asks the running node).',
   flags: [],
   positionals: [],
   async run(ctx) {
@@ -67,6 +91,7 @@ export const statusCommand: Command = {
       `control     ${s.controlUrl}`,
       `api         ${s.apiUrl ?? '-'}`,
       `members     ${s.members.length}  connected ${s.connectedPeers}`,
+      ...meshLines(s.mesh),
       `profile     ${s.adverts.profile ?? '-'}${body?.profilePinned === true ? ' (pinned)' : ''}  advert seq ${s.adverts.seq}`,
       `load        cpu ${num(body?.cpuLoad)}  in-flight ${body?.inFlight ?? 0}/${body?.capacity ?? 0}  queued ${body?.queued ?? 0}`,
       `memory      ${body?.memUsedBytes != null && body.memTotalBytes != null ? `${num(body.memUsedBytes / 2 ** 30, 1)} / ${num(body.memTotalBytes / 2 ** 30, 1)} GiB` : '-'}`,

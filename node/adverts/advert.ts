@@ -7,6 +7,7 @@
  * parseAdvertBody never throws: a peer's garbage becomes { ok: false, code, field, detail }.
  */
 import { FednodeError } from '../../base/errors.js';
+import { ADDRS_PER_PEER_MAX, checkDialAddr } from '../p2p/addrs.js';
 import { isPowerProfile, type PowerProfile } from './profile.js';
 
 export interface AdvertGpu {
@@ -56,6 +57,12 @@ export interface AdvertBody {
    * (routing then uses a per-profile default). Read by the routing policy's energy term.
    */
   readonly joulesPerToken: number | null;
+  /**
+   * Where this node can be dialled (node/p2p/addrs.ts canonical form: /ip4|ip6|dns4|dns6/HOST/tcp/PORT,
+   * no /p2p, never a 0.0.0.0 / :: wildcard), so members that are not connected to it learn its
+   * address (the mesh keeper dials them); at most 8. Absent (undefined) from an older node's body.
+   */
+  readonly addrs?: readonly string[];
 }
 
 /** Bounds, each with its reason. A body within them encodes to well under ADVERT_MAX_BYTES. */
@@ -105,9 +112,10 @@ export const ADVERT_FIELDS = [
   'apiUrl',
   'tokensPerS',
   'joulesPerToken',
+  'addrs',
 ] as const;
-/** Fields added after the first release: absent in a body from an older node means null (it never measured). */
-const OPTIONAL_FIELDS: readonly string[] = ['tokensPerS', 'joulesPerToken'];
+/** Fields added after the first release: absent in a body from an older node means null (it never measured) or, for addrs, none. */
+const OPTIONAL_FIELDS: readonly string[] = ['tokensPerS', 'joulesPerToken', 'addrs'];
 const GPU_FIELDS = ['index', 'name', 'memoryTotalMiB', 'memoryUsedMiB', 'utilizationPct', 'temperatureC', 'powerDrawW', 'powerLimitW'] as const;
 const POWER_FIELDS = ['source', 'batteryPct', 'charging'] as const;
 
@@ -239,7 +247,22 @@ function parseStrict(v: unknown): AdvertBody {
     apiUrl,
     tokensPerS: r['tokensPerS'] === undefined ? null : nullableNumber(r['tokensPerS'], 'tokensPerS', 0, L.maxTokensPerS, false),
     joulesPerToken: r['joulesPerToken'] === undefined ? null : nullableNumber(r['joulesPerToken'], 'joulesPerToken', 0, L.maxJoulesPerToken, false),
+    ...(r['addrs'] === undefined ? {} : { addrs: parseAddrs(r['addrs']) }),
   };
+}
+
+/** Dialable addresses, canonical (a garbage or wildcard address rejects the whole advert: it is signed, so it is the peer's own garbage). */
+function parseAddrs(v: unknown): string[] {
+  const list = array(v, 'addrs', ADDRS_PER_PEER_MAX);
+  const out: string[] = [];
+  list.forEach((a, i) => {
+    const c = checkDialAddr(a);
+    if (!c.ok) throw new Reject('wrong-type', `addrs[${i}]`, c.reason);
+    if (c.addr !== a) throw new Reject('wrong-type', `addrs[${i}]`, `not canonical: expected ${c.addr}`);
+    if (out.includes(c.addr)) throw new Reject('duplicate', 'addrs', 'addresses must be unique');
+    out.push(c.addr);
+  });
+  return out;
 }
 
 /** Validate a decoded (untrusted) body. Never throws. */
@@ -289,6 +312,7 @@ export function encodeAdvertBody(body: AdvertBody): AdvertBody {
     apiUrl: body.apiUrl,
     tokensPerS: body.tokensPerS,
     joulesPerToken: body.joulesPerToken,
+    ...(body.addrs === undefined ? {} : { addrs: [...body.addrs] }),
   };
   const r = parseAdvertBody(plain);
   if (!r.ok) throw new AdvertError('ERR_ADVERT_INVALID', `invalid advert body: ${r.field}: ${r.detail}`, { reason: r.code, field: r.field });

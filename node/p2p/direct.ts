@@ -82,6 +82,8 @@ export interface DirectTransport {
  */
 export const DIRECT_REJECT_PENALTY = 20;
 export const DIRECT_PENALTY_HALF_LIFE_MS = 10_000;
+/** Retry entries kept: topics x members (the member bound, 1,024) with room for 4 topics. */
+const RETRY_MAX = 4 * 1024;
 /** Peers with a penalty remembered (the member bound); the oldest entry goes first. */
 const PENALTIES_MAX = MEMBERS_MAX_DEFAULT;
 
@@ -261,6 +263,8 @@ export class DirectChannels {
   /** Close every channel with a peer (disconnected or removed). */
   closePeer(peer: string): void {
     for (const key of [...this.out.keys()]) if (key.endsWith(` ${peer}`)) this.close(key);
+    // A reconnect opens at once (the wait after a channel ended was for a live connection).
+    for (const [key, r] of [...this.retry]) if (key.endsWith(` ${peer}`) && r.failures === 0) this.retry.delete(key);
   }
 
   private open(topic: TopicName, peer: string): void {
@@ -290,6 +294,9 @@ export class DirectChannels {
           this.out.delete(key);
           queue.end();
           stream.abort(closed('ended'));
+          // Reopened by the next send or the mesh keeper's tick, but not before retryBaseMs: a
+          // peer that resets every channel (or a flapping link) is not asked again in a loop.
+          if (this.running && (this.retry.size < RETRY_MAX || this.retry.has(key))) this.retry.set(key, { failures: 0, notBeforeMs: this.now() + this.limits.retryBaseMs });
         };
         stream.sink(queue).then(() => ended(), ended);
         // The receiver never writes: its end of the stream closing or resetting (a rejected
@@ -304,7 +311,7 @@ export class DirectChannels {
         if (this.out.get(key) === ch) this.out.delete(key);
         const failures = (this.retry.get(key)?.failures ?? 0) + 1;
         const wait = Math.min(this.limits.retryMaxMs, this.limits.retryBaseMs * 2 ** Math.min(failures - 1, 30));
-        if (this.retry.size < 4 * 1024 || this.retry.has(key)) this.retry.set(key, { failures, notBeforeMs: this.now() + wait });
+        if (this.retry.size < RETRY_MAX || this.retry.has(key)) this.retry.set(key, { failures, notBeforeMs: this.now() + wait });
         this.log.debug('direct channel did not open', { topic, peer, failures, err: errText(err) });
       },
     );

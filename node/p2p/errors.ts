@@ -15,6 +15,8 @@ export type P2pErrorCode =
   | 'ERR_DIRECT_CLOSED'
   | 'ERR_DIRECT_REFUSED'
   | 'ERR_DIRECT_REJECTED'
+  | 'ERR_ADDRBOOK_CORRUPT'
+  | 'ERR_PEER_UNRESPONSIVE'
   | 'ERR_OPTIONS';
 
 export class P2pError extends FednodeError<P2pErrorCode> {

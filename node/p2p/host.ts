@@ -5,9 +5,10 @@
  * Stack: tcp + pnet (cluster pre-shared key, XSalsa20 before anything else) + noise +
  * yamux; identify, ping; gossipsub (StrictNoSign, msgId = BLAKE3(topic || data), peer
  * scoring with a member bonus / non-member penalty, per-topic validators from
- * gossip.ts); discovery by mDNS (service tag derived from fednode + cluster id) and
- * bootstrap addresses; reconnect with capped exponential backoff; one connection per
- * peer pair; libp2p's own metrics (@libp2p/prometheus-metrics) on a prom-client
+ * gossip.ts); discovery by mDNS (service tag derived from fednode + cluster id); the
+ * mesh keeper (mesh.ts: bootstrap peers and every member, dialled with capped backoff from
+ * the address book); one connection per peer pair (a duplicate is refused only while the
+ * existing connection answers a ping); libp2p's own metrics (@libp2p/prometheus-metrics) on a prom-client
  * registry per host, where node/metrics adds fednode's and serves them.
  */
 import { gossipsub } from '@chainsafe/libp2p-gossipsub';
@@ -15,7 +16,6 @@ import type { GossipSub, GossipsubOpts } from '@chainsafe/libp2p-gossipsub';
 import { createPeerScoreParams, createTopicScoreParams } from '@chainsafe/libp2p-gossipsub/score';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
-import { bootstrap } from '@libp2p/bootstrap';
 import { identify } from '@libp2p/identify';
 import { StrictNoSign, TopicValidatorResult } from '@libp2p/interface';
 import type { Connection, Libp2p, Message, PeerId, Stream } from '@libp2p/interface';
@@ -23,22 +23,26 @@ import { mdns } from '@libp2p/mdns';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { ping } from '@libp2p/ping';
 import { preSharedKey } from '@libp2p/pnet';
-import { prometheusMetrics } from '@libp2p/prometheus-metrics';
 import { tcp } from '@libp2p/tcp';
 import { multiaddr } from '@multiformats/multiaddr';
 import { createLibp2p } from 'libp2p';
 import { Registry } from 'prom-client';
+import { hostMetrics } from './host-metrics.js';
 import { blake3 } from '../../crypto/blake3.js';
 import type { Identity } from '../../crypto/keys.js';
 import { toLibp2pPrivateKey } from '../../crypto/keys.js';
 import type { Logger } from '../log.js';
 import { nullLogger } from '../log.js';
+import { AddressBook } from './addr-book.js';
+import type { AddrSource, LearnResult } from './addr-book.js';
 import { DirectChannels } from './direct.js';
 import type { DirectLimits, DirectStats } from './direct.js';
 import { P2pError } from './errors.js';
 import { GossipTopics, TOPIC_NAMES, topicString } from './gossip.js';
 import type { BodyCheck, GossipHandler, GossipLimits, GossipStats, TopicName, Verdict } from './gossip.js';
 import type { MemberSource } from './members.js';
+import { MeshKeeper } from './mesh.js';
+import type { MeshOptions, MeshStatus } from './mesh.js';
 import { parseSwarmKey } from './psk.js';
 
 export type { Stream } from '@libp2p/interface';
@@ -53,8 +57,10 @@ export interface ReconnectOptions {
   baseMs?: number;
   /** Delay cap (doubling stops here). @default 30_000 */
   maxMs?: number;
-  /** Attempts before giving up on a peer (discovery re-triggers later). @default 120 (~1 h at the cap) */
+  /** Failed dials in a row before a peer is parked until new address information, a disconnect or a membership change. @default 120 (~1 h at the cap) */
   maxAttempts?: number;
+  /** Dials in flight at once (mesh keeper). @default 8 */
+  maxInFlight?: number;
 }
 
 export interface HostInit {
@@ -69,8 +75,14 @@ export interface HostInit {
   bootstrap?: readonly string[];
   /** mDNS discovery; null disables it. @default {} (on) */
   mdns?: MdnsOptions | null;
-  /** Reconnect to members and bootstrap peers after a disconnect; null disables it. @default {} */
+  /** Backoff of the mesh keeper's dials to missing members and bootstrap peers (mesh.ts); null: dial each once, never again. @default {} */
   reconnect?: ReconnectOptions | null;
+  /** Where peers' addresses are kept (addr-book.ts; the runtime opens the data directory's file). @default an in-memory book */
+  addressBook?: AddressBook;
+  /** Validators of the current height: targets of the mesh even beyond its full-mesh bound. @default none */
+  validators?: () => readonly string[];
+  /** Mesh bounds (mesh.ts). @default full mesh up to 64 other members, else 32 random + validators */
+  mesh?: MeshOptions;
   /** Topic limits (see DEFAULT_GOSSIP_LIMITS in gossip.ts). */
   gossip?: Partial<GossipLimits>;
   /** Direct channel bounds (see DEFAULT_DIRECT_LIMITS in direct.ts). */
@@ -136,6 +148,12 @@ export interface Host {
   topicPeers(topic: TopicName): string[];
   /** Peers in our gossipsub mesh for `topic` (messages are forwarded along the mesh). */
   meshPeers(topic: TopicName): string[];
+  /** The connection mesh: targets, connected, missing with reason (mesh.ts). */
+  mesh(): MeshStatus;
+  /** Addresses of a peer from outside the host (its signed advert): checked, kept, dialled if it is a missing target. */
+  learnAddrs(peerId: string, addrs: readonly unknown[], source: AddrSource): LearnResult;
+  /** Re-evaluate the mesh targets now (e.g. a height was decided: the validators may have changed). */
+  meshChanged(): void;
 }
 
 /** Maximum gossip RPC frame (bytes): the largest topic message (256 KiB) plus protobuf/control overhead. */
@@ -144,8 +162,13 @@ const GOSSIP_RPC_MAX_BYTES = 512 * 1024;
 const GOSSIP_OUTBOUND_BUFFER_BYTES = 8 * 1024 * 1024;
 /** gossipsub graylist score: below it a peer's RPCs are ignored, and it may not open direct channels. */
 const GRAYLIST_THRESHOLD = -80;
-/** Peers whose redial is tracked at once (members + bootstrap; a home lab is tens). */
-const RECONNECT_TRACKED_MAX = 256;
+/**
+ * A non-preferred duplicate is refused only if the existing connection answers a ping within
+ * this time: a peer restarted (kill -9, power loss) dials us before our old connection to it
+ * has noticed it is dead, and refusing it would leave the pair unconnected until libp2p's
+ * connection monitor (10 s ping) drops the dead one. 2 s is many LAN round trips.
+ */
+const LIVENESS_PING_MS = 2_000;
 /** The higher peer id waits this long for the lower one to dial after an mDNS hit (both would dial otherwise). */
 const MDNS_DIAL_GRACE_MS = 1_500;
 
@@ -164,11 +187,7 @@ export function messageId(topic: string, data: Uint8Array): Uint8Array {
   return blake3(buf);
 }
 
-/** Exponential backoff with cap: base * 2^attempt, capped, with +-25% jitter so peers do not redial in lockstep. */
-export function backoffDelayMs(attempt: number, baseMs: number, maxMs: number, rand: number): number {
-  const raw = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
-  return Math.round(raw * (0.75 + 0.5 * rand));
-}
+export { backoffDelayMs } from './mesh-plan.js';
 
 export async function createHost(init: HostInit): Promise<Host> {
   const log = (init.logger ?? nullLogger).child('p2p');
@@ -177,14 +196,20 @@ export async function createHost(init: HostInit): Promise<Host> {
   const swarmKey = parseSwarmKey(init.swarmKey);
   const topics = new GossipTopics({ cluster, members, now, limits: init.gossip, bodyCheck: init.bodyCheck, logger: log.child('gossip') });
   const topicNames = new Map<string, TopicName>(TOPIC_NAMES.map((t) => [topicString(cluster, t), t]));
-  const reconnect = init.reconnect === null ? null : { baseMs: 500, maxMs: 30_000, maxAttempts: 120, ...init.reconnect };
-  const bootstrapList = [...(init.bootstrap ?? [])];
-  const bootstrapIds = new Set<string>();
-  for (const a of bootstrapList) {
-    const id = multiaddr(a).getPeerId();
+  // null: one attempt per peer and no redial (maxAttempts 1), for tests of the bare host.
+  const backoff = init.reconnect === null ? { maxAttempts: 1 } : { ...init.reconnect };
+  const bootstrap = new Map<string, string[]>();
+  for (const a of init.bootstrap ?? []) {
+    let id: string | null;
+    try {
+      id = multiaddr(a).getPeerId();
+    } catch (e) {
+      throw new P2pError('ERR_OPTIONS', `bootstrap address is not a multiaddr: ${a}`, { addr: a }, { cause: e });
+    }
     if (id === null) throw new P2pError('ERR_OPTIONS', `bootstrap address must end in /p2p/<peer id>: ${a}`, { addr: a });
-    bootstrapIds.add(id);
+    bootstrap.set(id, [...(bootstrap.get(id) ?? []), a]);
   }
+  const book = init.addressBook ?? AddressBook.inMemory();
 
   // Member bonus / non-member penalty (P5, app-specific score). Non-members sit below
   // gossipThreshold (no IHAVE/IWANT with them) and below 0 (pruned from meshes); each
@@ -253,7 +278,6 @@ export async function createHost(init: HostInit): Promise<Host> {
   if (init.mdns !== null) {
     peerDiscovery.push(mdns({ serviceTag: mdnsServiceTag(cluster), interval: init.mdns?.intervalMs ?? 10_000 }));
   }
-  if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 100 }));
 
   const libp2p = await createLibp2p({
     start: false,
@@ -271,8 +295,8 @@ export async function createHost(init: HostInit): Promise<Host> {
     // is refused once any connection is up (before identify or gossipsub see it); a
     // preferred one is always let in and displaces a non-preferred one (connection:open).
     connectionGater: {
-      denyInboundUpgradedConnection: (peer) => !preferred(peer, 'inbound') && hasOpenConnection(peer),
-      denyOutboundUpgradedConnection: (peer) => !preferred(peer, 'outbound') && hasOpenConnection(peer),
+      denyInboundUpgradedConnection: async (peer) => !preferred(peer, 'inbound') && (await existingAlive(peer)),
+      denyOutboundUpgradedConnection: async (peer) => !preferred(peer, 'outbound') && (await existingAlive(peer)),
     },
     services: {
       identify: identify(),
@@ -281,6 +305,18 @@ export async function createHost(init: HostInit): Promise<Host> {
     },
   });
   node = libp2p;
+  /** Is there an open connection to `peer` that answers a ping? A dead one is closed here (see LIVENESS_PING_MS). */
+  async function existingAlive(peer: PeerId): Promise<boolean> {
+    if (!hasOpenConnection(peer)) return false;
+    try {
+      await libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(LIVENESS_PING_MS) });
+      return true;
+    } catch (e) {
+      log.info('existing connection did not answer a ping; taking the new one', { peer: peer.toString(), err: e instanceof Error ? e.message : String(e) });
+      for (const c of libp2p.getConnections(peer)) c.abort(new P2pError('ERR_PEER_UNRESPONSIVE', 'connection did not answer a liveness ping', { peer: peer.toString() }));
+      return false;
+    }
+  }
   const selfId = libp2p.peerId.toString();
   // gossipsub() returns the GossipSub class typed as PubSub; the mesh view needs the class.
   const pubsub = libp2p.services.pubsub as GossipSub;
@@ -300,7 +336,8 @@ export async function createHost(init: HostInit): Promise<Host> {
     const peer = evt.detail.remotePeer;
     const open = libp2p.getConnections(peer).filter((c) => c.status === 'open');
     if (open.length < 2) return;
-    open.sort((a, b) => Number(preferred(peer, b.direction)) - Number(preferred(peer, a.direction)) || a.timeline.open - b.timeline.open);
+    // Among equally preferred ones the NEWEST stays: an older one may be from before the peer restarted.
+    open.sort((a, b) => Number(preferred(peer, b.direction)) - Number(preferred(peer, a.direction)) || b.timeline.open - a.timeline.open);
     for (const extra of open.slice(1)) {
       log.debug('closing duplicate connection', { peer: peer.toString(), direction: extra.direction });
       extra.close().catch(() => undefined);
@@ -342,36 +379,6 @@ export async function createHost(init: HostInit): Promise<Host> {
     else later(MDNS_DIAL_GRACE_MS, () => void (hasOpenConnection(peer) ? undefined : dialPeer(peer, 'discovery-late')));
   };
 
-  // --- reconnect with capped exponential backoff ----------------------------------------
-  const attempts = new Map<string, number>();
-  const redial = (peer: PeerId): void => {
-    if (reconnect === null || !running) return;
-    const id = peer.toString();
-    if (!(members.isMember(id) || bootstrapIds.has(id))) return;
-    if (attempts.has(id)) return; // already scheduled
-    if (attempts.size >= RECONNECT_TRACKED_MAX) return;
-    const step = (attempt: number): void => {
-      if (attempt >= reconnect.maxAttempts) {
-        attempts.delete(id);
-        log.info('giving up redial', { peer: id, attempts: attempt });
-        return;
-      }
-      attempts.set(id, attempt);
-      later(backoffDelayMs(attempt, reconnect.baseMs, reconnect.maxMs, Math.random()), () => {
-        if (hasOpenConnection(peer)) {
-          attempts.delete(id);
-          return;
-        }
-        void dialPeer(peer, 'reconnect').then((ok) => {
-          if (ok || !running) attempts.delete(id);
-          else step(attempt + 1);
-        });
-      });
-    };
-    step(0);
-  };
-  const onPeerDisconnect = (evt: CustomEvent<PeerId>): void => redial(evt.detail);
-
   // --- direct channels (consensus messages point to point; see direct.ts) -------------------
   const direct = new DirectChannels({
     topics,
@@ -392,8 +399,57 @@ export async function createHost(init: HostInit): Promise<Host> {
     },
   });
   directRef = direct;
-  const onDisconnectDirect = (evt: CustomEvent<PeerId>): void => direct.closePeer(evt.detail.toString());
-  const onConnectDirect = (evt: CustomEvent<PeerId>): void => direct.connected(evt.detail.toString());
+
+  // --- the mesh: every member connected to every member (bounded; mesh.ts) ------------------
+  const keeper = new MeshKeeper({
+    self: selfIdStr,
+    members,
+    ...(init.validators !== undefined ? { validators: init.validators } : {}),
+    bootstrap,
+    book,
+    backoff,
+    ...init.mesh,
+    now,
+    rand: Math.random,
+    logger: log.child('mesh'),
+    transport: {
+      dial: async (peer, addrs) => {
+        await libp2p.dial(addrs.map((a) => multiaddr(`${a}/p2p/${peer}`)));
+      },
+      isConnected: (peer) => hasOpenConnection(peerIdFromString(peer)),
+    },
+    // A direct channel that ended while the peer stayed connected (a duplicate connection
+    // closed under it, an open that failed) is reopened here, not only at the next send.
+    onConnectedTick: (peer) => direct.connected(peer),
+  });
+  const onDisconnect = (evt: CustomEvent<PeerId>): void => {
+    const id = evt.detail.toString();
+    direct.closePeer(id);
+    keeper.disconnected(id);
+  };
+  const onConnect = (evt: CustomEvent<PeerId>): void => {
+    const id = evt.detail.toString();
+    keeper.connected(id);
+    direct.connected(id);
+  };
+  const onIdentify = (evt: CustomEvent<{ peerId: PeerId; listenAddrs: Array<{ toString(): string }> }>): void => {
+    keeper.learn(evt.detail.peerId.toString(), evt.detail.listenAddrs.map((m) => m.toString()), 'identify');
+  };
+  // identify usually runs before a joiner's member.add is decided, when its addresses are not
+  // yet kept (members only): a peer that becomes a member gets them from the peer store then.
+  let offMembers: (() => void) | null = null;
+  const onMembersChanged = (ev: { added: readonly string[] }): void => {
+    for (const id of ev.added) {
+      libp2p.peerStore.get(peerIdFromString(id)).then(
+        (p) => void keeper.learn(id, p.addresses.map((a) => a.multiaddr.toString()), 'peer-store'),
+        () => undefined, // not in the peer store: its advert will say
+      );
+    }
+  };
+  const onPeerUpdate = (evt: CustomEvent<{ peer: { id: PeerId; addresses: Array<{ multiaddr: { toString(): string } }> } }>): void => {
+    const p = evt.detail.peer;
+    if (p.addresses.length > 0) keeper.learn(p.id.toString(), p.addresses.map((a) => a.multiaddr.toString()), 'peer-store');
+  };
 
   const requireRunning = (): void => {
     if (!running) throw new P2pError('ERR_HOST_NOT_STARTED', 'host is not started', {});
@@ -407,13 +463,16 @@ export async function createHost(init: HostInit): Promise<Host> {
       if (running) return;
       libp2p.addEventListener('connection:open', onConnectionOpen);
       libp2p.addEventListener('peer:discovery', onDiscovery);
-      libp2p.addEventListener('peer:disconnect', onPeerDisconnect);
-      libp2p.addEventListener('peer:disconnect', onDisconnectDirect);
-      libp2p.addEventListener('peer:connect', onConnectDirect);
+      libp2p.addEventListener('peer:disconnect', onDisconnect);
+      libp2p.addEventListener('peer:connect', onConnect);
+      libp2p.addEventListener('peer:identify', onIdentify);
+      libp2p.addEventListener('peer:update', onPeerUpdate);
       await libp2p.start();
       for (const t of topicNames.keys()) pubsub.subscribe(t);
       await direct.start(['consensus']);
       running = true;
+      keeper.start();
+      offMembers = members.onChange(onMembersChanged);
       log.info('p2p host started', { peerId: selfId, addrs: host.addresses() });
     },
     async stop() {
@@ -421,14 +480,16 @@ export async function createHost(init: HostInit): Promise<Host> {
       running = false;
       for (const t of timers) clearTimeout(t);
       timers.clear();
-      attempts.clear();
+      offMembers?.();
+      await keeper.stop();
       await direct.stop();
       topics.stop();
-      libp2p.removeEventListener('peer:disconnect', onDisconnectDirect);
-      libp2p.removeEventListener('peer:connect', onConnectDirect);
+      libp2p.removeEventListener('peer:disconnect', onDisconnect);
+      libp2p.removeEventListener('peer:connect', onConnect);
+      libp2p.removeEventListener('peer:identify', onIdentify);
+      libp2p.removeEventListener('peer:update', onPeerUpdate);
       libp2p.removeEventListener('connection:open', onConnectionOpen);
       libp2p.removeEventListener('peer:discovery', onDiscovery);
-      libp2p.removeEventListener('peer:disconnect', onPeerDisconnect);
       await libp2p.stop();
       log.info('p2p host stopped', {});
     },
@@ -494,57 +555,11 @@ export async function createHost(init: HostInit): Promise<Host> {
     stats: () => topics.stats(),
     topicPeers: (topic) => pubsub.getSubscribers(topicString(cluster, topic)).map((p) => p.toString()),
     meshPeers: (topic) => pubsub.getMeshPeers(topicString(cluster, topic)),
+    mesh: () => keeper.status(),
+    learnAddrs: (peerId, addrs, source) => keeper.learn(peerId, addrs, source),
+    meshChanged: () => keeper.evaluate(),
   };
   return host;
-}
-
-type Libp2pMetrics = ReturnType<ReturnType<typeof prometheusMetrics>>;
-type MetricsComponents = Parameters<ReturnType<typeof prometheusMetrics>>[0];
-const REGISTER_METHODS = [
-  'registerMetric',
-  'registerMetricGroup',
-  'registerCounter',
-  'registerCounterGroup',
-  'registerHistogram',
-  'registerHistogramGroup',
-  'registerSummary',
-  'registerSummaryGroup',
-] as const;
-
-/**
- * @libp2p/prometheus-metrics bound to ONE host's registry.
- *
- * The package keeps a process-wide map from metric name to metric object and reuses
- * an existing entry instead of registering a new one; constructing an instance clears
- * that map. With several hosts in one process (tests, the bench) a component of host A
- * that registers at start() (tcp listener, connection manager) after host B was
- * created would get B's object (A's numbers in B's registry, A's /metrics missing
- * them), and a restarted host could register a name twice in its own registry, which
- * prom-client refuses with a throw. So each register* call here goes through a map
- * private to the host, and before delegating, a throwaway instance (on a scratch
- * registry, no default metrics) clears the shared map so the package registers a
- * fresh metric in this host's registry. Process metrics (CPU, heap, event loop) are
- * left to node/metrics, once per process.
- */
-function hostMetrics(registry: Registry): (components: MetricsComponents) => Libp2pMetrics {
-  return (components) => {
-    const inner = prometheusMetrics({ registry, collectDefaultMetrics: false })(components);
-    const clearShared = (): void => void prometheusMetrics({ registry: new Registry(), collectDefaultMetrics: false })(components);
-    // One entry per metric name libp2p registers (tens); bounded by the code, not by traffic.
-    const own = new Map<string, unknown>();
-    const m = inner as unknown as Record<(typeof REGISTER_METHODS)[number], (name: string, opts?: unknown) => unknown>;
-    for (const method of REGISTER_METHODS) {
-      const original = m[method].bind(inner);
-      m[method] = (name, opts) => {
-        if (own.has(name)) return own.get(name);
-        clearShared();
-        const metric = original(name, opts);
-        own.set(name, metric);
-        return metric;
-      };
-    }
-    return inner;
-  };
 }
 
 function toResult(v: Verdict): TopicValidatorResult {

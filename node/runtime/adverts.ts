@@ -71,8 +71,8 @@ export interface AdvertsService {
   selfBody(): AdvertBody | null;
   /** Publish at the next tick (e.g. models changed). */
   trigger(): void;
-  /** Called for each NEW advert accepted into the peer table (routing accounting). Returns unsubscribe. */
-  onAdvert(listener: (peerId: string, seq: number) => void): () => void;
+  /** Called for each NEW advert accepted into the peer table (routing accounting, the mesh's addresses). Returns unsubscribe. */
+  onAdvert(listener: (peerId: string, seq: number, body: AdvertBody) => void): () => void;
 }
 
 export interface AdvertsServiceOptions {
@@ -84,6 +84,8 @@ export interface AdvertsServiceOptions {
   logger: Logger;
   now: () => number;
   apiUrl: () => string | null;
+  /** This node's dialable addresses for the advert's `addrs` (node/p2p/addrs.ts ownDialAddrs). @default none (field absent) */
+  dialAddrs?: () => readonly string[];
   /** nvidia-smi binary (tests point it at a recorded-output script). @default env FEDNODE_NVIDIA_SMI or 'nvidia-smi' */
   nvidiaSmi?: string;
   /** power_supply class directory (tests point it at a fixture tree). @default env FEDNODE_POWER_SUPPLY_ROOT or /sys/class/power_supply */
@@ -158,7 +160,8 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
     const decision = decideForReadings(hw, serving, policy, profileState);
     profileState = decision.state;
     lastProfile = decision.profile;
-    lastBody = buildAdvertBody(hw, serving, decision, o.apiUrl());
+    const built = buildAdvertBody(hw, serving, decision, o.apiUrl());
+    lastBody = o.dialAddrs === undefined ? built : { ...built, addrs: o.dialAddrs() };
     return Promise.resolve(lastBody);
   };
 
@@ -182,7 +185,7 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
   let hwTimer: NodeJS.Timeout | null = null;
   let pruneTimer: NodeJS.Timeout | null = null;
   let hwRunning = false;
-  const advertListeners = new Set<(peerId: string, seq: number) => void>();
+  const advertListeners = new Set<(peerId: string, seq: number, body: AdvertBody) => void>();
 
   return {
     async start() {
@@ -198,7 +201,7 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
         if (r === 'accepted') {
           for (const l of advertListeners) {
             try {
-              l(d.envelope.signerId, d.envelope.seq);
+              l(d.envelope.signerId, d.envelope.seq, b.body);
             } catch (e) {
               log.warn('advert listener failed', { err: e });
             }

@@ -28,6 +28,12 @@ export type RuntimeErrorCode =
   | 'ERR_NODE_NOT_RUNNING'
   | 'ERR_CONTROL_UNAUTHORIZED'
   | 'ERR_CONTROL_HTTP'
+  /** The control connection was closed or reset before a whole answer arrived (data: url, path). */
+  | 'ERR_CONTROL_CUT'
+  /** No whole answer from the control API within the request's timeout (data: url, path, timeoutMs). */
+  | 'ERR_CONTROL_TIMEOUT'
+  /** The control API's answer exceeded CONTROL_RESPONSE_MAX_BYTES. */
+  | 'ERR_CONTROL_OVERSIZE'
   | 'ERR_NO_ADDRESSES'
   | 'ERR_NOT_AVAILABLE'
   /** A control request body or query is malformed (data: field, the path of the bad field). */

@@ -21,6 +21,9 @@ import { startControlServer } from '../control/server.js';
 import type { Host } from '../p2p/host.js';
 import { parseAdvertBody } from '../adverts/advert.js';
 import { createHost } from '../p2p/host.js';
+import { AddressBook } from '../p2p/addr-book.js';
+import { ownDialAddrs } from '../p2p/addrs.js';
+import type { MeshStatus } from '../p2p/mesh.js';
 import { createJoinClaim } from '../p2p/members.js';
 import type { MemberSource } from '../p2p/members.js';
 import type { Consensus } from '../consensus/api.js';
@@ -106,6 +109,8 @@ export interface NodeStatus {
   uptimeMs: number;
   members: string[];
   connectedPeers: number;
+  /** The connection mesh (node/p2p/mesh.ts): targets, connected, missing members with why. */
+  mesh: MeshStatus;
   adverts: ReturnType<AdvertsService['selfSummary']>;
   consensus: ConsensusStatusJson;
   extensions: Record<string, unknown>;
@@ -130,6 +135,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
   const lock: DataDirLock = await acquireLock(paths.root);
   const undo: Array<() => Promise<void>> = [() => lock.release()];
   const bootLog = o.logger;
+  if (lock.tookOver !== null) bootLog.warn('took over a stale data-directory lock', { file: lock.path, pid: lock.tookOver.pid, reason: lock.tookOver.reason });
   try {
     const identity = await loadIdentity(paths.identity);
     const cluster = await readClusterFile(paths.cluster);
@@ -155,6 +161,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     });
     const members = consensus.members;
 
+    // Peers' addresses across restarts (a damaged file stops the start with ERR_ADDRBOOK_CORRUPT).
+    const addressBook = await AddressBook.open(join(paths.root, ADDRESS_BOOK_FILE));
     const host = await createHost({
       identity,
       cluster: cluster.id,
@@ -166,6 +174,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       // A member's malformed advert is rejected at the gossip edge (and scored
       // down) instead of being relayed and dropped later by the peer table.
       bodyCheck: { adverts: (body) => advertBodyProblem(body) },
+      addressBook,
+      validators: () => consensus.status().validators,
       logger: log,
       now,
     });
@@ -173,6 +183,9 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     undo.push(() => host.stop());
     await consensus.start(host);
     undo.push(() => consensus.stop());
+    // A decided height may change the validators (mesh targets beyond the full-mesh bound).
+    const offDecided = consensus.onDecided(() => host.meshChanged());
+    undo.push(() => Promise.resolve(offDecided()));
 
     const admission = createAdmission({
       cluster: cluster.id,
@@ -210,7 +223,12 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
     }
 
     let apiUrl: string | null = null;
-    const adverts = await createAdvertsService({ identity, cluster: cluster.id, host, store, config, logger: log, now, apiUrl: () => apiUrl });
+    const adverts = await createAdvertsService({ identity, cluster: cluster.id, host, store, config, logger: log, now, apiUrl: () => apiUrl, dialAddrs: () => ownDialAddrs(host.addresses(), config.announce) });
+    // A member's signed advert says where it listens: members not connected to it learn it here.
+    const offAdvertAddrs = adverts.onAdvert((peerId, _seq, body) => {
+      if (body.addrs !== undefined && body.addrs.length > 0) host.learnAddrs(peerId, body.addrs, 'advert');
+    });
+    undo.push(() => Promise.resolve(offAdvertAddrs()));
     const inference = await startInference({ identity, cluster: cluster.id, host, adverts, config, configFile: paths.config, consensus, logger: log, now });
     undo.push(() => inference.stop());
     apiUrl = inference.apiUrl;
@@ -246,6 +264,7 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       uptimeMs: now() - startedAt,
       members: [...members.members()],
       connectedPeers: host.peers().filter((p) => p.connections > 0).length,
+      mesh: host.mesh(),
       adverts: adverts.selfSummary(),
       consensus: { ...consensus.status(), admission: admission.status() },
       extensions: Object.fromEntries(extensions.filter((e) => e.status !== undefined).map((e) => [e.name, e.status?.()])),
@@ -326,6 +345,9 @@ export function advertBodyProblem(body: unknown): string | null {
 export function genesisOf(cluster: ClusterFile): Genesis {
   return { members: cluster.genesis.map((m) => ({ publicKey: new Uint8Array(Buffer.from(m.publicKey, 'hex')), power: 1, name: m.peerId.slice(-8) })) };
 }
+
+/** The address book in the data directory (node/p2p/addr-book.ts). */
+export const ADDRESS_BOOK_FILE = 'addresses.json';
 
 /** Environment variable naming the consensus audit log (overrides config consensus.auditLogPath). */
 export const CONSENSUS_AUDIT_ENV = 'FEDNODE_CONSENSUS_AUDIT';

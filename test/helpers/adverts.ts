@@ -22,6 +22,7 @@ export function sampleBody(over: Partial<AdvertBody> = {}): AdvertBody {
     apiUrl: 'http://192.168.1.20:8080/v1',
     tokensPerS: null,
     joulesPerToken: null,
+    addrs: ['/ip4/192.168.1.20/tcp/4701', '/ip4/127.0.0.1/tcp/4701'],
     ...over,
   };
 }

@@ -1,7 +1,8 @@
 /** Helpers for end-to-end tests: the real `fednode` binary (dist/cli/main.js) as child processes. */
 import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -98,4 +99,29 @@ export async function control<T>(dir: string, path: string): Promise<T> {
   const r = await fetch(rt.controlUrl + path, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) });
   if (!r.ok) throw new Error(`HTTP ${r.status}`);
   return (await r.json()) as T;
+}
+
+/**
+ * Node processes and temp dirs of one e2e file, cleaned up after it (SIGKILL what still runs,
+ * remove the dirs). `start(dir)` runs `fednode start --json` until its ready line.
+ */
+export function e2eProcesses(afterAllHook: (fn: () => Promise<void>) => void): { start: (dir: string, timeoutMs?: number) => Promise<Running>; tempDir: (prefix: string) => Promise<string> } {
+  const running: Running[] = [];
+  const dirs: string[] = [];
+  afterAllHook(async () => {
+    for (const r of running) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+  return {
+    async start(dir, timeoutMs = 60_000) {
+      const r = await spawnUntil(['start', '--json', '--data-dir', dir], 'ready', timeoutMs);
+      running.push(r);
+      return r;
+    },
+    async tempDir(prefix) {
+      const d = await mkdtemp(join(tmpdir(), prefix));
+      dirs.push(d);
+      return d;
+    },
+  };
 }

@@ -1,6 +1,7 @@
 // Test helper: N real nodes (node/runtime startNode) in this process, each with its own data
 // directory, all N in the genesis (so consensus runs from height 1 without admissions), on
-// 127.0.0.1 with mDNS off; node k bootstraps to nodes 0..k-1, so every pair is connected.
+// 127.0.0.1 with mDNS off; node k bootstraps to nodes 0..k-1, so every pair is connected
+// (`chain: true`: node k knows only node k-1, node 0 nobody; the mesh keeper connects the rest).
 // Each serves the embedded simulated backend. `env` per node is applied only while that node
 // starts (the adverts service reads its probe overrides, e.g. FEDNODE_POWER_SUPPLY_ROOT, then).
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -24,7 +25,7 @@ export interface RuntimeCluster {
   stop(): Promise<void>;
 }
 
-export async function startRuntimeCluster(n: number, o: { config?: FednodeConfigInput; env?: (i: number) => Record<string, string> } = {}): Promise<RuntimeCluster> {
+export async function startRuntimeCluster(n: number, o: { config?: FednodeConfigInput; env?: (i: number) => Record<string, string>; chain?: boolean } = {}): Promise<RuntimeCluster> {
   const base = await mkdtemp(join(tmpdir(), 'fednode-rt-'));
   const ids = Array.from({ length: n }, (_, i) => identityFromSeed(new Uint8Array(32).fill(100 + i)));
   const dirs = ids.map((_, i) => join(base, `node-${i + 1}`));
@@ -50,7 +51,7 @@ export async function startRuntimeCluster(n: number, o: { config?: FednodeConfig
   const launch = async (i: number): Promise<RunningNode> => {
     const p = dataDirPaths(dirs[i]!);
     const cfg = JSON.parse(await readFile(p.config, 'utf8')) as Record<string, unknown>;
-    cfg['bootstrap'] = nodes.filter((x, j) => j !== i && x !== undefined).flatMap((x) => x.addresses().filter((a) => a.includes('/127.0.0.1/')).slice(0, 1));
+    cfg['bootstrap'] = nodes.filter((x, j) => j !== i && x !== undefined && (o.chain !== true || j === i - 1)).flatMap((x) => x.addresses().filter((a) => a.includes('/127.0.0.1/')).slice(0, 1));
     await writeFile(p.config, JSON.stringify(cfg, null, 2));
     const env = o.env?.(i) ?? {};
     const before = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));

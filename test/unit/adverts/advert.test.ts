@@ -99,6 +99,22 @@ describe('advert body schema', () => {
     rejects(sampleBody({ memUsedBytes: 10, memTotalBytes: 5 }), 'inconsistent', 'memUsedBytes');
   });
 
+  it('addrs: canonical dialable TCP addresses only; wildcards, garbage, /p2p, duplicates and more than 8 are rejected by index', () => {
+    const { addrs: _a, ...old } = sampleBody();
+    expect(parseAdvertBody(old)).toEqual({ ok: true, body: old }); // an older node's body: no addrs, still valid
+    expect(parseAdvertBody(sampleBody({ addrs: ['/ip6/fd00::5/tcp/4701', '/dns4/gpu-box.lan/tcp/4701'] })).ok).toBe(true);
+    rejects(mutate((b) => (b['addrs'] = ['/ip4/0.0.0.0/tcp/4701'])), 'wrong-type', 'addrs[0]');
+    rejects(mutate((b) => (b['addrs'] = ['/ip4/10.0.0.2/tcp/4701', '/ip6/::/tcp/4701'])), 'wrong-type', 'addrs[1]');
+    rejects(mutate((b) => (b['addrs'] = ['not an address'])), 'wrong-type', 'addrs[0]');
+    rejects(mutate((b) => (b['addrs'] = ['/ip4/10.0.0.2/udp/4701'])), 'wrong-type', 'addrs[0]');
+    rejects(mutate((b) => (b['addrs'] = ['/ip4/10.0.0.2/tcp/0'])), 'wrong-type', 'addrs[0]');
+    rejects(mutate((b) => (b['addrs'] = [`/ip4/10.0.0.2/tcp/1/p2p/${alice.peerId}`])), 'wrong-type', 'addrs[0]');
+    rejects(mutate((b) => (b['addrs'] = [7])), 'wrong-type', 'addrs[0]');
+    rejects(mutate((b) => (b['addrs'] = ['/ip4/10.0.0.2/tcp/1', '/ip4/10.0.0.2/tcp/1'])), 'duplicate', 'addrs');
+    rejects(mutate((b) => (b['addrs'] = Array.from({ length: 9 }, (_, i) => `/ip4/10.0.0.${i + 1}/tcp/1`))), 'too-long', 'addrs');
+    expect(parseAdvertBody(sampleBody({ addrs: Array.from({ length: 8 }, (_, i) => `/ip4/10.0.0.${i + 1}/tcp/1`) })).ok).toBe(true);
+  });
+
   it('encodeAdvertBody drops extra properties of the caller object and throws a typed error on invalid input', () => {
     const withExtra = { ...sampleBody(), debug: 'x' } as AdvertBody;
     expect(Object.keys(encodeAdvertBody(withExtra))).toEqual([...ADVERT_FIELDS]);
@@ -171,6 +187,7 @@ describe('advert envelope', () => {
       models: Array.from({ length: ADVERT_LIMITS.maxModels }, (_, i) => `${i}`.padStart(ADVERT_LIMITS.maxModelChars, 'm')),
       gpus: Array.from({ length: ADVERT_LIMITS.maxGpus }, (_, index) => ({ ...gpu, index })),
       apiUrl: `http://${'h'.repeat(ADVERT_LIMITS.maxApiUrlChars - 7)}`,
+      addrs: Array.from({ length: 8 }, (_, i) => `/dns4/${String(i).padStart(230, 'h')}/tcp/65535`),
     });
     const size = encodeCanonical(encodeAdvertBody(body)).byteLength;
     expect(size).toBeLessThan(ADVERT_MAX_BYTES - 512);

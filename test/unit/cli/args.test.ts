@@ -94,13 +94,14 @@ describe('cli dispatch', () => {
     expect(c.out).toContain('default 2000');
   });
 
-  it('exits 3 when the data directory is missing, 6 when no node runs', async () => {
+  it('exits 3 when the data directory is missing, for start and for the control commands alike', async () => {
     const s = await run(['start']);
     expect(s.code).toBe(3);
     expect(s.err).toContain('/nonexistent/fednode-test does not exist');
+    // It used to be 6 ("no node running") for status: the directory itself is what is missing.
     const st = await run(['status']);
-    expect(st.code).toBe(6);
-    expect(st.err).toContain('no fednode is running on /nonexistent/fednode-test');
+    expect(st.code).toBe(3);
+    expect(st.err).toContain('/nonexistent/fednode-test does not exist');
   });
 
   it('exits 7 on a bad invite token, before touching the disk', async () => {

@@ -1,3 +1,4 @@
+import { createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { controlClient } from '../../../node/control/client.js';
 import { startControlServer } from '../../../node/control/server.js';
@@ -57,5 +58,47 @@ describe('control API', () => {
     const url = srv.url;
     await srv.close();
     await expect(controlClient(url, token).get('/status', { timeoutMs: 2000 })).rejects.toMatchObject({ code: 'ERR_NODE_NOT_RUNNING' });
+  });
+});
+
+describe('control client: every outcome settles with its own code', () => {
+  async function rawServer(onConn: (s: Socket) => void): Promise<{ url: string; close(): Promise<void> }> {
+    const held = new Set<Socket>();
+    const srv = createServer((s) => {
+      held.add(s);
+      onConn(s);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    return {
+      url: `http://127.0.0.1:${(srv.address() as { port: number }).port}`,
+      close: () => new Promise<void>((r) => { for (const s of held) s.destroy(); srv.close(() => r()); }),
+    };
+  }
+
+  it('a connection dropped before the answer is ERR_CONTROL_CUT', async () => {
+    const srv = await rawServer((s) => s.destroy());
+    try {
+      await expect(controlClient(srv.url, token).get('/status', { timeoutMs: 5000 })).rejects.toMatchObject({ code: 'ERR_CONTROL_CUT', data: { path: '/status' } });
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('an answer cut after its headers is ERR_CONTROL_CUT, not a parse error', async () => {
+    const srv = await rawServer((s) => s.once('data', () => { s.write('HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"partial":'); setImmediate(() => s.destroy()); }));
+    try {
+      await expect(controlClient(srv.url, token).get('/status', { timeoutMs: 5000 })).rejects.toMatchObject({ code: 'ERR_CONTROL_CUT' });
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('a connection held open without an answer is ERR_CONTROL_TIMEOUT after the timeout', async () => {
+    const srv = await rawServer(() => undefined);
+    try {
+      await expect(controlClient(srv.url, token).post('/consensus/propose', { a: 1 }, { timeoutMs: 300 })).rejects.toMatchObject({ code: 'ERR_CONTROL_TIMEOUT', data: { timeoutMs: 300 } });
+    } finally {
+      await srv.close();
+    }
   });
 });

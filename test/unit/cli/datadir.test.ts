@@ -94,8 +94,33 @@ describe('data directory', () => {
     await new Promise((r) => child.once('exit', r));
     await writeFile(join(d, 'node.lock'), `${deadPid}\n`);
     const l2 = await acquireLock(d);
-    expect(await readFile(join(d, 'node.lock'), 'utf8')).toBe(`${process.pid}\n`);
+    expect(l2.tookOver).toEqual({ pid: deadPid, reason: 'its process is gone' });
+    expect((await readFile(join(d, 'node.lock'), 'utf8')).split(' ')[0]).toBe(String(process.pid));
     await l2.release();
+  });
+
+  it('a lock whose pid was reused, or (old format) names a live process that is no fednode, is taken over', async () => {
+    const d = await tmp();
+    // our own pid with another start time: the pid was reused since the lock was written
+    await writeFile(join(d, 'node.lock'), `${process.pid} 1\n`);
+    const a = await acquireLock(d);
+    expect(a.tookOver).toEqual({ pid: process.pid, reason: 'its pid now belongs to another process' });
+    await a.release();
+    // pid-only lock naming a live `sleep`
+    const sleeper = spawn('sleep', ['30']);
+    try {
+      await writeFile(join(d, 'node.lock'), `${sleeper.pid ?? 0}\n`);
+      const b = await acquireLock(d);
+      expect(b.tookOver).toEqual({ pid: sleeper.pid, reason: 'its pid runs something other than fednode' });
+      await b.release();
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
+    // and our own live lock (pid + matching start time) is still refused
+    const mine = await acquireLock(d);
+    expect(mine.tookOver).toBeNull();
+    await expect(acquireLock(d)).rejects.toMatchObject({ code: 'ERR_DATADIR_LOCKED' });
+    await mine.release();
   });
 
   it('`start` on a corrupt store exits 5 naming the store, and leaves no lock behind', async () => {
