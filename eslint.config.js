@@ -1,10 +1,11 @@
-// Lint is where the architecture's two hard rules are enforced:
+// Lint is where the architecture's hard rules are enforced:
 // 1. consensus/ and the routing policy are pure (no I/O, clock, randomness, libp2p, node/).
 // 2. no console outside cli/ (and bench/, whose job is printing).
+// 3. imports follow the layer table (eslint.purity.js `layers`).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-import { impureModules, impureGlobals, impureSyntax } from './eslint.purity.js';
+import { impureModules, impureGlobals, impureSyntax, layers, layerPatterns, layerNamed } from './eslint.purity.js';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'test/fixtures/**', 'coverage/**'] },
@@ -23,10 +24,20 @@ export default tseslint.config(
       'no-restricted-syntax': ['error', { selector: "NewExpression[callee.name='Error']", message: 'use a typed error class with a code (see crypto/errors.ts)' }],
     },
   },
+  // 3. the layer table: who may import whom (before the purity blocks, which merge it in).
+  ...layers.map((l) => ({ files: l.files, rules: { 'no-restricted-imports': ['error', { patterns: layerPatterns(l) }] } })),
   {
-    files: ['consensus/**/*.ts', 'routing/**/*.ts', 'base/errors.ts', 'base/hex.ts', 'base/prng.ts'],
+    files: ['consensus/**/*.ts', 'routing/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: impureModules }],
+      'no-restricted-imports': ['error', { patterns: [...impureModules, ...layerPatterns(layerNamed('consensus'))] }],
+      'no-restricted-globals': ['error', ...impureGlobals],
+      'no-restricted-syntax': ['error', ...impureSyntax, { selector: "NewExpression[callee.name='Error']", message: 'use a typed error class with a code' }],
+    },
+  },
+  {
+    files: ['base/errors.ts', 'base/hex.ts', 'base/prng.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [...impureModules, ...layerPatterns(layerNamed('base'))] }],
       'no-restricted-globals': ['error', ...impureGlobals],
       'no-restricted-syntax': ['error', ...impureSyntax, { selector: "NewExpression[callee.name='Error']", message: 'use a typed error class with a code' }],
     },

@@ -2,3 +2,13 @@
 export declare const impureModules: { group: string[]; message: string }[];
 export declare const impureGlobals: { name: string; message: string }[];
 export declare const impureSyntax: { selector: string; message: string }[];
+export interface Layer {
+  name: string;
+  files: string[];
+  forbid: string[];
+  extra?: { group: string[]; message: string }[];
+  message: string;
+}
+export declare const layers: Layer[];
+export declare function layerPatterns(layer: Layer): { group: string[]; message: string }[];
+export declare function layerNamed(name: string): Layer;

@@ -22,3 +22,31 @@ export const impureSyntax = [
   { selector: "MemberExpression[object.name='crypto'][property.name=/^(getRandomValues|randomUUID|randomBytes)$/]", message: 'pure core: randomness comes in as an input' },
 ];
 
+
+// The layer table (docs/ARCHITECTURE.md "Layout", ../shared/ARCHITECTURE.md "Layers"): who may
+// import whom. Each row forbids imports of the folders above its layer. test/unit/meta/layers.test.ts
+// proves every forbidden edge fails lint.
+const folder = (f) => [`**/${f}/**`, `${f}/**`];
+export const layers = [
+  { name: 'base', files: ['base/**/*.ts'], forbid: ['crypto', 'consensus', 'routing', 'node', 'cli', 'simnet', 'bench', 'test'], message: 'base/ is the floor: it imports nothing of ours' },
+  { name: 'crypto', files: ['crypto/**/*.ts'], forbid: ['consensus', 'routing', 'node', 'cli', 'simnet', 'bench', 'test'], message: 'crypto/ may import only base/' },
+  { name: 'consensus', files: ['consensus/**/*.ts', 'routing/**/*.ts'], forbid: ['node', 'cli', 'simnet', 'bench', 'test'], message: 'consensus/ and routing/ may import only base/, crypto/ and each other' },
+  { name: 'node', files: ['node/**/*.ts'], forbid: ['cli', 'simnet', 'bench', 'test'], message: 'node/ may import base/, crypto/, consensus/, routing/ and itself' },
+  {
+    name: 'simnet',
+    files: ['simnet/**/*.ts'],
+    forbid: ['cli', 'bench', 'test', 'node/p2p', 'node/store', 'node/runtime', 'node/api', 'node/forward', 'node/backends', 'node/control'],
+    extra: [{ group: ['node:fs', 'node:fs/*', 'node:net', 'node:http', 'node:https', 'node:child_process', 'node:dgram', 'libp2p', '@libp2p/*', '@chainsafe/*', 'level', 'classic-level'], message: 'simnet/ binds the ports to simulated time, wire and stores: no real I/O' }],
+    message: 'simnet/ may import the pure layers and the consensus driver with its ports, never the runtime rooms with real I/O',
+  },
+  { name: 'cli', files: ['cli/**/*.ts'], forbid: ['bench', 'test'], message: 'cli/ may import everything but bench/ and test/' },
+];
+/** The no-restricted-imports patterns of one layer row. */
+export function layerPatterns(layer) {
+  return [{ group: layer.forbid.flatMap(folder), message: layer.message }, ...(layer.extra ?? [])];
+}
+export function layerNamed(name) {
+  const l = layers.find((x) => x.name === name);
+  if (l === undefined) throw new TypeError(`no layer ${name}`);
+  return l;
+}

@@ -1,4 +1,6 @@
-// `npm run bench -- simnet [--json] [--quick] [--seeds K] [--heights H] [--n 4,7,...] [--seed S] [--commit-ms MS]`
+// `npm run bench -- simnet [--json] [--quick] [--seeds K] [--driver-seeds K] [--heights H] [--n 4,7,...] [--seed S] [--commit-ms MS]`
+// Two parts: the production driver over the simulator's ports (runDriver, below: the issue's
+// figure) and the model world (world.ts, runSimnet) as the same-run baseline.
 // Seeds over n in {4, 7, 10, 16, 31, 50} with f = floor((n-1)/3) Byzantine nodes and
 // every fault (churn included), through the same runSimnet the CLI uses. Quick by default
 // (20 seeds for n <= 10, else 3; 20 heights; after a warm-up run); the long run is scripts/simnet-long.sh (hours; not in CI).
@@ -9,6 +11,7 @@
 // Baseline in the same run: the routing comparison reports each naive policy's p99 and
 // max/mean occupancy divided by the fednode policy's (> 1 = fednode better).
 import { runSimnet } from '../simnet/run.js';
+import { DRIVER_BYZ_BEHAVIOURS, DRIVER_FAULT_KINDS, runDriverSeed } from '../simnet/driver-world.js';
 import { runRoutingComparison } from '../simnet/routing.js';
 
 interface BenchOptions {
@@ -35,11 +38,76 @@ function intFlag(args: readonly string[], name: string, dflt: number): number {
   return x;
 }
 
-export function run(opts: BenchOptions): Promise<unknown> {
-  return Promise.resolve(runSync(opts));
+export async function run(opts: BenchOptions): Promise<unknown> {
+  const model = runSync(opts);
+  const driver = await runDriver(opts, model.consensus);
+  return { ...model, driver };
 }
 
-function runSync(opts: BenchOptions): unknown {
+/**
+ * The production driver (node/consensus/driver.ts) over the simulator's ports
+ * (simnet/driver-world.ts): every modelled fault, f = floor((n-1)/3) Byzantine nodes, one op
+ * submitted per simulated second. Baseline in the same run: the model's (world.ts) figure
+ * for the same n, as `vsModel` (driver sim/real over model sim/real).
+ */
+async function runDriver(opts: BenchOptions, modelRows: readonly { n: number; simPerReal: number }[]): Promise<unknown[]> {
+  const quick = opts.args.includes('--quick');
+  const heights = intFlag(opts.args, '--heights', quick ? 5 : 20);
+  const firstSeed = intFlag(opts.args, '--seed', 1);
+  const seedsFlag = flag(opts.args, '--driver-seeds') === undefined ? null : intFlag(opts.args, '--driver-seeds', 1);
+  const seedsFor = (n: number): number => seedsFlag ?? (quick ? 1 : n <= 10 ? 10 : 1);
+  const nsArg = flag(opts.args, '--n');
+  const ns = nsArg === undefined ? DEFAULT_NS : nsArg.split(',').map(Number);
+  const world = (n: number, seed: number): Parameters<typeof runDriverSeed>[0] => ({ nodes: n, byzantine: Math.floor((n - 1) / 3), heights, seed, faults: DRIVER_FAULT_KINDS, behaviours: DRIVER_BYZ_BEHAVIOURS });
+  await runDriverSeed(world(4, 0xfffffff0)); // warm-up, not measured
+  const rows = [];
+  for (const n of ns) {
+    const seeds = seedsFor(n);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    let simSeconds = 0;
+    let violations = 0;
+    let rounds = 0;
+    let events = 0;
+    for (let k = 0; k < seeds; k++) {
+      const r = await runDriverSeed(world(n, firstSeed + k));
+      simSeconds += r.simTimeUs / 1e6;
+      violations += r.violations.length;
+      rounds += r.roundsPerHeight;
+      events += r.events;
+    }
+    const realSeconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    const simPerReal = simSeconds / realSeconds;
+    const model = modelRows.find((m) => m.n === n);
+    const row = {
+      n,
+      seeds,
+      heights,
+      violations,
+      roundsPerHeight: Number((rounds / seeds).toFixed(3)),
+      events,
+      usPerEvent: Number(((realSeconds * 1e6) / events).toFixed(1)),
+      simSeconds: Number(simSeconds.toFixed(1)),
+      realSeconds: Number(realSeconds.toFixed(2)),
+      simPerReal: Number(simPerReal.toFixed(1)),
+      simPerCpu: Number((simSeconds / cpuSeconds).toFixed(1)),
+      vsModel: model === undefined || model.simPerReal === 0 ? null : Number((simPerReal / model.simPerReal).toFixed(3)),
+      speedTarget: SPEED_TARGET[n] ?? null,
+      meetsTarget: SPEED_TARGET[n] === undefined ? null : simPerReal >= SPEED_TARGET[n],
+    };
+    rows.push(row);
+    if (!opts.json) {
+      console.log(
+        `driver n=${String(n).padStart(2)} seeds=${seeds} heights=${heights}  violations=${violations}  rounds/height=${row.roundsPerHeight}  ${row.usPerEvent} us/event  sim/real=${row.simPerReal}x sim/cpu=${row.simPerCpu}x  vs model x${row.vsModel ?? '-'}${row.speedTarget === null ? '' : ` (target ${row.speedTarget}x: ${row.meetsTarget === true ? 'met' : 'MISSED'})`}`,
+      );
+    }
+  }
+  return rows;
+}
+
+function runSync(opts: BenchOptions): { consensus: { n: number; simPerReal: number }[] } & Record<string, unknown> {
   // Small n are cheap: more seeds there (a 3-seed n = 4 run is mostly JIT warm-up).
   const seedsFlag = flag(opts.args, '--seeds') === undefined ? null : intFlag(opts.args, '--seeds', 3);
   // --quick: a smoke run (figures dominated by warm-up; not for the targets).

@@ -144,9 +144,27 @@ export function validatorSetAt(reg: Registry, height: number): ValidatorSet {
   if (!Number.isSafeInteger(height) || height <= reg.height) {
     throw new ConsensusError('ERR_VALIDATOR_SET', `validator set of height ${height} needs the registry before it (registry is at ${reg.height})`, { height, registryHeight: reg.height });
   }
+  let perHeight = validatorSetMemo.get(reg);
+  const hit = perHeight?.get(height);
+  if (hit !== undefined) return hit;
   const { members, since } = membersAt(reg, height);
-  return makeValidatorSet(members.map((m) => ({ publicKey: m.publicKey, power: m.power })), since);
+  const set = makeValidatorSet(members.map((m) => ({ publicKey: m.publicKey, power: m.power })), since);
+  if (perHeight === undefined) {
+    perHeight = new Map();
+    validatorSetMemo.set(reg, perHeight);
+  }
+  if (perHeight.size < VALIDATOR_SET_MEMO_HEIGHTS) perHeight.set(height, set);
+  return set;
 }
+
+/**
+ * Validator sets by (immutable) registry and height: every message, status and send asks for
+ * the set of the current or next height, and building one sorts and hashes every member.
+ * Weak keys: a registry no longer held frees its sets.
+ */
+const validatorSetMemo = new WeakMap<Registry, Map<number, ValidatorSet>>();
+/** Heights memoised per registry: the two a driver works on (H+1, H+2) plus two predictions. */
+const VALIDATOR_SET_MEMO_HEIGHTS = 4;
 
 /** Hex digests of `reg.usedInvites`, memoised per (immutable) array: validation runs per proposal. */
 const usedInviteSets = new WeakMap<readonly Uint8Array[], ReadonlySet<string>>();

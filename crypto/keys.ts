@@ -8,9 +8,9 @@
  * or others (as ssh does) and names what is wrong with a corrupt file.
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { writeFileDurable as writeDurable } from '../base/durable-write.js';
+import { dirname } from 'node:path';
 import { privateKeyFromRaw, publicKeyFromRaw } from '@libp2p/crypto/keys';
 import { peerIdFromPublicKey as libp2pPeerIdFromPublicKey } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
@@ -96,30 +96,10 @@ export async function saveIdentity(path: string, id: Identity, opts: SaveOptions
   await writeFileDurable(path, JSON.stringify(doc, null, 2) + '\n', 0o600);
 }
 
-/** write temp (exclusive, mode) -> fsync -> rename -> fsync directory. */
+/** The durable write (base/durable-write.ts), creating the key's directory 0700 first. */
 export async function writeFileDurable(path: string, data: string | Uint8Array, mode: number): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  const dh = await open(dir, fsConstants.O_RDONLY);
-  try {
-    await dh.sync();
-  } finally {
-    await dh.close();
-  }
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await writeDurable(path, data, { mode });
 }
 
 export async function loadIdentity(path: string): Promise<Identity> {

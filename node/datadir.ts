@@ -4,9 +4,8 @@
  * node/runtime/README.md. Every failure is a RuntimeError naming the file.
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsc } from 'node:fs';
-import { mkdir, open, readFile, rename, unlink, chmod, readdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, readFile, unlink, readdir } from 'node:fs/promises';
+import { writeFileDurable } from '../base/durable-write.js';
 import { z } from 'zod';
 import { parseJsonFile } from './config.js';
 import { RuntimeError } from './runtime/errors.js';
@@ -19,26 +18,12 @@ export type { DataDirPaths, RuntimeFile } from './datadir-files.js';
 
 // ---------------------------------------------------------------- small files
 
-/** Write atomically: temp file, fsync, rename, fsync the directory (as the consensus log does). */
+/**
+ * Write atomically and durably: base/durable-write.ts (temp file, fsync, rename, fsync the
+ * directory; a failed directory fsync is an error, DurableWriteError ERR_DURABLE_WRITE).
+ */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fh = await open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, mode);
-  try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await chmod(tmp, mode); // umask may have narrowed or the platform widened it
-  await rename(tmp, path);
-  const dh = await open(dirname(path), fsc.O_RDONLY);
-  try {
-    await dh.sync();
-  } catch {
-    // some filesystems refuse fsync on a directory; the rename is still atomic
-  } finally {
-    await dh.close();
-  }
+  await writeFileDurable(path, data, { mode });
 }
 
 

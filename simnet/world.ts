@@ -22,8 +22,6 @@
  * - amnesia: real core that periodically forgets its lock and signer record.
  */
 import { blake3 } from '../crypto/blake3.js';
-import { ed25519 } from '../crypto/ed25519.js';
-import { identityFromSeed } from '../crypto/keys.js';
 import type { Identity } from '../crypto/keys.js';
 import { createConsensusState, DEFAULT_LIMITS, LAN_TIMEOUTS, proofOfLockMessages, step, valueIdOf, voteDigest } from '../consensus/core.js';
 import { toHex } from '../base/hex.js';
@@ -44,6 +42,9 @@ import type {
   ValidatorSet,
 } from '../consensus/types.js';
 import { Engine } from './engine.js';
+import { partitionCut, planFaults } from './faults.js';
+import type { FaultPlan } from './faults.js';
+import { cachedSign, cachedVerify, identityOf, SIM_CLUSTER } from './keys.js';
 import { Prng } from '../base/prng.js';
 import { SimnetError } from './errors.js';
 import { checkAll } from './checkers.js';
@@ -142,104 +143,12 @@ export interface SeedResult {
   finalStates: string[];
 }
 
-export interface FaultPlan {
-  lossRate: number;
-  tailProb: number;
-  reorderProb: number;
-  duplicateProb: number;
-  partition: { kind: 'halves' | 'isolate' | 'one-way'; startUs: number; healUs: number; side: number[] } | null;
-  crash: { node: number; atUs: number; restartUs: number } | null;
-  /**
-   * Join/leave churn: node `joiner` (index n, not a genesis member) comes online at joinUs and
-   * proposers put `member.add` for it in their batches until one is decided; once the add is
-   * decided, `member.remove` of honest genesis node `leaver` is proposed the same way (join
-   * first: the Byzantine bound holds at every height). Both take effect at H+2 (registry rule);
-   * the leaver stops when its own registry says it is no longer a validator.
-   */
-  churn: { joiner: number; joinUs: number; leaver: number } | null;
-  faultEndUs: number;
-}
+export type { FaultPlan } from './faults.js';
 
 // ------------------------------------------------------------------------------------------
 // Keys and crypto (shared across runs: keys depend on the node index only)
 
-const CLUSTER = 'simnet';
-/** Node identities are fixed per index so signatures repeat across seeds and the caches hit. */
-const identities: Identity[] = [];
-function identityOf(i: number): Identity {
-  let id = identities[i];
-  if (id === undefined) {
-    const seed = new Uint8Array(32);
-    seed[0] = 0x53;
-    seed[1] = i & 0xff;
-    seed[2] = (i >>> 8) & 0xff;
-    id = identityFromSeed(seed);
-    identities[i] = id;
-  }
-  return id;
-}
-
-function bytesKey(...parts: Uint8Array[]): string {
-  let s = '';
-  for (const p of parts) s += String.fromCharCode.apply(null, p as unknown as number[]);
-  return s;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a === b) return true;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/**
- * Verification cache shared by all simulated nodes and seeds (as the issue allows), keyed by
- * the signature OBJECT: one signed message object reaches every node, so the first node pays
- * the Ed25519 check and the others find it by identity. An entry holds the (key, digest) it
- * was checked against, compared by identity then by bytes, so a forged re-labelling (same
- * signature, another signer or value) never reuses an honest verdict. Weak keys: nothing is
- * kept alive by the cache. Entries per signature: at most VERIFY_PER_SIG (a forger re-labels
- * one signature a few times; beyond that it is checked again, never trusted).
- */
-const VERIFY_PER_SIG = 4;
-const verifyCache = new WeakMap<Uint8Array, { pk: Uint8Array; digest: Uint8Array; ok: boolean }[]>();
-/** Bytes-keyed fallback for equal signatures in different objects (a re-signed identical vote). Bound: cleared when full. */
-const VERIFY_CACHE_MAX = 200_000;
-const verifyBytesCache = new Map<string, boolean>();
-function cachedVerify(publicKey: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean {
-  if (publicKey.length !== 32 || signature.length !== 64) return false;
-  let list = verifyCache.get(signature);
-  if (list !== undefined) {
-    for (const e of list) if (e.pk === publicKey && e.digest === digest) return e.ok;
-    for (const e of list) if (sameBytes(e.pk, publicKey) && sameBytes(e.digest, digest)) return e.ok;
-  }
-  const k = bytesKey(publicKey, digest, signature);
-  let ok = verifyBytesCache.get(k);
-  if (ok === undefined) {
-    ok = ed25519.verify(publicKey, digest, signature);
-    if (verifyBytesCache.size >= VERIFY_CACHE_MAX) verifyBytesCache.clear();
-    verifyBytesCache.set(k, ok);
-  }
-  if (list === undefined) {
-    list = [];
-    verifyCache.set(signature, list);
-  }
-  if (list.length < VERIFY_PER_SIG) list.push({ pk: publicKey, digest, ok });
-  return ok;
-}
-
-/** Ed25519 is deterministic, so caching (key, digest) -> signature changes nothing but speed. Same bound. */
-const signCache = new Map<string, Uint8Array>();
-function cachedSign(id: Identity, digest: Uint8Array): Uint8Array {
-  const k = bytesKey(id.publicKey, digest);
-  let sig = signCache.get(k);
-  if (sig === undefined) {
-    sig = ed25519.sign(id.secretKey, digest);
-    if (signCache.size >= VERIFY_CACHE_MAX) signCache.clear();
-    signCache.set(k, sig);
-  }
-  return sig;
-}
+const CLUSTER = SIM_CLUSTER;
 
 // ------------------------------------------------------------------------------------------
 // Values and the validity predicate
@@ -526,62 +435,13 @@ export function runSeed(o: WorldOptions): SeedResult {
 
   // --- fault plan
   const faultPhaseUs = net.faultPhaseMs * MS;
-  const plan: FaultPlan = {
-    lossRate: has('loss') ? 0.3 * rPlan.float() : 0,
-    tailProb: has('tail') ? 0.02 + 0.08 * rPlan.float() : 0,
-    reorderProb: has('reorder') ? 0.1 + 0.4 * rPlan.float() : 0,
-    duplicateProb: has('duplicate') ? 0.02 + 0.08 * rPlan.float() : 0,
-    partition: null,
-    crash: null,
-    churn: null,
-    faultEndUs: faultPhaseUs,
-  };
-  if (o.splitBrain === true) {
-    const side = honestIdx.filter((h) => (nodes[h] as SimNode).group === 1);
-    plan.partition = { kind: 'halves', startUs: 0, healUs: faultPhaseUs, side };
-  } else if (has('partition')) {
-    const kind = rPlan.pick(['halves', 'isolate', 'one-way'] as const);
-    const startUs = Math.round(rPlan.float() * faultPhaseUs * 0.5);
-    const healUs = startUs + Math.round((0.2 + 0.6 * rPlan.float()) * faultPhaseUs);
-    const side = kind === 'halves' ? rPlan.shuffle(Array.from({ length: n }, (_, i) => i)).slice(0, Math.floor(n / 2)) : [rPlan.int(n)];
-    plan.partition = { kind, startUs, healUs, side };
-  }
-  if (has('crash') && honestIdx.length > 0) {
-    const node = rPlan.pick(honestIdx.filter((h) => h < n));
-    const atUs = Math.round(rPlan.float() * faultPhaseUs * 0.7);
-    const restartUs = atUs + Math.round((0.05 + 0.25 * rPlan.float()) * faultPhaseUs);
-    plan.crash = { node, atUs, restartUs };
-  }
-  if (churnOn) {
-    const genesisHonest = honestIdx.filter((h) => h < n && h !== plan.crash?.node);
-    if (genesisHonest.length > 0) plan.churn = { joiner: n, joinUs: Math.round((0.1 + 0.4 * rPlan.float()) * faultPhaseUs), leaver: rPlan.pick(genesisHonest) };
-  }
-  plan.faultEndUs = Math.max(faultPhaseUs, plan.partition?.healUs ?? 0, plan.crash?.restartUs ?? 0);
-  const sideSet = new Set(plan.partition?.side ?? []);
+  const plan = planFaults({ has, splitBrain: o.splitBrain === true, n, honestIdx, groupOf: (h) => (nodes[h] as SimNode).group, faultPhaseUs, churnOn, rPlan });
 
   const stableUs = plan.faultEndUs;
   const inFaultPhase = (now: number): boolean => now < stableUs;
 
   /** Is the link from -> to cut by the partition at time now? */
-  const cut = (from: number, to: number, now: number): boolean => {
-    const p = plan.partition;
-    if (p === null || now < p.startUs || now >= p.healUs) return false;
-    switch (p.kind) {
-      case 'halves': {
-        if (o.splitBrain === true) {
-          // Only honest-to-honest links across groups are cut; Byzantine forks bridge.
-          const a = nodes[from] as SimNode;
-          const b = nodes[to] as SimNode;
-          return a.honest && b.honest && a.group !== b.group;
-        }
-        return sideSet.has(from) !== sideSet.has(to);
-      }
-      case 'isolate':
-        return sideSet.has(from) || sideSet.has(to);
-      case 'one-way':
-        return sideSet.has(from); // the node hears everyone but nobody hears it
-    }
-  };
+  const cut = partitionCut(plan, o.splitBrain === true, (i) => (nodes[i] as SimNode).honest, (i) => (nodes[i] as SimNode).group);
 
   // --- history
   const decisions: DecisionRecord[] = [];

@@ -53,7 +53,8 @@ export function decodeDecision(height: number, bytes: Uint8Array): DecodedDecisi
 
 export type DecisionInput = Omit<StoredDecision, 'certificateBytes'> & { readonly certificateBytes?: Uint8Array };
 
-function encodeDecision(d: DecisionInput): Uint8Array {
+/** The stored form of one height (the simulator's in-memory log keeps the same bytes). */
+export function encodeDecision(d: DecisionInput): Uint8Array {
   return encodeCanonical({
     round: d.round,
     value: d.value,

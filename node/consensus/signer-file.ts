@@ -9,7 +9,8 @@
  * either the old or the new file, never a torn one.
  */
 import { constants as fsConstants } from 'node:fs';
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, open, readFile } from 'node:fs/promises';
+import { writeFileDurable } from '../../base/durable-write.js';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeCanonical, encodeCanonical, expectRecord } from '../../crypto/cbor.js';
@@ -46,7 +47,6 @@ function corrupt(path: string, reason: string): ConsensusDriverError {
 export class SignerFile {
   readonly path: string;
   private readonly dir: string;
-  private readonly tmp: string;
   /**
    * The state directory, created and opened once and kept open for its fsyncs: a write sits on
    * the critical path of every vote, and each filesystem call is one round trip through the
@@ -57,7 +57,6 @@ export class SignerFile {
   constructor(stateDir: string) {
     this.dir = stateDir;
     this.path = join(stateDir, SIGNER_FILE_NAME);
-    this.tmp = join(stateDir, `.${SIGNER_FILE_NAME}.tmp`);
   }
 
   /** null when no file exists (fresh node). Throws ERR_CONSENSUS_STATE_CORRUPT on a damaged file. */
@@ -95,16 +94,7 @@ export class SignerFile {
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
       this.dirHandle = await open(this.dir, fsConstants.O_RDONLY);
     }
-    const dh = this.dirHandle;
-    const fh = await open(this.tmp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC, 0o600);
-    try {
-      await fh.writeFile(bytes);
-      await fh.datasync(); // data and size; the rename and the directory fsync cover the rest
-    } finally {
-      await fh.close();
-    }
-    await rename(this.tmp, this.path);
-    await dh.sync();
+    await writeFileDurable(this.path, bytes, { mode: 0o600, dirHandle: this.dirHandle });
   }
 
   /** Release the directory handle (the driver's stop). A later write opens it again. */

@@ -9,9 +9,9 @@
  * Served to any connected peer (a joining node holds the PSK but is not a member yet, and must
  * read the log to see its own admission). Decoders never throw: they return null on garbage.
  */
-import * as lp from 'it-length-prefixed';
 import { decodeCanonical, encodeCanonical, expectRecord } from '../../crypto/cbor.js';
 import { FednodeError } from '../../base/errors.js';
+import { request, respond } from '../../base/reqresp.js';
 import { decodeCertificate, decodeMessage, MAX_CERTIFICATE_BYTES, MAX_MESSAGE_BYTES } from '../../consensus/codec.js';
 import type { CommitCertificate, ConsensusMessage } from '../../consensus/types.js';
 import type { Host, Stream } from '../p2p/host.js';
@@ -123,67 +123,16 @@ export function decodeSyncResponse(bytes: Uint8Array): SyncResponse | null {
   }
 }
 
-async function readOne(source: AsyncIterable<{ subarray(): Uint8Array }>): Promise<Uint8Array | null> {
-  for await (const m of source) return m.subarray();
-  return null;
-}
-
-/** Abort `stream` if `work` has not finished within `ms`. */
-async function withTimeout<T>(stream: Stream, ms: number, work: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const err = new SyncError('ERR_SYNC_TIMEOUT', `sync exchange took longer than ${ms} ms`, { ms });
-      stream.abort(err);
-      reject(err);
-    }, ms);
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Client side: one request, one response (raw bytes; the caller decodes and verifies). */
 export async function requestSync(host: Host, peerId: string, req: SyncRequest, timeoutMs: number): Promise<Uint8Array> {
   const stream = await host.dialProtocol(peerId, SYNC_PROTOCOL, { signal: AbortSignal.timeout(timeoutMs) });
-  try {
-    return await withTimeout(
-      stream,
-      timeoutMs,
-      (async () => {
-        await stream.sink(lp.encode([encodeSyncRequest(req)]));
-        const reply = await readOne(lp.decode(stream.source, { maxDataLength: MAX_SYNC_RESPONSE_BYTES }));
-        if (reply === null) throw new SyncError('ERR_SYNC_NO_REPLY', `peer ${peerId} closed the sync stream without a reply`, { peerId });
-        return reply;
-      })(),
-    );
-  } catch (err) {
-    stream.abort(err instanceof Error ? err : new SyncError('ERR_SYNC_BAD_FRAME', String(err)));
-    throw err;
-  }
+  return request(stream, encodeSyncRequest(req), { maxInboundBytes: MAX_SYNC_RESPONSE_BYTES, timeoutMs, what: `${SYNC_PROTOCOL} to ${peerId}` });
 }
 
 /** Server side: read one request, answer it. Returns false (and aborts the stream) on a bad request. */
-export async function serveSync(stream: Stream, timeoutMs: number, answer: (req: SyncRequest) => Promise<Uint8Array>): Promise<boolean> {
-  try {
-    return await withTimeout(
-      stream,
-      timeoutMs,
-      (async () => {
-        const raw = await readOne(lp.decode(stream.source, { maxDataLength: MAX_SYNC_REQUEST_BYTES }));
-        const req = raw === null ? null : decodeSyncRequest(raw);
-        if (req === null) {
-          stream.abort(new SyncError('ERR_SYNC_BAD_FRAME', 'malformed sync request'));
-          return false;
-        }
-        await stream.sink(lp.encode([await answer(req)]));
-        return true;
-      })(),
-    );
-  } catch (err) {
-    stream.abort(err instanceof Error ? err : new SyncError('ERR_SYNC_BAD_FRAME', String(err)));
-    return false;
-  }
+export function serveSync(stream: Stream, timeoutMs: number, answer: (req: SyncRequest) => Promise<Uint8Array>): Promise<boolean> {
+  return respond(stream, { maxInboundBytes: MAX_SYNC_REQUEST_BYTES, timeoutMs, what: SYNC_PROTOCOL }, async (raw) => {
+    const req = raw === null ? null : decodeSyncRequest(raw);
+    return req === null ? null : answer(req);
+  });
 }

@@ -6,7 +6,7 @@
  * (node/runtime/admission.ts), which checks it and gets the joiner admitted by consensus
  * (`member.add`). Membership itself is the decided log's; nothing here grants it.
  */
-import * as lp from 'it-length-prefixed';
+import { request, respond } from '../../base/reqresp.js';
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.js';
 import type { Logger } from '../log.js';
 import type { Host, Stream } from '../p2p/host.js';
@@ -67,11 +67,6 @@ function isRefusal(x: unknown): x is { refused: { code: string; reason: string }
   return typeof r === 'object' && r !== null && typeof (r as { code?: unknown }).code === 'string' && typeof (r as { reason?: unknown }).reason === 'string';
 }
 
-async function readOne(source: AsyncIterable<{ subarray(): Uint8Array }>): Promise<Uint8Array | null> {
-  for await (const m of source) return m.subarray();
-  return null;
-}
-
 export function createMemberSync(o: MemberSyncOptions): MemberSync {
   const log = o.logger.child('members');
   const relayed = new Map<string, Uint8Array>(); // signer peer id -> claim bytes (bounded by CLAIMS_MAX and RELAYED_MAX_BYTES)
@@ -128,12 +123,11 @@ export function createMemberSync(o: MemberSyncOptions): MemberSync {
     let stream: Stream | null = null;
     try {
       stream = await o.host.dialProtocol(peerId, MEMBERS_PROTOCOL, { signal: AbortSignal.timeout(SYNC_TIMEOUT_MS) });
-      await stream.sink(lp.encode([frame(peerId)]));
-      const reply = await readOne(lp.decode(stream.source, { maxDataLength: CLAIMS_FRAME_MAX_BYTES }));
-      if (reply !== null) await receive(decodeCanonical(reply, CLAIMS_FRAME_MAX_BYTES), peerId);
+      // base/reqresp.ts: one bounded frame each way, the whole exchange under the timeout (aborts the stream on failure)
+      const reply = await request(stream, frame(peerId), { maxInboundBytes: CLAIMS_FRAME_MAX_BYTES, timeoutMs: SYNC_TIMEOUT_MS, what: `${MEMBERS_PROTOCOL} to ${peerId}` });
+      await receive(decodeCanonical(reply, CLAIMS_FRAME_MAX_BYTES), peerId);
     } catch (e) {
       log.debug('member sync failed', { peerId, err: e });
-      stream?.abort(e instanceof Error ? e : new Error(String(e))); // eslint-disable-line no-restricted-syntax -- libp2p's abort takes a plain Error
     } finally {
       inFlight.delete(peerId);
     }
@@ -157,15 +151,17 @@ export function createMemberSync(o: MemberSyncOptions): MemberSync {
         MEMBERS_PROTOCOL,
         (stream, remote) => {
           void (async () => {
-            try {
-              const req = await readOne(lp.decode(stream.source, { maxDataLength: CLAIMS_FRAME_MAX_BYTES }));
-              // Check the claims first, so the reply can already say why one of the remote's was refused.
-              if (req !== null) await receive(decodeCanonical(req, CLAIMS_FRAME_MAX_BYTES), remote);
-              await stream.sink(lp.encode([frame(remote)]));
-            } catch (e) {
-              log.debug('member sync (inbound) failed', { peerId: remote, err: e });
-              stream.abort(e instanceof Error ? e : new Error(String(e))); // eslint-disable-line no-restricted-syntax -- libp2p's abort takes a plain Error
-            }
+            const ok = await respond(stream, { maxInboundBytes: CLAIMS_FRAME_MAX_BYTES, timeoutMs: SYNC_TIMEOUT_MS, what: MEMBERS_PROTOCOL }, async (req) => {
+              if (req === null) return null; // no request frame: refuse
+              try {
+                await receive(decodeCanonical(req, CLAIMS_FRAME_MAX_BYTES), remote);
+              } catch (e) {
+                log.debug('member sync (inbound) claims rejected', { peerId: remote, err: e });
+              }
+              // The claims are checked first, so the reply can already say why one of the remote's was refused.
+              return frame(remote);
+            });
+            if (!ok) log.debug('member sync (inbound) failed', { peerId: remote });
           })();
         },
         { maxInboundStreams: 4 },
