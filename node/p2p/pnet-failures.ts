@@ -66,22 +66,21 @@ type ProtectorFactory<C> = (components: C) => ConnectionProtector;
 export function countPnetFailures<C>(inner: ProtectorFactory<C>, counter: PnetFailureCounter, now: () => number = Date.now): ProtectorFactory<C> {
   return (components) => {
     const protector = inner(components);
-    // Keep the protector's own members (its name tag, anything libp2p reads); only protect is wrapped.
-    const wrapped = Object.create(protector) as ConnectionProtector;
-    wrapped.protect = async (conn: MultiaddrConnection, options?: Parameters<ConnectionProtector['protect']>[1]): Promise<MultiaddrConnection> => {
-      const startedMs = now();
-      const abort = conn.abort.bind(conn);
-      let counted = false;
-      // The transport aborts the raw connection when its upgrade fails (@libp2p/tcp listener and dialer).
-      conn.abort = (err: Error): void => {
-        if (!counted && now() - startedMs < HANDSHAKE_WINDOW_MS && HANDSHAKE_ERRORS.has(err.name)) {
-          counted = true;
-          counter.record({ remoteAddr: conn.remoteAddr.toString(), error: `${err.name}: ${err.message}` });
-        }
-        abort(err);
-      };
-      return protector.protect(conn, options);
+    return {
+      async protect(conn: MultiaddrConnection, options?: Parameters<ConnectionProtector['protect']>[1]): Promise<MultiaddrConnection> {
+        const startedMs = now();
+        const abort = conn.abort.bind(conn);
+        let counted = false;
+        // The transport aborts the raw connection when its upgrade fails (@libp2p/tcp listener and dialer).
+        conn.abort = (err: Error): void => {
+          if (!counted && now() - startedMs < HANDSHAKE_WINDOW_MS && HANDSHAKE_ERRORS.has(err.name)) {
+            counted = true;
+            counter.record({ remoteAddr: conn.remoteAddr.toString(), error: `${err.name}: ${err.message}` });
+          }
+          abort(err);
+        };
+        return protector.protect(conn, options);
+      },
     };
-    return wrapped;
   };
 }
