@@ -69,7 +69,10 @@ function runCli(args: readonly string[]): Promise<string> {
 }
 
 function startChild(name: string, dir: string, logFile: string): Promise<Member> {
-  const child = spawn(process.execPath, [mainJs, 'start', '--json', '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: nodeProcessEnv(process.env) });
+  // detached: each node gets its own process group, so a terminal Ctrl-C (SIGINT to the whole
+  // foreground group) reaches only `cluster`, which stops each node with exactly one SIGTERM.
+  // Sharing the group, every node got SIGINT and then the SIGTERM as a second signal, and exited 1.
+  const child = spawn(process.execPath, [mainJs, 'start', '--json', '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: nodeProcessEnv(process.env), detached: true });
   const log = createWriteStream(logFile, { flags: 'a' });
   child.stderr?.pipe(log);
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
