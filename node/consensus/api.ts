@@ -52,6 +52,12 @@ export interface DecidedEntry {
   readonly registryHash: string;
   /** This node's clock when it decided or learned the height. */
   readonly decidedMs: number;
+  /**
+   * This node's clock when its core started working on the height (ops pending, membership
+   * to bring into force, a resume, or a validator's message for it); null when the height was
+   * learnt by catch-up without being started here, or read back from the decided log.
+   */
+  readonly startedMs: number | null;
 }
 
 /** What `submit` resolves with once the ops are decided. */

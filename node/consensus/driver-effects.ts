@@ -22,6 +22,7 @@ export abstract class DriverEffects extends DriverState {
     if (this.running) return;
     const h = this.current;
     this.heightCause = cause;
+    this.heightStarted = { height: h, ms: Math.floor(this.now()) };
     await this.feed({ type: 'start-height', height: h, validators: validatorSetAt(this.reg, h) });
     this.polRelayedRound = 0;
     // After a restart inside this height: our own messages count again and are re-sent.
@@ -243,7 +244,7 @@ export abstract class DriverEffects extends DriverState {
       if (oldest === undefined) break;
       this.recentlyDecided.delete(oldest);
     }
-    const entry: DecidedEntry = { height, round, valueId: certificate.valueId, ops, certificate, registryHash: this.regHashHex, decidedMs: d.decidedMs };
+    const entry: DecidedEntry = { height, round, valueId: certificate.valueId, ops, certificate, registryHash: this.regHashHex, decidedMs: d.decidedMs, startedMs: this.heightStarted?.height === height ? this.heightStarted.ms : null };
     this.resolveWaiters(ids, entry, before);
     for (const l of [...this.listeners]) {
       try {

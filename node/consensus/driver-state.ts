@@ -75,6 +75,8 @@ export abstract class DriverState {
   protected lastDecidedMs: number | null = null;
   /** What started the height the core runs (status().work.cause). */
   protected heightCause: HeightCause | null = null;
+  /** When the core started the height it works on (see DecidedEntry.startedMs). */
+  protected heightStarted: { readonly height: number; readonly ms: number } | null = null;
   protected caughtUpHeights = 0;
   protected readonly evidenceList: Evidence[] = [];
   protected readonly listeners = new Set<(e: DecidedEntry) => void>();

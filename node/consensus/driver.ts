@@ -304,6 +304,7 @@ export class Driver extends DriverReceive implements DriverConsensus {
         certificate: d.d.certificate,
         registryHash: toHex(d.d.registryHash),
         decidedMs: d.d.decidedMs,
+        startedMs: null,
       });
     }
     return out;

@@ -24,9 +24,6 @@ export interface MetricsExtension extends NodeExtension {
   status(): { url: string | null };
 }
 
-/** How often the height tracker reads consensus.status() for the start of a height (the decide latency's resolution). */
-const HEIGHT_SAMPLE_MS = 100;
-
 export function metricsExtension(o: MetricsExtensionOptions): MetricsExtension {
   let registry: Registry | null = null;
   let server: MetricsServer | null = null;
@@ -83,38 +80,13 @@ export function metricsExtension(o: MetricsExtensionOptions): MetricsExtension {
 }
 
 /**
- * When does a height start? Idle clusters do not spin: after H, H+1 starts when ops are pending
- * (at H's decision if the pool already holds some, else when they arrive). The tracker reads
- * consensus.status() every HEIGHT_SAMPLE_MS and takes the first sample showing work at the height
- * (ops pooled, a round above 0, a step past propose), else the last idle sample: the latency is
- * exact for back-to-back heights and within one sample period otherwise. Heights learnt by
- * catch-up (not the one being tracked) count their rounds but no latency.
+ * Each decided height counts its rounds and, when this node's core started it (ops pending,
+ * membership to bring in, a resume, a validator's message), its decide latency: the driver's
+ * own start and decision times (DecidedEntry.startedMs / decidedMs). Heights learnt by
+ * catch-up without being started here count their rounds but no latency.
  */
 function trackHeights(ctx: NodeContext, m: InferenceMetrics): () => void {
-  let height = ctx.consensus.status().height;
-  let startMs: number | null = null;
-  let lastIdleMs = ctx.now();
-  const timer = setInterval(() => {
-    const s = ctx.consensus.status();
-    if (s.height !== height) {
-      height = s.height;
-      startMs = null;
-    }
-    if (startMs !== null) return;
-    if (s.mempoolOps > 0 || s.round > 0 || s.step !== 'propose') startMs = ctx.now();
-    else lastIdleMs = ctx.now();
-  }, HEIGHT_SAMPLE_MS);
-  timer.unref();
-  const off = ctx.consensus.onDecided((e) => {
-    const tracked = e.height === height;
-    m.onHeightDecided(e.round, tracked ? Math.max(0, e.decidedMs - (startMs ?? lastIdleMs)) / 1000 : null);
-    const s = ctx.consensus.status();
-    height = s.height;
-    startMs = s.mempoolOps > 0 ? e.decidedMs : null;
-    lastIdleMs = e.decidedMs;
+  return ctx.consensus.onDecided((e) => {
+    m.onHeightDecided(e.round, e.startedMs === null ? null : Math.max(0, e.decidedMs - e.startedMs) / 1000);
   });
-  return () => {
-    clearInterval(timer);
-    off();
-  };
 }

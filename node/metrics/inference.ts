@@ -119,7 +119,7 @@ export function registerInferenceMetrics(registry: Registry, src: InferenceMetri
   } });
 
   const rounds = new Histogram({ name: 'fednode_consensus_rounds_per_height', help: 'Rounds each decided height took (1 = decided in its first round)', buckets: ROUND_BUCKETS, registers });
-  const decide = new Histogram({ name: 'fednode_consensus_decide_seconds', help: 'Seconds from a height starting on this node (the previous decision with ops pending, or ops arriving at an idle node, seen within 100 ms) to its decision', buckets: DECIDE_BUCKETS, registers });
+  const decide = new Histogram({ name: 'fednode_consensus_decide_seconds', help: 'Seconds from this node starting a height (ops pending, membership to bring into force, a resume, or a validator message for it) to its decision; heights learnt by catch-up are not counted', buckets: DECIDE_BUCKETS, registers });
   return {
     onHeightDecided(round, latencyS) {
       rounds.observe(round + 1);

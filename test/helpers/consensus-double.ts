@@ -46,7 +46,7 @@ export function consensusDouble(self: Identity, genesis: Genesis): Double {
       if (!v.ok) return Promise.reject(new ConsensusDriverError('ERR_PATTERN_REJECTED', v.reason, { reason: v.reason, index: v.index }));
       reg = applyBatch(reg, height, bytes);
       const valueId = valueIdOf(bytes);
-      const e: DecidedEntry = { height, round: 0, valueId, ops: v.ops, certificate: { height, round: 0, valueId, precommits: [] }, registryHash: toHex(registryHash(reg)), decidedMs: height };
+      const e: DecidedEntry = { height, round: 0, valueId, ops: v.ops, certificate: { height, round: 0, valueId, precommits: [] }, registryHash: toHex(registryHash(reg)), decidedMs: height, startedMs: height };
       log.push(e);
       for (const l of listeners) l(e);
       return Promise.resolve({ height, round: 0, valueId, registryHash: e.registryHash, signers: [self.peerId], power: 1, totalPower: 1 });

@@ -31,6 +31,13 @@ describe('consensus driver (4 nodes, real libp2p)', () => {
     expect(cluster.nodes[3]!.consensus.registry().patterns.map((p) => p.name)).toEqual(['one', 'two']);
     expect(seen.flatMap((e) => e.ops.map((op) => (op.kind === 'pattern' ? op.name : op.kind)))).toEqual(['one', 'two']);
     expect(seen.at(-1)!.registryHash).toBe(cluster.nodes[3]!.consensus.status().registryHash);
+    // node 4 started each height itself (a validator's proposal for it arrived): start <= decision
+    for (const e of seen) {
+      expect(e.startedMs).not.toBeNull();
+      expect(e.startedMs!).toBeLessThanOrEqual(e.decidedMs);
+    }
+    // read back from the log, a height carries no start (only the live decision knows it)
+    expect((await cluster.nodes[3]!.consensus.entries(1, 10)).map((e) => e.startedMs)).toEqual(seen.map(() => null));
 
     // Idle: no pending work, so no new heights (status gossip and catch-up checks keep running).
     const heights = cluster.nodes.map((x) => x.consensus.status().decidedHeight);
