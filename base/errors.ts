@@ -1,10 +1,13 @@
+import type { ErrorCode } from './error-codes.js';
+
 /**
  * The project's one error base class. One subclass per condition family (crypto, runtime,
- * consensus, routing, ...), each with a stable `code` and structured `data`; nothing is
- * ever identified by its message text. The CLI maps codes to exit codes in one place
- * (cli/exit.ts).
+ * consensus, routing, ...), each with a stable `code` from the one registry
+ * (base/error-codes.ts: the type refuses any code not listed there) and structured `data`;
+ * nothing is ever identified by its message text. The registry gives each code its exit class;
+ * cli/exit.ts turns the class into the exit status.
  */
-export class FednodeError<C extends string = string> extends Error {
+export class FednodeError<C extends ErrorCode = ErrorCode> extends Error {
   readonly code: C;
   readonly data: Readonly<Record<string, unknown>>;
   constructor(code: C, message: string, data: Record<string, unknown> = {}, options?: { cause?: unknown }) {

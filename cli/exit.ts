@@ -1,5 +1,6 @@
 /**
- * Exit codes of `fednode`, the ONE place an error code becomes an exit status.
+ * Exit codes of `fednode`, the ONE place an exit class becomes an exit status (each error
+ * code's class is in the registry, base/error-codes.ts; `fednode help errors` lists them).
  *   0 ok
  *   1 failure (anything not listed below; doctor found a problem)
  *   2 usage error (unknown flag, missing argument, bad value)
@@ -12,6 +13,8 @@
  * SIGINT/SIGTERM during `start` or `cluster` shut down cleanly and exit 0.
  */
 import { FednodeError } from '../base/errors.js';
+import { ERROR_CODES } from '../base/error-codes.js';
+import type { ErrorCode, ExitClass } from '../base/error-codes.js';
 
 export const EXIT = {
   ok: 0,
@@ -23,7 +26,7 @@ export const EXIT = {
   notRunning: 6,
   badToken: 7,
   noAnswer: 8,
-} as const;
+} as const satisfies Record<ExitClass | 'ok', number>;
 
 /** What each exit status means: `fednode help exit-codes` prints exactly this table. */
 export const EXIT_MEANING: Readonly<Record<(typeof EXIT)[keyof typeof EXIT], string>> = {
@@ -42,50 +45,25 @@ export function exitCodesHelp(): string {
   return ['exit codes:', ...Object.entries(EXIT_MEANING).map(([c, m]) => `  ${c}  ${m}`)].join('\n') + '\n';
 }
 
+/** The exit status of an error: its code's exit class in the registry (base/error-codes.ts). */
 export function exitCodeFor(e: unknown): number {
   if (!(e instanceof FednodeError)) return EXIT.failure;
-  switch (e.code) {
-    case 'ERR_USAGE':
-    case 'ERR_SIMNET_OPTIONS':
-      return EXIT.usage;
-    case 'ERR_DATADIR_MISSING':
-    case 'ERR_DATADIR_NOT_INITIALISED':
-    case 'ERR_CONFIG_MISSING':
-    case 'ERR_CLUSTER_MISSING':
-    case 'ERR_KEY_FILE_MISSING':
-      return EXIT.dataDir;
-    case 'ERR_DATADIR_LOCKED':
-    case 'ERR_STORE_LOCKED':
-      return EXIT.locked;
-    case 'ERR_CONFIG_PARSE':
-    case 'ERR_CONFIG_INVALID':
-    case 'ERR_CLUSTER_CORRUPT':
-    case 'ERR_SWARM_KEY_CORRUPT':
-    case 'ERR_STORE_CORRUPT':
-    case 'ERR_DATADIR_PERMISSIONS':
-    case 'ERR_KEY_FILE_CORRUPT':
-    case 'ERR_KEY_FILE_PERMISSIONS':
-    case 'ERR_PSK_INVALID':
-    case 'ERR_CONSENSUS_STATE_CORRUPT':
-    case 'ERR_MANIFEST_CORRUPT':
-    case 'ERR_STORE_INTEGRITY':
-    case 'ERR_SIGNER_INTEGRITY':
-    case 'ERR_STORE_CORRUPT_RUNNING':
-    case 'ERR_ADDRBOOK_CORRUPT':
-      return EXIT.corrupt;
-    case 'ERR_NODE_NOT_RUNNING':
-      return EXIT.notRunning;
-    case 'ERR_CONTROL_CUT':
-    case 'ERR_CONTROL_TIMEOUT':
-    case 'ERR_CONTROL_OVERSIZE':
-      return EXIT.noAnswer;
-    case 'ERR_TOKEN_MALFORMED':
-    case 'ERR_TOKEN_BAD_SIGNATURE':
-    case 'ERR_TOKEN_EXPIRED':
-    case 'ERR_TOKEN_WRONG_KIND':
-    case 'ERR_TOKEN_INVALID':
-      return EXIT.badToken;
-    default:
-      return EXIT.failure;
+  const code: ErrorCode = (e as FednodeError).code; // instanceof on a generic class narrows to FednodeError<any>
+  return EXIT[ERROR_CODES[code].exit];
+}
+
+/** `fednode help errors`: every error code, its exit status and meaning, grouped by room. */
+export function errorCodesHelp(): string {
+  const rows = Object.entries(ERROR_CODES).sort(([a, x], [b, y]) => x.family.localeCompare(y.family) || a.localeCompare(b));
+  const width = Math.max(...rows.map(([c]) => c.length));
+  const out = ['error codes (code, exit status, meaning), by the room that raises them:'];
+  let family = '';
+  for (const [code, info] of rows) {
+    if (info.family !== family) {
+      family = info.family;
+      out.push(`${family}:`);
+    }
+    out.push(`  ${code.padEnd(width)}  ${EXIT[info.exit]}  ${info.meaning}`);
   }
+  return out.join('\n') + '\n';
 }

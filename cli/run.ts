@@ -1,12 +1,12 @@
 /**
- * Dispatch: `fednode <command> [flags] [args]`, `fednode help [command|config|exit-codes]`,
+ * Dispatch: `fednode <command> [flags] [args]`, `fednode help [command|config|exit-codes|errors]`,
  * `fednode --version`. Errors print one line (`fednode <cmd>: <message>`) on stderr,
  * or `{"error":{code,message,data}}` on stdout with --json, and map to exit codes in cli/exit.ts.
  */
 import { formatHelp, parseArgs, UsageError } from './args.js';
 import type { CommandContext } from './command.js';
 import { COMMANDS, type CommandEntry } from './commands/index.js';
-import { EXIT, exitCodeFor, exitCodesHelp } from './exit.js';
+import { EXIT, errorCodesHelp, exitCodeFor, exitCodesHelp } from './exit.js';
 import { FednodeError } from '../base/errors.js';
 import { connectControl } from '../node/control/client.js';
 import { dataDirPaths, resolveDataDir } from '../node/datadir-files.js';
@@ -22,7 +22,7 @@ export interface CliIo {
 function topHelp(commands: readonly CommandEntry[]): string {
   const lines = ['usage: fednode <command> [flags]', '', 'fednode: peer-to-peer federation node for home-lab GPU clusters.', '', 'commands:'];
   for (const c of commands) lines.push(`  ${c.name.padEnd(10)} ${c.summary}`);
-  lines.push('', 'help topics: fednode help <command> | fednode help config | fednode help exit-codes', 'every command takes --data-dir <dir> (or $FEDNODE_DATA_DIR; default ~/.fednode) and --json');
+  lines.push('', 'help topics: fednode help <command> | fednode help config | fednode help exit-codes | fednode help errors', 'every command takes --data-dir <dir> (or $FEDNODE_DATA_DIR; default ~/.fednode) and --json');
   return lines.join('\n') + '\n';
 }
 
@@ -63,9 +63,10 @@ export async function runCli(argv: readonly string[], io: CliIo, commands: reado
     if (topic === undefined) io.out(topHelp(commands));
     else if (topic === 'config') io.out(await configHelp());
     else if (topic === 'exit-codes') io.out(exitCodesHelp());
+    else if (topic === 'errors') io.out(errorCodesHelp());
     else {
       const entry = commands.find((x) => x.name === topic);
-      if (entry === undefined) return fail(new UsageError(`no help topic '${topic}' (commands: ${commands.map((x) => x.name).join(', ')}; topics: config, exit-codes)`, null), null);
+      if (entry === undefined) return fail(new UsageError(`no help topic '${topic}' (commands: ${commands.map((x) => x.name).join(', ')}; topics: config, exit-codes, errors)`, null), null);
       const c = await entry.load();
       io.out(formatHelp(c.name, entry.summary, c.flags, c.positionals, c.details));
     }

@@ -5,16 +5,20 @@
  * the node: "rejected: op 0 (pattern): ...").
  */
 import { FednodeError } from '../../base/errors.js';
+import { isErrorCode } from '../../base/error-codes.js';
 import { UsageError } from '../args.js';
 import type { ParsedArgs } from '../args.js';
 import type { CommitReceipt } from '../../node/consensus/api.js';
 import type { OpJson } from '../../node/runtime/consensus-ops.js';
 import { isRuntimeError } from '../../node/runtime/errors.js';
 
-/** An error the node answered with (its code kept, e.g. ERR_PATTERN_REJECTED, ERR_SUBMIT_TIMEOUT). */
+/**
+ * An error the node answered with (its code kept, e.g. ERR_PATTERN_REJECTED, ERR_SUBMIT_TIMEOUT);
+ * a code this CLI's registry does not list (a newer node) is ERR_REMOTE_CODE with data.code.
+ */
 export class NodeAnswerError extends FednodeError {
   constructor(code: string, message: string, data: Record<string, unknown>) {
-    super(code, message, data);
+    super(isErrorCode(code) ? code : 'ERR_REMOTE_CODE', message, isErrorCode(code) ? data : { ...data, code });
     this.name = 'NodeAnswerError';
   }
 }

@@ -139,14 +139,14 @@ export function assertPositiveInt(value: number, option: string): void {
   if (!Number.isSafeInteger(value) || value <= 0) throw new AdvertError('ERR_ADVERT_CONFIG', `${option} must be a positive integer, got ${value}`, { option, value });
 }
 
-/** Internal: thrown inside the parser, caught in parseAdvertBody (never escapes). */
-class Reject extends FednodeError<AdvertErrorCode> {
+/** Internal: thrown inside the parser, caught in parseAdvertBody and turned into an AdvertParse (never escapes, so not a FednodeError). */
+class Reject extends Error {
   constructor(
-    code: AdvertErrorCode,
+    readonly code: AdvertErrorCode,
     readonly field: string,
     readonly detail: string,
   ) {
-    super(code, `${field}: ${detail}`, { field });
+    super(`${field}: ${detail}`);
   }
 }
 
