@@ -64,6 +64,14 @@ describe('exit codes', () => {
     expect(codes).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
+  it('help errors lists the registry: each code with its exit status', async () => {
+    const r = await fednode(['help', 'errors']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^\s+ERR_STORE_CORRUPT\s+5\s+\S/m);
+    expect(r.stdout).toMatch(/^\s+ERR_USAGE\s+2\s+\S/m);
+    expect(r.stdout).toMatch(/^\s+ERR_NODE_NOT_RUNNING\s+6\s+\S/m);
+  });
+
   it('0 ok, 2 usage, 3 no data dir, 6 no node, 7 bad token, 5 corrupt config', async () => {
     expect((await fednode(['--version'])).code).toBe(0);
     const usage = await fednode(['status', '--no-such-flag']);
