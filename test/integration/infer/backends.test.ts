@@ -293,8 +293,7 @@ describe('simulated backend', () => {
     const first = collect(b.chat(req, ac.signal)).catch((e: unknown) => e);
     await new Promise((r) => setTimeout(r, 5));
     const second = collect(b.chat(req));
-    await new Promise((r) => setTimeout(r, 5));
-    expect(await b.load()).toEqual({ inFlight: 1, queued: 1, capacity: 1, source: 'simulated concurrency' });
+    await expect.poll(() => b.load()).toEqual({ inFlight: 1, queued: 1, capacity: 1, source: 'simulated concurrency' });
     expect((await errorOf(collect(b.chat(req)))).code).toBe('ERR_BACKEND_BUSY');
     ac.abort();
     expect(((await first) as BackendError).code).toBe('ERR_BACKEND_ABORTED');

@@ -137,8 +137,7 @@ describe('admission by consensus (real registry, real store)', () => {
     expect(j.a.status()).toMatchObject({ admitted: false, admittedAtHeight: null });
     await j.c.submit([{ kind: 'model.alias', alias: 'a', model: 'b' }]);
     await j.c.submit([{ kind: 'member.add', publicKey: j1.publicKey, power: 1, name: 'me' }]);
-    await new Promise((r) => setTimeout(r, 10));
-    expect(j.a.status()).toMatchObject({ admitted: true, admittedAtHeight: 2 });
+    await expect.poll(() => j.a.status()).toMatchObject({ admitted: true, admittedAtHeight: 2 });
     j.a.stop();
     const again = await setup(j1, 'auto', clock, j.store, j.c);
     expect(again.a.status().admittedAtHeight).toBe(2);
