@@ -197,7 +197,7 @@ export const ERROR_CODES = {
   ERR_METRICS_LISTEN: e('metrics', 'failure', 'the metrics endpoint could not listen'),
 
   // simnet
-  ERR_SIMNET_CORE: e('simnet', 'failure', 'production code under simulation threw (the seed replays it)'),
+  ERR_SIMNET_CORE: e('simnet', 'failure', 'the routing policy under simulation returned no candidate (a bug in the policy)'),
   ERR_SIMNET_LIMIT: e('simnet', 'failure', 'a simulated run exceeded its event or time bound'),
   ERR_SIMNET_OPTIONS: e('simnet', 'usage', 'simnet options out of range or in a bad combination'),
   ERR_SIMNET_SYNC_TIMEOUT: e('simnet', 'failure', 'a simulated catch-up request got no reply'),

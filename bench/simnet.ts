@@ -1,17 +1,17 @@
-// `npm run bench -- simnet [--json] [--quick] [--seeds K] [--driver-seeds K] [--heights H] [--n 4,7,...] [--seed S] [--commit-ms MS]`
-// Two parts: the production driver over the simulator's ports (runDriver, below: the issue's
-// figure) and the model world (world.ts, runSimnet) as the same-run baseline.
-// Seeds over n in {4, 7, 10, 16, 31, 50} with f = floor((n-1)/3) Byzantine nodes and
-// every fault (churn included), through the same runSimnet the CLI uses. Quick by default
-// (20 seeds for n <= 10, else 3; 20 heights; after a warm-up run); the long run is scripts/simnet-long.sh (hours; not in CI).
-// Speed = simulated seconds per second, both per wall-clock second (the issue's figure; it
-// drops when other processes share the CPU) and per CPU second of this process (the same
-// work, independent of what else runs). Sign/verify caches persist across seeds and n, as in
-// any multi-seed run: the first seeds pay most of the Ed25519 work.
-// Baseline in the same run: the routing comparison reports each naive policy's p99 and
-// max/mean occupancy divided by the fednode policy's (> 1 = fednode better).
-import { runSimnet } from '../simnet/run.js';
+// `npm run bench -- simnet [--json] [--quick] [--driver-seeds K] [--heights H] [--n 4,7,...] [--seed S]`
+// The PRODUCTION consensus driver (node/consensus/driver.ts) over the simulator's ports
+// (simnet/driver-world.ts, the same runs as `fednode simnet`): seeds over n in
+// {4, 7, 10, 16, 31, 50} with f = floor((n-1)/3) Byzantine nodes and every fault (churn
+// included). Speed = simulated seconds per second, per wall-clock second (the issue's figure;
+// it drops when other processes share the CPU) and per CPU second of this process.
+// Baseline in the same run: the simulator's bare harness (its event engine dispatching no-op
+// events, the same number as the n = 4 run) -> the driver's cost per event as a multiple of
+// the harness's. Sign/verify caches persist across seeds and n, as in any multi-seed run.
+// Plus the routing comparison: each naive policy's p99 and max/mean occupancy divided by the
+// fednode policy's (> 1 = fednode better).
 import { DRIVER_BYZ_BEHAVIOURS, DRIVER_FAULT_KINDS, runDriverSeed } from '../simnet/driver-world.js';
+import { Engine } from '../simnet/engine.js';
+import { Prng } from '../base/prng.js';
 import { runRoutingComparison } from '../simnet/routing.js';
 
 interface BenchOptions {
@@ -20,7 +20,7 @@ interface BenchOptions {
 }
 
 const DEFAULT_NS = [4, 7, 10, 16, 31, 50];
-/** Speed targets of issue 6 (simulated seconds per real second). */
+/** Speed targets of issue 12 (simulated seconds per real second). */
 const SPEED_TARGET: Record<number, number> = { 4: 200, 50: 20 };
 
 function flag(args: readonly string[], name: string): string | undefined {
@@ -39,21 +39,36 @@ function intFlag(args: readonly string[], name: string, dflt: number): number {
 }
 
 export async function run(opts: BenchOptions): Promise<unknown> {
-  const model = runSync(opts);
-  const driver = await runDriver(opts, model.consensus);
-  return { ...model, driver };
+  const quick = opts.args.includes('--quick');
+  const heights = intFlag(opts.args, '--heights', quick ? 5 : 20);
+  const firstSeed = intFlag(opts.args, '--seed', 1);
+  const driver = await runDriver(opts, heights, firstSeed);
+  const routing = runRouting(opts, firstSeed);
+  return { suite: 'simnet', quick, heights, firstSeed, driver, routing };
+}
+
+/** The harness alone: the engine dispatching `events` no-op events (timer-like chains at random delays). Microseconds per event. */
+function harnessUsPerEvent(events: number): number {
+  const engine = new Engine<{ k: number }>();
+  const r = new Prng(7);
+  const chains = 64;
+  for (let i = 0; i < chains; i++) engine.after(r.int(1000), { k: i });
+  const t0 = performance.now();
+  engine.run(Number.MAX_SAFE_INTEGER, (ev) => {
+    engine.trace.u32(ev.k);
+    if (engine.eventsProcessed < events) engine.after(1 + r.int(5000), ev);
+  }, () => engine.eventsProcessed < events);
+  return ((performance.now() - t0) * 1000) / Math.max(1, engine.eventsProcessed);
 }
 
 /**
  * The production driver (node/consensus/driver.ts) over the simulator's ports
- * (simnet/driver-world.ts): every modelled fault, f = floor((n-1)/3) Byzantine nodes, one op
- * submitted per simulated second. Baseline in the same run: the model's (world.ts) figure
- * for the same n, as `vsModel` (driver sim/real over model sim/real).
+ * (simnet/driver-world.ts): every fault, f = floor((n-1)/3) Byzantine nodes, one op
+ * submitted per simulated second. Baseline in the same run: the bare harness's cost per
+ * event (`harnessUsPerEvent`), and the driver's as a multiple of it (`vsHarness`).
  */
-async function runDriver(opts: BenchOptions, modelRows: readonly { n: number; simPerReal: number }[]): Promise<unknown[]> {
+async function runDriver(opts: BenchOptions, heights: number, firstSeed: number): Promise<unknown[]> {
   const quick = opts.args.includes('--quick');
-  const heights = intFlag(opts.args, '--heights', quick ? 5 : 20);
-  const firstSeed = intFlag(opts.args, '--seed', 1);
   const seedsFlag = flag(opts.args, '--driver-seeds') === undefined ? null : intFlag(opts.args, '--driver-seeds', 1);
   const seedsFor = (n: number): number => seedsFlag ?? (quick ? 1 : n <= 10 ? 10 : 1);
   const nsArg = flag(opts.args, '--n');
@@ -80,7 +95,8 @@ async function runDriver(opts: BenchOptions, modelRows: readonly { n: number; si
     const cpu = process.cpuUsage(cpu0);
     const cpuSeconds = (cpu.user + cpu.system) / 1e6;
     const simPerReal = simSeconds / realSeconds;
-    const model = modelRows.find((m) => m.n === n);
+    const harness = harnessUsPerEvent(Math.min(events, 2_000_000));
+    const usPerEvent = (realSeconds * 1e6) / events;
     const row = {
       n,
       seeds,
@@ -88,80 +104,28 @@ async function runDriver(opts: BenchOptions, modelRows: readonly { n: number; si
       violations,
       roundsPerHeight: Number((rounds / seeds).toFixed(3)),
       events,
-      usPerEvent: Number(((realSeconds * 1e6) / events).toFixed(1)),
+      usPerEvent: Number(usPerEvent.toFixed(1)),
+      harnessUsPerEvent: Number(harness.toFixed(3)),
+      vsHarness: Number((usPerEvent / harness).toFixed(1)),
       simSeconds: Number(simSeconds.toFixed(1)),
       realSeconds: Number(realSeconds.toFixed(2)),
       simPerReal: Number(simPerReal.toFixed(1)),
       simPerCpu: Number((simSeconds / cpuSeconds).toFixed(1)),
-      vsModel: model === undefined || model.simPerReal === 0 ? null : Number((simPerReal / model.simPerReal).toFixed(3)),
       speedTarget: SPEED_TARGET[n] ?? null,
       meetsTarget: SPEED_TARGET[n] === undefined ? null : simPerReal >= SPEED_TARGET[n],
     };
     rows.push(row);
     if (!opts.json) {
       console.log(
-        `driver n=${String(n).padStart(2)} seeds=${seeds} heights=${heights}  violations=${violations}  rounds/height=${row.roundsPerHeight}  ${row.usPerEvent} us/event  sim/real=${row.simPerReal}x sim/cpu=${row.simPerCpu}x  vs model x${row.vsModel ?? '-'}${row.speedTarget === null ? '' : ` (target ${row.speedTarget}x: ${row.meetsTarget === true ? 'met' : 'MISSED'})`}`,
+        `driver n=${String(n).padStart(2)} seeds=${seeds} heights=${heights}  violations=${violations}  rounds/height=${row.roundsPerHeight}  ${row.usPerEvent} us/event  (harness ${row.harnessUsPerEvent} us/event: x${row.vsHarness})  sim/real=${row.simPerReal}x sim/cpu=${row.simPerCpu}x${row.speedTarget === null ? '' : ` (target ${row.speedTarget}x: ${row.meetsTarget === true ? 'met' : 'MISSED'})`}`,
       );
     }
   }
   return rows;
 }
 
-function runSync(opts: BenchOptions): { consensus: { n: number; simPerReal: number }[] } & Record<string, unknown> {
-  // Small n are cheap: more seeds there (a 3-seed n = 4 run is mostly JIT warm-up).
-  const seedsFlag = flag(opts.args, '--seeds') === undefined ? null : intFlag(opts.args, '--seeds', 3);
-  // --quick: a smoke run (figures dominated by warm-up; not for the targets).
+function runRouting(opts: BenchOptions, firstSeed: number): unknown[] {
   const quick = opts.args.includes('--quick');
-  const seedsFor = (n: number): number => seedsFlag ?? (quick ? (n <= 10 ? 2 : 1) : n <= 10 ? 20 : 3);
-  const heights = intFlag(opts.args, '--heights', quick ? 5 : 20);
-  const firstSeed = intFlag(opts.args, '--seed', 1);
-  // Delay between a decision and the next height (the driver's batching interval;
-  // CometBFT's timeout_commit defaults to 1000, the simnet's default too). Sim-seconds per
-  // real second scale with it.
-  const commitMs = intFlag(opts.args, '--commit-ms', 1000);
-  const nsArg = flag(opts.args, '--n');
-  const ns = nsArg === undefined ? DEFAULT_NS : nsArg.split(',').map(Number);
-  const rows = [];
-  // Warm-up, not measured: loads modules, JIT-compiles the core and the simulator.
-  runSimnet({ nodes: 4, seeds: 2, heights: 3, seed: 0xfffffff0, network: { commitIntervalMs: commitMs } });
-  for (const n of ns) {
-    const seeds = seedsFor(n);
-    const cpu0 = process.cpuUsage();
-    const s = runSimnet({ nodes: n, seeds, heights, seed: firstSeed, network: { commitIntervalMs: commitMs } });
-    const cpu = process.cpuUsage(cpu0);
-    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
-    const stalls = s.violations.filter((v) => v.kind === 'catch-up' || v.detail.includes('never decided')).length;
-    rows.push({
-      n,
-      byzantine: s.byzantine,
-      seeds: s.seedsRun,
-      heights,
-      safetyViolations: s.safetyViolations,
-      livenessViolations: s.livenessViolations,
-      seedsWithViolations: s.seedsWithViolations,
-      stalledSeedsReported: stalls,
-      commits: s.commits,
-      roundsPerHeight: Number(s.roundsPerHeight.toFixed(3)),
-      maxRound: s.maxRound,
-      simSeconds: Number(s.simSeconds.toFixed(1)),
-      realSeconds: Number(s.realSeconds.toFixed(2)),
-      simPerReal: Number(s.simSecondsPerRealSecond.toFixed(1)),
-      cpuSeconds: Number(cpuSeconds.toFixed(2)),
-      simPerCpu: Number((s.simSeconds / cpuSeconds).toFixed(1)),
-      speedTarget: SPEED_TARGET[n] ?? null,
-      meetsTarget: SPEED_TARGET[n] === undefined ? null : s.simSecondsPerRealSecond >= SPEED_TARGET[n],
-      meetsTargetCpu: SPEED_TARGET[n] === undefined ? null : s.simSeconds / cpuSeconds >= SPEED_TARGET[n],
-      churn: { joined: s.counters.joined, left: s.counters.left, memberAdds: s.counters.memberAdds, memberRemoves: s.counters.memberRemoves },
-      combinedTraceHash: s.combinedTraceHash,
-      firstViolation: s.violations[0] === undefined ? null : { seed: s.violations[0].seed, kind: s.violations[0].kind, replay: s.violations[0].replay },
-    });
-    if (!opts.json) {
-      const r = rows[rows.length - 1]!;
-      console.log(
-        `n=${String(n).padStart(2)} f=${r.byzantine} seeds=${r.seeds} heights=${heights}  safety=${r.safetyViolations} liveness=${r.livenessViolations} (seeds ${r.seedsWithViolations})  rounds/height=${r.roundsPerHeight}  sim/real=${r.simPerReal}x sim/cpu=${r.simPerCpu}x${r.speedTarget === null ? '' : ` (target ${r.speedTarget}x: wall ${r.meetsTarget === true ? 'met' : 'MISSED'}, cpu ${r.meetsTargetCpu === true ? 'met' : 'MISSED'})`}  hash=${r.combinedTraceHash}`,
-      );
-    }
-  }
   const routing = [];
   for (const capacity of ['mixed', 4] as const) {
     const c = runRoutingComparison({ seed: firstSeed, capacity, durationMs: quick ? 30_000 : 120_000 });
@@ -175,5 +139,5 @@ function runSync(opts: BenchOptions): { consensus: { n: number; simPerReal: numb
       console.log(`  fednode beats every baseline on both: ${beatsAll ? 'yes' : 'NO'}`);
     }
   }
-  return { suite: 'simnet', quick, heights, firstSeed, commitMs, consensus: rows, routing };
+  return routing;
 }

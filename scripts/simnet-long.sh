@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The long simnet run of issue 6: SEEDS seeds (default 10,000) for each n in NS (default
+# The long simnet run: SEEDS seeds (default 10,000) for each n in NS (default
 # 4 7 10 16 31 50), f = floor((n-1)/3) Byzantine nodes, HEIGHTS heights each (default 200),
-# every fault (churn included) and every Byzantine behaviour, through `fednode simnet`.
+# every fault (churn included) and every Byzantine behaviour, through `fednode simnet`, which
+# runs the PRODUCTION consensus driver over the simulator (simnet/driver-world.ts).
 #
 #   scripts/simnet-long.sh            run (resumable: rerun to continue where it stopped)
 #   scripts/simnet-long.sh summary    totals per n from what has finished
 #
-# Hours to days of CPU (n = 50 is ~10 s per seed at 200 heights), so it runs at nice 19 and
+# Hours to days of CPU (n = 50 costs the most: see `npm run bench -- simnet`), so it runs at nice 19 and
 # in chunks: seeds go round-robin over n (CHUNK_<n> seeds per turn, cheap n in bigger chunks)
 # so that a partial run covers every n. Each finished chunk appends one JSON summary line
 # (seeds, violations with replay commands, commits, rounds per height, speed) to
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-10000}
 HEIGHTS=${HEIGHTS:-200}
 NS=${NS:-"4 7 10 16 31 50"}
-OUT=${OUT:-/tmp/simnet-long}
+OUT=${OUT:-/tmp/simnet-long-driver}
 mkdir -p "$OUT"
 
 chunk_of() {

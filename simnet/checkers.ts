@@ -1,6 +1,6 @@
 /**
  * Safety and liveness checkers. They read a plain-data `History` recorded by the
- * world (simnet/world.ts) and never look inside the consensus core, so a test can
+ * world (simnet/driver-world.ts) and never look inside the consensus core, so a test can
  * feed them a crafted bad history to prove that each one fires.
  */
 

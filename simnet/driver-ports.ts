@@ -23,7 +23,7 @@ import type { SignedRecord } from './checkers.js';
 import type { Engine } from './engine.js';
 import { SimnetError } from './errors.js';
 import { cachedSign, cachedVerify, SIM_CLUSTER } from './keys.js';
-import type { ByzBehaviour } from './world.js';
+import type { ByzBehaviour } from './faults.js';
 
 export const MS = 1000;
 /** A simulated fsync: the window in which a crash loses a write (an SSD's ~0.2 ms). */
@@ -50,7 +50,18 @@ export interface SimNode {
   readonly honest: boolean;
   readonly behaviour: ByzBehaviour | null;
   readonly scale: number;
+  /**
+   * Split-brain negative control: a Byzantine key runs one production driver per honest group
+   * (two SimNodes with one identity); each fork only ever reaches its own group.
+   */
+  readonly fork: boolean;
+  /** Honest group (0 or 1) the split-brain partition cuts along; a fork's audience. */
+  readonly group: number;
   up: boolean;
+  /** Removed from the cluster by churn and stopped for good (its log ends there). */
+  left: boolean;
+  /** Reached the target height (or left): no longer waited for. */
+  done: boolean;
   /** Incarnation: bumped by a crash, so the old incarnation's timers, writes and deliveries are discarded. */
   inc: number;
   driver: Driver | null;
@@ -66,7 +77,10 @@ export interface SimNode {
 export interface SimContext {
   readonly engine: Engine<Ev>;
   readonly nodes: readonly SimNode[];
-  readonly byPeer: ReadonlyMap<string, SimNode>;
+  /** The node a message from `from` to `peer` reaches (one per peer id, except split-brain forks: the sender's group's). */
+  resolve(peer: string, from: SimNode): SimNode | undefined;
+  /** Readable trace lines about one height (a violation's replay), or null when not tracing. */
+  readonly tracing: { readonly height: number; readonly lines: string[] } | null;
   readonly linkMedianUs: readonly number[];
   readonly rNet: Prng;
   readonly rByz: Prng;
@@ -159,6 +173,8 @@ export function simPorts(sim: SimContext, x: SimNode, inc: number): DriverPorts 
       open: () => Promise.resolve(),
       append: (lines: readonly AuditLine[]) => {
         if (x.honest) for (const l of lines) sim.signed.push({ node: x.idx, kind: l.type, height: l.height, round: l.round, payload: l.valueId ?? 'nil' });
+        const t = sim.tracing;
+        if (t !== null) for (const l of lines) if (l.height === t.height) t.lines.push(`${(sim.engine.now / MS).toFixed(1)} ms n${x.idx}${x.honest ? '' : ' (byz)'} signs ${l.type} r${l.round} ${(l.valueId ?? 'nil').slice(0, 12)}`);
         return Promise.resolve();
       },
       close: () => Promise.resolve(),
@@ -179,7 +195,7 @@ function simRequestSync(sim: SimContext, x: SimNode, inc: number, peer: string, 
       settled = true;
       reject(new SimnetError('ERR_SIMNET_SYNC_TIMEOUT', `no sync reply from ${peer} within ${timeoutMs} ms`));
     });
-    const y = sim.byPeer.get(peer);
+    const y = sim.resolve(peer, x);
     if (y === undefined || !sim.linkUp(x, y) || x.behaviour === 'silent') return;
     const bytes = encodeSyncRequest(req);
     sim.call(y, y.inc, sim.linkMedianUs[x.idx * sim.nodes.length + y.idx]!, TAG_SYNC, () => {
@@ -215,7 +231,7 @@ export function simTransport(sim: SimContext, x: SimNode, inc: number): Consensu
       const missing: string[] = [];
       if (!live()) return { sent, missing: [...to] };
       for (const p of to) {
-        const y = sim.byPeer.get(p);
+        const y = sim.resolve(p, x);
         if (y === undefined || !sim.linkUp(x, y)) missing.push(p);
         else {
           out(y, m as SimSealed);
@@ -254,6 +270,7 @@ function invalidBatch(height: number, round: number): Uint8Array {
 
 /** Byzantine behaviours through the driver's test-only hooks, signed with the Byzantine node's own key. */
 export function byzantineHooks(sim: SimContext, x: SimNode): TestOnlyHooks | undefined {
+  if (x.fork) return undefined; // a fork equivocates by running the honest code on each side
   if (x.behaviour === 'invalid-value') {
     return {
       valueToPropose: (h, r) => {

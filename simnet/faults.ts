@@ -3,7 +3,13 @@
  * every simulated world. Drawn from the seed's `plan` stream only, so a plan is reproducible.
  */
 import type { Prng } from '../base/prng.js';
-import type { FaultKind } from './world.js';
+
+/** What can go wrong on the simulated network and nodes (`fednode simnet --faults`). */
+export type FaultKind = 'loss' | 'tail' | 'reorder' | 'duplicate' | 'partition' | 'crash' | 'skew' | 'churn';
+export const FAULT_KINDS: readonly FaultKind[] = ['loss', 'tail', 'reorder', 'duplicate', 'partition', 'crash', 'skew', 'churn'];
+/** How a Byzantine node misbehaves (`fednode simnet --byz-behaviours`). */
+export type ByzBehaviour = 'equivocate' | 'invalid-value' | 'forge' | 'future-round' | 'silent' | 'amnesia';
+export const BYZ_BEHAVIOURS: readonly ByzBehaviour[] = ['equivocate', 'invalid-value', 'forge', 'future-round', 'silent', 'amnesia'];
 
 export interface FaultPlan {
   lossRate: number;

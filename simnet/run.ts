@@ -1,12 +1,13 @@
 /**
- * Many seeds: `runSimnet` (what `fednode simnet` and bench/simnet.ts call),
- * `formatSummaryTable`, and `parseSimnetArgs` (the CLI argument spec). Nothing
- * here prints: lines go to an optional `write(line)` and the summary is returned.
+ * Many seeds of the PRODUCTION consensus driver over the simulator (simnet/driver-world.ts):
+ * `runSimnet` (what `fednode simnet`, scripts/simnet-long.sh and bench/simnet.ts call),
+ * `formatSummaryTable`, and `parseSimnetArgs` (the CLI argument spec). Nothing here prints:
+ * lines go to an optional `write(line)` and the summary is returned.
  */
 import { SimnetError } from './errors.js';
 import { TraceHash } from './engine.js';
-import { BYZ_BEHAVIOURS, FAULT_KINDS, runSeed } from './world.js';
-import type { ByzBehaviour, Counters, FaultKind, NetworkParams, SeedResult } from './world.js';
+import { BYZ_BEHAVIOURS, FAULT_KINDS, type ByzBehaviour, type FaultKind } from './faults.js';
+import { runDriverSeed, type DriverCountersSim, type DriverSeedResult, type DriverWorldOptions } from './driver-world.js';
 import { isSafetyViolation } from './checkers.js';
 import type { ViolationKind } from './checkers.js';
 
@@ -22,11 +23,21 @@ export interface SimnetOptions {
   behaviours?: readonly ByzBehaviour[] | 'all';
   /** First seed; seed i of the run is (seed + i) mod 2^32. @default 1 */
   seed?: number;
-  network?: Partial<NetworkParams>;
-  /** Negative control (see WorldOptions.splitBrain). @default false */
+  network?: NetworkParams;
+  /** Negative control (see DriverWorldOptions.splitBrain). @default false */
   splitBrain?: boolean;
   /** Wall clock for the speed figure only (ms). @default performance.now */
   now?: () => number;
+}
+
+/** The simulated network's knobs (each has the driver world's default). */
+export interface NetworkParams {
+  /** Per-link median one-way latency (ms). @default 5 */
+  readonly latencyMedianMs?: number;
+  /** Fault phase length (ms); the network is stable afterwards. @default 3000 */
+  readonly faultPhaseMs?: number;
+  /** The seeded client submits one op this often (ms). @default 1000 */
+  readonly workIntervalMs?: number;
 }
 
 export interface SeedViolation {
@@ -66,7 +77,7 @@ export interface SimnetSummary {
   simSecondsPerRealSecond: number;
   /** Hash over every seed's trace hash: one number that changes if any run changes. */
   combinedTraceHash: string;
-  counters: Counters;
+  counters: DriverCountersSim;
 }
 
 /** Violations reported in full (each costs a re-run for its trace): the first few tell the story. */
@@ -85,13 +96,26 @@ function resolveBehaviours(b: SimnetOptions['behaviours']): ByzBehaviour[] {
   return [...b];
 }
 
-export function replayCommand(o: { nodes: number; byzantine: number; heights: number; faults: readonly FaultKind[]; behaviours: readonly ByzBehaviour[] }, seed: number): string {
+export function replayCommand(o: { nodes: number; byzantine: number; heights: number; faults: readonly FaultKind[]; behaviours: readonly ByzBehaviour[]; splitBrain?: boolean }, seed: number): string {
   const faults = o.faults.length === 0 ? 'none' : o.faults.length === FAULT_KINDS.length ? 'all' : o.faults.join(',');
   const byz = o.behaviours.length === BYZ_BEHAVIOURS.length ? 'all' : o.behaviours.join(',');
-  return `fednode simnet --nodes ${o.nodes} --byzantine ${o.byzantine} --heights ${o.heights} --faults ${faults} --byz-behaviours ${byz} --seed ${seed} --seeds 1`;
+  return `fednode simnet --nodes ${o.nodes} --byzantine ${o.byzantine} --heights ${o.heights} --faults ${faults} --byz-behaviours ${byz} --seed ${seed} --seeds 1${o.splitBrain === true ? ' --split-brain' : ''}`;
 }
 
-export function runSimnet(opts: SimnetOptions, write?: (line: string) => void): SimnetSummary {
+/** Adds one seed's counters into the run's (numbers add; per-kind maps add per key). */
+function addCounters(sum: DriverCountersSim, c: DriverCountersSim): void {
+  const s = sum as unknown as Record<string, number | Record<string, number>>;
+  for (const [k, v] of Object.entries(c) as [string, number | Record<string, number>][]) {
+    if (typeof v === 'number') s[k] = ((s[k] as number | undefined) ?? 0) + v;
+    else {
+      const into = (s[k] as Record<string, number> | undefined) ?? {};
+      for (const [kk, vv] of Object.entries(v)) into[kk] = (into[kk] ?? 0) + vv;
+      s[k] = into;
+    }
+  }
+}
+
+export async function runSimnet(opts: SimnetOptions, write?: (line: string) => void): Promise<SimnetSummary> {
   const nodes = opts.nodes;
   const f = Math.floor((nodes - 1) / 3);
   const byzantine = opts.byzantine ?? f;
@@ -123,15 +147,15 @@ export function runSimnet(opts: SimnetOptions, write?: (line: string) => void): 
     realSeconds: 0,
     simSecondsPerRealSecond: 0,
     combinedTraceHash: '',
-    counters: {} as Counters,
+    counters: {} as DriverCountersSim,
   };
   let roundWeighted = 0;
   let simUs = 0;
   const t0 = now();
   for (let i = 0; i < opts.seeds; i++) {
     const seed = (firstSeed + i) >>> 0;
-    const base = { nodes, byzantine, heights: opts.heights, seed, faults, behaviours, ...(opts.network !== undefined ? { network: opts.network } : {}), ...(opts.splitBrain === true ? { splitBrain: true } : {}) };
-    const r: SeedResult = runSeed(base);
+    const base: DriverWorldOptions = { nodes, byzantine, heights: opts.heights, seed, faults, behaviours, ...opts.network, ...(opts.splitBrain === true ? { splitBrain: true } : {}) };
+    const r: DriverSeedResult = await runDriverSeed(base);
     summary.seedsRun++;
     combined.str(r.traceHash);
     summary.commits += r.commits;
@@ -139,8 +163,7 @@ export function runSimnet(opts: SimnetOptions, write?: (line: string) => void): 
     summary.maxRound = Math.max(summary.maxRound, r.maxRound);
     summary.events += r.events;
     simUs += r.simTimeUs;
-    const sum = summary.counters as unknown as Record<string, number>;
-    for (const [k, v] of Object.entries(r.counters) as [string, number][]) sum[k] = (sum[k] ?? 0) + v;
+    addCounters(summary.counters, r.counters);
     if (r.violations.length > 0) {
       summary.seedsWithViolations++;
       for (const v of r.violations) {
@@ -150,11 +173,11 @@ export function runSimnet(opts: SimnetOptions, write?: (line: string) => void): 
       }
       const worst = r.violations.find(isSafetyViolation) ?? r.violations[0];
       if (worst === undefined) continue;
-      const replay = replayCommand({ nodes, byzantine, heights: opts.heights, faults, behaviours }, seed);
+      const replay = replayCommand({ nodes, byzantine, heights: opts.heights, faults, behaviours, splitBrain: opts.splitBrain === true }, seed);
       write?.(`seed ${seed}: ${worst.kind} at height ${worst.height}: ${worst.detail} (replay: ${replay})`);
       if (summary.violations.length < MAX_REPORTED_VIOLATIONS) {
         // Deterministic re-run with tracing of the violating height (costs one more run).
-        const again = runSeed({ ...base, traceHeight: worst.height });
+        const again = await runDriverSeed({ ...base, traceHeight: worst.height });
         summary.violations.push({ seed, kind: worst.kind, safety: isSafetyViolation(worst), height: worst.height, nodes: worst.nodes, detail: worst.detail, replay, trace: again.trace.slice(-MAX_TRACE_LINES) });
       }
     }
@@ -206,7 +229,7 @@ function intArg(name: string, v: string | undefined, lo: number, hi: number): nu
 
 /**
  * The `fednode simnet` argument spec (README): --nodes N --byzantine B --seeds K
- * --heights H --faults LIST --byz-behaviours LIST --seed S [--json]. `--json` is
+ * --heights H --faults LIST --byz-behaviours LIST --seed S [--split-brain] [--json]. `--json` is
  * left to the caller (returned as `json`).
  */
 export function parseSimnetArgs(argv: readonly string[]): SimnetOptions & { json: boolean } {
@@ -218,6 +241,7 @@ export function parseSimnetArgs(argv: readonly string[]): SimnetOptions & { json
   let behaviours: ByzBehaviour[] | 'all' = 'all';
   let seed = 1;
   let json = false;
+  let splitBrain = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const [flag, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -261,10 +285,13 @@ export function parseSimnetArgs(argv: readonly string[]): SimnetOptions & { json
       case '--json':
         json = true;
         break;
+      case '--split-brain':
+        splitBrain = true;
+        break;
       default:
         throw new SimnetError('ERR_SIMNET_OPTIONS', `unknown simnet option '${a}'`);
     }
   }
   if (byzantine !== undefined && byzantine >= nodes) throw new SimnetError('ERR_SIMNET_OPTIONS', `--byzantine (${byzantine}) must be less than --nodes (${nodes})`);
-  return { nodes, ...(byzantine !== undefined ? { byzantine } : {}), seeds, heights, faults, behaviours, seed, json };
+  return { nodes, ...(byzantine !== undefined ? { byzantine } : {}), seeds, heights, faults, behaviours, seed, json, ...(splitBrain ? { splitBrain } : {}) };
 }

@@ -18,10 +18,11 @@ export const simnetCommand: Command = {
     { name: 'faults', type: 'string', placeholder: '<list>', description: 'loss,tail,reorder,duplicate,partition,crash,skew,churn | all | none', defaultText: 'all' },
     { name: 'byz-behaviours', type: 'string', placeholder: '<list>', description: 'equivocate,invalid-value,forge,future-round,silent,amnesia | all', defaultText: 'all' },
     { name: 'seed', type: 'int', placeholder: '<s>', description: 'first seed; --seed S --seeds 1 replays one run exactly', defaultText: '1' },
+    { name: 'split-brain', type: 'boolean', description: 'negative control: each Byzantine key runs a fork per honest group while the groups are cut apart (with more than f Byzantine the checkers must report disagreement)' },
   ],
   positionals: [],
-  details: 'example: fednode simnet --nodes 7 --seeds 200 --heights 20\nreplay:  the summary prints the exact command for each violating seed',
-  run(ctx) {
+  details: 'Runs the PRODUCTION consensus driver over the deterministic simulator (virtual time, simulated wire, crashable stores).\nexample: fednode simnet --nodes 7 --seeds 200 --heights 20\nreplay:  the summary prints the exact command for each violating seed\nexit:    0 no violation, 1 a violation was found, 2 bad options',
+  async run(ctx) {
     const argv: string[] = [];
     for (const f of INT_FLAGS) {
       const v = flagNumber(ctx.args, f);
@@ -32,9 +33,10 @@ export const simnetCommand: Command = {
       if (v !== undefined) argv.push(`--${f}`, v);
     }
     if (flagBool(ctx.args, 'json') === true) argv.push('--json');
+    if (flagBool(ctx.args, 'split-brain') === true) argv.push('--split-brain');
     const opts = parseSimnetArgs(argv);
-    const summary = runSimnet(opts, (line) => ctx.err(line + '\n'));
+    const summary = await runSimnet(opts, (line) => ctx.err(line + '\n'));
     ctx.result(summary, formatSummaryTable(summary).join('\n') + '\n');
-    return Promise.resolve(summary.safetyViolations + summary.livenessViolations === 0 ? 0 : 1);
+    return summary.safetyViolations + summary.livenessViolations === 0 ? 0 : 1;
   },
 };

@@ -72,7 +72,9 @@ describe('simnet over the production driver', () => {
     expect(r.counters.deliveredByKind['status']).toBeGreaterThan(4 * 3 * 50); // the nodes kept talking: idle, not dead
   });
 
-  it('options the driver world does not model are refused by name', async () => {
-    await expect(runDriverSeed({ ...base, faults: ['churn'] })).rejects.toThrow(/fault 'churn' is not modelled/);
+  it('options the driver world does not know are refused by name', async () => {
+    await expect(runDriverSeed({ ...base, faults: ['meteor' as never] })).rejects.toThrow(/unknown fault 'meteor'/);
+    await expect(runDriverSeed({ ...base, behaviours: ['bribe' as never] })).rejects.toThrow(/unknown Byzantine behaviour 'bribe'/);
+    await expect(runDriverSeed({ ...base, seed: -1 })).rejects.toThrow(/seed must be/);
   });
 });
