@@ -53,9 +53,14 @@ export interface FednodeMetricsOptions {
 /** Register fednode's metrics on `registry` (the host's). Throws if called twice on one registry. */
 export function registerFednodeMetrics(registry: Registry, src: FednodeMetricSources, o: FednodeMetricsOptions = {}): void {
   const registers = [registry];
-  const now = src.now ?? Date.now;
   if (o.processMetrics === true) collectDefaultMetrics({ register: registry });
+  registerGossipMetrics(registers, src);
+  registerLinkMetrics(registers, src);
+  registerStateMetrics(registers, src);
+}
 
+/** Gossip validation verdicts and the per-topic queues. */
+function registerGossipMetrics(registers: Registry[], src: FednodeMetricSources): void {
   new Counter({
     name: 'fednode_gossip_verdicts_total',
     help: 'Gossip messages validated, by topic, verdict (accept/ignore/reject) and reason code (ok for accept)',
@@ -88,6 +93,10 @@ export function registerFednodeMetrics(registry: Registry, src: FednodeMetricSou
   perTopic('fednode_gossip_delivered_total', 'Gossip messages handed to the application', (t) => t.delivered, 'counter');
   perTopic('fednode_gossip_handler_errors_total', 'Application handlers that threw on a delivered gossip message', (t) => t.handlerErrors, 'counter');
 
+}
+
+/** Peers, warnings, the cluster-key handshake and the direct channels. */
+function registerLinkMetrics(registers: Registry[], src: FednodeMetricSources): void {
   new Gauge({
     name: 'fednode_peers_connected',
     help: 'Peers with at least one open connection, by whether they are cluster members',
@@ -106,7 +115,7 @@ export function registerFednodeMetrics(registry: Registry, src: FednodeMetricSou
     },
   });
 
-  const { members, advertSelf, advertPeers, inference, consensus, direct, warnings, pnet } = src;
+  const { direct, warnings, pnet } = src;
   if (warnings !== undefined) {
     // kinds are fixed strings in the code (e.g. 'failover', 'chat request failed'), a closed set
     new Counter({ name: 'fednode_warnings_total', help: 'Warnings by kind: logged = written as a line, suppressed = summarised ("N more in the last 10 s")', labelNames: ['kind', 'outcome'] as const, registers, collect() {
@@ -144,6 +153,12 @@ export function registerFednodeMetrics(registry: Registry, src: FednodeMetricSou
       this.set(direct().channels);
     } });
   }
+}
+
+/** Members, this node's adverts and peer table, inference load and consensus progress. */
+function registerStateMetrics(registers: Registry[], src: FednodeMetricSources): void {
+  const { members, advertSelf, advertPeers, inference, consensus } = src;
+  const now = src.now ?? Date.now;
   if (members !== undefined) {
     new Gauge({ name: 'fednode_members', help: 'Cluster members in this node\'s view (itself included)', registers, collect() {
       this.set(members().length);
