@@ -453,7 +453,16 @@ function evaluate(w: Work): void {
   }
 }
 
+/** One pass of the rules; true when one fired that may enable another. */
 function evaluateOnce(w: Work, set: ValidatorSet): boolean {
+  const across = acrossRounds(w, set);
+  if (across === 'decided') return false;
+  if (across === 'skipped') return true;
+  return inCurrentRound(w, set);
+}
+
+/** The rules over every round: decide (line 49), skip ahead (line 55), a late valid value. */
+function acrossRounds(w: Work, set: ValidatorSet): 'decided' | 'skipped' | 'none' {
   // One pass over the rounds (a handful), O(1) each from their running totals, for three rules:
   // - line 49: a proposal's value with 2f+1 precommits in any round decides (a value's tally
   //   never exceeds the round's distinct precommit power, so most rounds stop at that check);
@@ -478,7 +487,7 @@ function evaluateOnce(w: Work, set: ValidatorSet): boolean {
         if (value === undefined || !isValid(w, value)) continue;
         const precommits = rv.precommits.votesFor(id).sort((a, b) => (keyOf(a.signer) < keyOf(b.signer) ? -1 : 1));
         decide(w, r, value, { height: w.height, round: r, valueId: id, precommits });
-        return false;
+        return 'decided';
       }
     }
     if (r > w.round && r > skipTo && oneThird(rv.signerPower, set)) skipTo = r;
@@ -490,14 +499,18 @@ function evaluateOnce(w: Work, set: ValidatorSet): boolean {
   }
   if (skipTo > w.round) {
     startRoundAt(w, skipTo);
-    return true;
+    return 'skipped';
   }
   if (validFrom !== null && validFrom.proposal !== null) {
     w.validValue = validFrom.proposal.proposal.value;
     w.validRound = validRound;
     persistLocks(w);
   }
+  return 'none';
+}
 
+/** The rules of the current round (lines 22, 28, 34, 36, 44, 47); true when one fired. */
+function inCurrentRound(w: Work, set: ValidatorSet): boolean {
   const r = w.round;
   const rv = roundOf(w, r);
   const sp = rv.proposal;

@@ -67,16 +67,42 @@ function isRefusal(x: unknown): x is { refused: { code: string; reason: string }
   return typeof r === 'object' && r !== null && typeof (r as { code?: unknown }).code === 'string' && typeof (r as { reason?: unknown }).reason === 'string';
 }
 
+/** Other joiners' valid claims this node carries on: signer peer id -> claim bytes, bounded by CLAIMS_MAX and RELAYED_MAX_BYTES. */
+class RelayedClaims {
+  private readonly claims = new Map<string, Uint8Array>();
+  private bytes = 0;
+
+  get size(): number {
+    return this.claims.size;
+  }
+
+  values(): IterableIterator<Uint8Array> {
+    return this.claims.values();
+  }
+
+  /** Carries `claim` on unless the signer's is carried already or a bound would be passed. */
+  offer(signer: string, claim: Uint8Array): void {
+    if (this.claims.has(signer) || this.claims.size >= CLAIMS_MAX || this.bytes + claim.length > RELAYED_MAX_BYTES) return;
+    this.claims.set(signer, claim);
+    this.bytes += claim.length;
+  }
+
+  drop(signer: string): void {
+    const c = this.claims.get(signer);
+    if (c === undefined) return;
+    this.claims.delete(signer);
+    this.bytes -= c.length;
+  }
+
+  /** Drops the claims of joiners that are members now (nothing left to carry). */
+  dropMembers(isMember: (peer: string) => boolean): void {
+    for (const p of [...this.claims.keys()]) if (isMember(p)) this.drop(p);
+  }
+}
+
 export function createMemberSync(o: MemberSyncOptions): MemberSync {
   const log = o.logger.child('members');
-  const relayed = new Map<string, Uint8Array>(); // signer peer id -> claim bytes (bounded by CLAIMS_MAX and RELAYED_MAX_BYTES)
-  let relayedBytes = 0;
-  const unrelay = (peer: string): void => {
-    const c = relayed.get(peer);
-    if (c === undefined) return;
-    relayed.delete(peer);
-    relayedBytes -= c.length;
-  };
+  const relayed = new RelayedClaims();
   let own: Uint8Array | null = null;
   const section = o.store.section('invites');
   let timer: NodeJS.Timeout | null = null;
@@ -100,17 +126,13 @@ export function createMemberSync(o: MemberSyncOptions): MemberSync {
       const signer = signerOf(c);
       if (signer === null || signer === o.selfId || o.isMember(signer)) continue;
       // Relay only claims that check out (a forged or expired one would crowd out real ones).
-      const valid = await o.onClaim(c, from);
-      if (!valid) unrelay(signer);
-      else if (!relayed.has(signer) && relayed.size < CLAIMS_MAX && relayedBytes + c.length <= RELAYED_MAX_BYTES) {
-        relayed.set(signer, c);
-        relayedBytes += c.length;
-      }
+      if (await o.onClaim(c, from)) relayed.offer(signer, c);
+      else relayed.drop(signer);
     }
   };
 
   const frame = (to: string): Uint8Array => {
-    for (const p of [...relayed.keys()]) if (o.isMember(p)) unrelay(p); // admitted: nothing left to carry
+    relayed.dropMembers((p) => o.isMember(p)); // admitted: nothing left to carry
     if (own !== null && o.isMember(o.selfId)) own = null; // our own member.add is decided
     const refusal = o.refusalFor?.(to) ?? null;
     const tail = refusal === null ? [] : [{ refused: { code: refusal.code.slice(0, 64), reason: refusal.reason.slice(0, 300) } }];

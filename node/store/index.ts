@@ -58,8 +58,9 @@ function causeCode(e: unknown): string | undefined {
   return undefined;
 }
 
-export async function openStore(path: string, opts: { createIfMissing?: boolean } = {}): Promise<Store> {
-  const db = new ClassicLevel<string, Uint8Array>(path, { valueEncoding: 'view', createIfMissing: opts.createIfMissing ?? true });
+/** Opens the LevelDB database, turning its failures into the store's typed errors. */
+async function openDb(path: string, createIfMissing: boolean): Promise<ClassicLevel<string, Uint8Array>> {
+  const db = new ClassicLevel<string, Uint8Array>(path, { valueEncoding: 'view', createIfMissing });
   try {
     await db.open();
   } catch (e) {
@@ -68,46 +69,59 @@ export async function openStore(path: string, opts: { createIfMissing?: boolean 
     if (c === 'LEVEL_CORRUPTION') throw new RuntimeError('ERR_STORE_CORRUPT', `store ${path} is corrupt: ${String((e as { cause?: { message?: string } }).cause?.message ?? e)}`, { path }, { cause: e });
     throw new RuntimeError('ERR_STORE_OPEN', `cannot open store ${path}: ${e instanceof Error ? (e.cause instanceof Error ? e.cause.message : e.message) : String(e)}`, { path }, { cause: e });
   }
-  const sections = new Map<StoreSection, StoreSectionDb>();
-  for (const name of STORE_SECTIONS) {
-    // Sections are key prefixes on the root database (as sublevels are), so that
-    // `sync` reaches LevelDB: sublevel option types do not carry it.
-    const prefix = `!${name}!`;
-    const end = `!${name}"`; // '"' is the character after '!'
-    const k = (key: string): string => prefix + key;
-    sections.set(name, {
-      get: (key) => db.get(k(key)),
-      put: (key, v, o) => db.put(k(key), v, { sync: o?.sync ?? false }),
-      del: (key, o) => db.del(k(key), { sync: o?.sync ?? false }),
-      batch: (ops, o) => db.batch(ops.map((op) => (op.type === 'put' ? { type: 'put' as const, key: k(op.key), value: op.value } : { type: 'del' as const, key: k(op.key) })), { sync: o?.sync ?? false }),
-      entries: (o) => ({
-        async *[Symbol.asyncIterator]() {
-          const it = db.iterator({ gte: o?.gte !== undefined ? k(o.gte) : prefix, lt: o?.lt !== undefined ? k(o.lt) : end, limit: o?.limit ?? ENTRIES_LIMIT_DEFAULT });
-          try {
-            for await (const [key, value] of it) yield [key.slice(prefix.length), value] as [string, Uint8Array];
-          } finally {
-            await it.close();
-          }
-        },
-      }),
-    });
+  return db;
+}
+
+/**
+ * A section: a key prefix on the root database (as sublevels are), so that `sync` reaches
+ * LevelDB (sublevel option types do not carry it).
+ */
+function sectionDb(db: ClassicLevel<string, Uint8Array>, name: StoreSection): StoreSectionDb {
+  const prefix = `!${name}!`;
+  const end = `!${name}"`; // '"' is the character after '!'
+  const k = (key: string): string => prefix + key;
+  return {
+    get: (key) => db.get(k(key)),
+    put: (key, v, o) => db.put(k(key), v, { sync: o?.sync ?? false }),
+    del: (key, o) => db.del(k(key), { sync: o?.sync ?? false }),
+    batch: (ops, o) => db.batch(ops.map((op) => (op.type === 'put' ? { type: 'put' as const, key: k(op.key), value: op.value } : { type: 'del' as const, key: k(op.key) })), { sync: o?.sync ?? false }),
+    entries: (o) => ({
+      async *[Symbol.asyncIterator]() {
+        const it = db.iterator({ gte: o?.gte !== undefined ? k(o.gte) : prefix, lt: o?.lt !== undefined ? k(o.lt) : end, limit: o?.limit ?? ENTRIES_LIMIT_DEFAULT });
+        try {
+          for await (const [key, value] of it) yield [key.slice(prefix.length), value] as [string, Uint8Array];
+        } finally {
+          await it.close();
+        }
+      },
+    }),
+  };
+}
+
+/** Writes the version of a new store, refuses (and closes) a store of another version. */
+async function checkVersion(db: ClassicLevel<string, Uint8Array>, meta: StoreSectionDb, path: string): Promise<void> {
+  const version = await meta.get('version');
+  if (version === undefined) {
+    await meta.put('version', enc.encode(String(STORE_VERSION)), { sync: true });
+    return;
   }
+  const v = Number(dec.decode(version));
+  if (v !== STORE_VERSION) {
+    await db.close();
+    throw new RuntimeError('ERR_STORE_CORRUPT', `store ${path} has version ${v}, this fednode reads version ${STORE_VERSION}`, { path, version: v });
+  }
+}
+
+export async function openStore(path: string, opts: { createIfMissing?: boolean } = {}): Promise<Store> {
+  const db = await openDb(path, opts.createIfMissing ?? true);
+  const sections = new Map<StoreSection, StoreSectionDb>();
+  for (const name of STORE_SECTIONS) sections.set(name, sectionDb(db, name));
   const section = (name: StoreSection): StoreSectionDb => {
     const s = sections.get(name);
     if (s === undefined) throw new RuntimeError('ERR_STORE_OPEN', `unknown store section ${name}`, { section: name });
     return s;
   };
-  const meta = section('meta');
-  const version = await meta.get('version');
-  if (version === undefined) {
-    await meta.put('version', enc.encode(String(STORE_VERSION)), { sync: true });
-  } else {
-    const v = Number(dec.decode(version));
-    if (v !== STORE_VERSION) {
-      await db.close();
-      throw new RuntimeError('ERR_STORE_CORRUPT', `store ${path} has version ${v}, this fednode reads version ${STORE_VERSION}`, { path, version: v });
-    }
-  }
+  await checkVersion(db, section('meta'), path);
 
   const counters = new Map<string, { next: number; reservedUpTo: number; chain: Promise<unknown> }>();
   const seqDb = section('seq');
