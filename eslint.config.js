@@ -2,10 +2,11 @@
 // 1. consensus/ and the routing policy are pure (no I/O, clock, randomness, libp2p, node/).
 // 2. no console outside cli/ (and bench/, whose job is printing).
 // 3. imports follow the layer table (eslint.purity.js `layers`).
+// 4. sizes: no source file over 600 lines; in consensus/, node/ and simnet/ no function over 100.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-import { impureModules, impureGlobals, impureSyntax, layers, layerPatterns, layerNamed } from './eslint.purity.js';
+import { impureModules, impureGlobals, impureSyntax, layers, layerPatterns, layerNamed, sizeRules } from './eslint.purity.js';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'test/fixtures/**', 'coverage/**'] },
@@ -42,6 +43,8 @@ export default tseslint.config(
       'no-restricted-syntax': ['error', ...impureSyntax, { selector: "NewExpression[callee.name='Error']", message: 'use a typed error class with a code' }],
     },
   },
+  // 4. sizes (exported for test/unit/meta/lint.test.ts).
+  ...sizeRules,
   { files: ['cli/**/*.ts', 'bench/**/*.ts'], rules: { 'no-console': 'off' } },
   {
     files: ['test/**/*.ts', 'bench/**/*.ts'],

@@ -12,3 +12,5 @@ export interface Layer {
 export declare const layers: Layer[];
 export declare function layerPatterns(layer: Layer): { group: string[]; message: string }[];
 export declare function layerNamed(name: string): Layer;
+export declare const FUNCTION_SIZE_PENDING: string[];
+export declare const sizeRules: { files: string[]; rules: Record<string, unknown> }[];

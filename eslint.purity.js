@@ -50,3 +50,29 @@ export function layerNamed(name) {
   if (l === undefined) throw new TypeError(`no layer ${name}`);
   return l;
 }
+
+/** Source folders (not tests, benchmarks or scripts). */
+const SOURCE_DIRS = ['base', 'crypto', 'consensus', 'routing', 'node', 'cli', 'simnet'];
+
+/**
+ * Factory closures still over 100 lines (each one room, several jobs): to be split by job as
+ * store/index.ts, consensus/core.ts and node/runtime/member-sync.ts were. Everything else holds.
+ */
+export const FUNCTION_SIZE_PENDING = [
+  'node/p2p/host.ts',
+  'node/runtime/admission.ts',
+  'node/runtime/adverts.ts',
+  'node/runtime/inference.ts',
+  'node/runtime/node.ts',
+  'node/api/limits.ts',
+  'node/api/responses.ts',
+  'node/api/server.ts',
+  'node/forward/server.ts',
+];
+
+/** No source file over 600 lines; no function over 100 in consensus/, node/, simnet/ (issue 12). */
+export const sizeRules = [
+  { files: SOURCE_DIRS.map((d) => `${d}/**/*.ts`), rules: { 'max-lines': ['error', { max: 600 }] } },
+  { files: ['consensus/**/*.ts', 'node/**/*.ts', 'simnet/**/*.ts'], rules: { 'max-lines-per-function': ['error', { max: 100 }] } },
+  { files: FUNCTION_SIZE_PENDING, rules: { 'max-lines-per-function': 'off' } },
+];

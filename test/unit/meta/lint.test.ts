@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { ESLint } from 'eslint';
 import tseslint from 'typescript-eslint';
-import { impureGlobals, impureModules, impureSyntax } from '../../../eslint.purity.js';
+import { FUNCTION_SIZE_PENDING, impureGlobals, impureModules, impureSyntax, sizeRules } from '../../../eslint.purity.js';
 
 const purity = new ESLint({
   overrideConfigFile: true,
@@ -67,5 +67,36 @@ describe('lint keeps the core pure', () => {
     // node/ has the layer rule (no cli/, simnet/ imports) but not the purity rules: I/O is its job
     expect(JSON.stringify(p2p.rules['no-restricted-imports'])).not.toContain('node:*');
     expect(p2p.rules['no-restricted-globals']).toBeUndefined();
+  });
+});
+
+describe('lint bounds sizes', () => {
+  const sizes = new ESLint({ overrideConfigFile: true, overrideConfig: [{ files: ['**/*.ts'], languageOptions: { parser: tseslint.parser } }, ...sizeRules] as never });
+  const rulesOf = async (code: string, filePath: string): Promise<string[]> => ((await sizes.lintText(code, { filePath }))[0]?.messages ?? []).map((m) => m.ruleId ?? 'parse');
+  const fn = (lines: number): string => `export function f(): number {\n${Array.from({ length: lines }, (_, i) => `  const v${i} = ${i};`).join('\n')}\n  return 0;\n}\n`;
+
+  it('a source file over 600 lines fails in every source folder', async () => {
+    const long = Array.from({ length: 601 }, (_, i) => `export const c${i} = ${i};`).join('\n') + '\n';
+    for (const dir of ['base', 'crypto', 'consensus', 'routing', 'node', 'cli', 'simnet']) expect(await rulesOf(long, `${dir}/probe.ts`), dir).toContain('max-lines');
+    expect(await rulesOf(long, 'test/unit/probe.test.ts')).not.toContain('max-lines');
+  });
+
+  it('a function over 100 lines fails in consensus/, node/ and simnet/; 100 lines pass', async () => {
+    for (const dir of ['consensus', 'node/runtime', 'simnet']) {
+      expect(await rulesOf(fn(105), `${dir}/probe.ts`), dir).toContain('max-lines-per-function');
+      expect(await rulesOf(fn(90), `${dir}/probe.ts`), dir).not.toContain('max-lines-per-function');
+    }
+  });
+
+  it('the project config applies the size rules; only the listed files still wait for their split', async () => {
+    const project = new ESLint();
+    const cfg = (await project.calculateConfigForFile('node/runtime/member-sync.ts')) as { rules: Record<string, unknown> };
+    expect(JSON.stringify(cfg.rules['max-lines-per-function'])).toContain('100');
+    expect(JSON.stringify(cfg.rules['max-lines'])).toContain('600');
+    expect(FUNCTION_SIZE_PENDING.length).toBeLessThanOrEqual(9); // the list only shrinks
+    for (const f of FUNCTION_SIZE_PENDING) {
+      const c = (await project.calculateConfigForFile(f)) as { rules: Record<string, unknown> };
+      expect(JSON.stringify(c.rules['max-lines-per-function']), f).toMatch(/^\[?0|"off"/);
+    }
   });
 });
