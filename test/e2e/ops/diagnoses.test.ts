@@ -107,10 +107,11 @@ describe('diagnoses that name the fix (real processes)', () => {
     expect(ic.code).not.toBe(0);
     expect(ic.stderr).toMatch(/not a member of the cluster/);
 
-    // an invite that expires before the joiner's claim arrives
-    const short = JSON.parse((await fednode(['invite', '--json', '--ttl', '2s', '--data-dir', a])).stdout) as { token: string; expiresMs: number };
+    // an invite that expires before the joiner's claim arrives (long enough for `join`, which
+    // refuses an expired token itself, to run on a loaded machine)
+    const short = JSON.parse((await fednode(['invite', '--json', '--ttl', '10s', '--data-dir', a])).stdout) as { token: string; expiresMs: number };
     expect((await fednode(['join', short.token, '--data-dir', e, '--name', 'e', ...FLAGS])).code).toBe(0);
-    await waitFor('the invite to expire', () => Promise.resolve(Date.now() > short.expiresMs + 200 ? true : undefined), 10_000);
+    await waitFor('the invite to expire', () => Promise.resolve(Date.now() > short.expiresMs + 200 ? true : undefined), 20_000);
     await start(e);
     const expired = await waitFor('e told its invite expired', async () => (await control<{ consensus: { admission: { refused?: { code: string } | null } } }>(e, '/status')).consensus.admission.refused ?? undefined, 30_000);
     expect(expired.code).toBe('ERR_INVITE_EXPIRED');
