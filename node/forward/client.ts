@@ -32,6 +32,11 @@ export interface ForwardClientOptions {
   host: ForwardHost;
   identity: Identity;
   cluster: string;
+  /**
+   * Streams of this protocol open to one peer at once (libp2p refuses more; its default is 64).
+   * Set it to the router's maxPerPeer so that bound, not libp2p's, decides. @default 64
+   */
+  maxOutboundStreams?: number;
   now?: () => number;
 }
 
@@ -79,7 +84,8 @@ export class ForwardClient {
   }
 
   private async open(peerId: string, signal: AbortSignal | undefined): Promise<Channel> {
-    const stream = await this.opts.host.dialProtocol(peerId, INFER_PROTOCOL, signal === undefined ? { negotiateFully: false } : { signal, negotiateFully: false });
+    const max = { negotiateFully: false, maxOutboundStreams: this.opts.maxOutboundStreams ?? 64 };
+    const stream = await this.opts.host.dialProtocol(peerId, INFER_PROTOCOL, signal === undefined ? max : { signal, ...max });
     this.stats.opened++;
     const out = pushable<Uint8Array>();
     void pipe(out, (s) => lp.encode(s), stream.sink).catch(() => undefined);

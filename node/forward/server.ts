@@ -42,9 +42,9 @@ export interface ForwardExecutor {
 
 /** The small part of a libp2p host this module needs (node/p2p Host satisfies it). */
 export interface ForwardHost {
-  handle(protocol: string, handler: (stream: Stream, remotePeerId: string) => void, opts?: { maxInboundStreams?: number }): Promise<void>;
+  handle(protocol: string, handler: (stream: Stream, remotePeerId: string) => void, opts?: { maxInboundStreams?: number; maxOutboundStreams?: number }): Promise<void>;
   /** negotiateFully: false lets libp2p send the protocol id with the first frame (saves a round trip). */
-  dialProtocol(peerId: string, protocol: string, opts?: { signal?: AbortSignal; negotiateFully?: boolean }): Promise<Stream>;
+  dialProtocol(peerId: string, protocol: string, opts?: { signal?: AbortSignal; negotiateFully?: boolean; maxOutboundStreams?: number }): Promise<Stream>;
   unhandle?(protocol: string): Promise<void>;
 }
 
@@ -59,6 +59,12 @@ export interface ForwardServerOptions {
   localPeerId: string;
   /** Inbound forwarded requests running at once; more get an ERR_BUSY frame. @default 64 */
   maxConcurrent?: number;
+  /**
+   * Streams of this protocol this node opens to one peer at once. libp2p takes that bound from the
+   * handler's registration when there is one (a dial's own option is then ignored), so it is set
+   * here; make it the router's maxPerPeer so the router's bound, not libp2p's, refuses. @default 64 (libp2p's)
+   */
+  maxOutboundStreams?: number;
   /** Longest wait for the first frame of a request and between its frames (progress, not the whole body). @default 5000 */
   headerTimeoutMs?: number;
   /** A kept-alive stream with no new request for this long is closed. @default 30000 */
@@ -272,7 +278,7 @@ export async function startForwardServer(opts: ForwardServerOptions): Promise<Fo
     }
   }
 
-  await opts.host.handle(INFER_PROTOCOL, handler, { maxInboundStreams: maxConcurrent * 2 });
+  await opts.host.handle(INFER_PROTOCOL, handler, { maxInboundStreams: maxConcurrent * 2, maxOutboundStreams: opts.maxOutboundStreams ?? 64 });
   return {
     get active() {
       return active;

@@ -55,6 +55,11 @@ export interface ClusterOptions {
   maxRetries?: number;
   /** Forward server's keep-alive idle timeout. */
   idleTimeoutMs?: number;
+  /** Router bounds (defaults: the router's 32 per peer, 256 in flight); the bench's 256 streams need them raised. */
+  maxPerPeer?: number;
+  maxInFlight?: number;
+  /** Forward server's inbound bound (default 64). */
+  maxConcurrent?: number;
 }
 
 export async function startCluster(o: ClusterOptions): Promise<{ nodes: TestNode[]; members: Set<string>; stop: () => Promise<void> }> {
@@ -85,8 +90,10 @@ export async function startCluster(o: ClusterOptions): Promise<{ nodes: TestNode
       localPeerId: identity.peerId,
       backends: bs,
       peers,
-      forward: (node.forwardClient = new ForwardClient({ host, identity, cluster: CLUSTER })),
+      forward: (node.forwardClient = new ForwardClient({ host, identity, cluster: CLUSTER, maxOutboundStreams: o.maxPerPeer ?? 32 })),
       maxRetries: o.maxRetries ?? 2,
+      ...(o.maxPerPeer === undefined ? {} : { maxPerPeer: o.maxPerPeer }),
+      ...(o.maxInFlight === undefined ? {} : { maxInFlight: o.maxInFlight }),
     });
     node.forwardServer = await startForwardServer({
       host,
@@ -95,6 +102,8 @@ export async function startCluster(o: ClusterOptions): Promise<{ nodes: TestNode
       execute: node.router.localExecutor(),
       localPeerId: identity.peerId,
       ...(o.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: o.idleTimeoutMs }),
+      ...(o.maxConcurrent === undefined ? {} : { maxConcurrent: o.maxConcurrent }),
+      maxOutboundStreams: o.maxPerPeer ?? 32,
     });
     node.api = createApiServer({ router: node.router });
     node.url = (await node.api.listen()).url;
