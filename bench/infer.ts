@@ -176,7 +176,9 @@ interface Servers {
 
 async function startServers(): Promise<Servers> {
   const entry = fileURLToPath(new URL('./infer-child.ts', import.meta.url));
-  const p = spawn(process.execPath, [...process.execArgv, entry], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  // INFER_PROF_DIR=<dir>: the servers' process writes a V8 CPU profile there (profiling the data plane)
+  const prof = process.env['INFER_PROF_DIR'];
+  const p = spawn(process.execPath, [...process.execArgv, ...(prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`]), entry], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const ready = await new Promise<{ bareUrl: string; localUrl: string; forwardUrl: string }>((resolve, reject) => {
     p.once('message', (m: { t: string; bareUrl: string; localUrl: string; forwardUrl: string }) => resolve(m));
     p.once('exit', (code) => reject(new Error(`bench/infer-child.ts exited (${code}) before it was ready`)));
