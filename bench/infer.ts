@@ -1,7 +1,8 @@
 import '../node/polyfill.js';
 // `npm run bench -- infer [--json] [--rounds=3] [--tokens=16] [--levels=1,16,64,256] [--paths=direct,local,forwarded,nginx]`
-// Loopback, simulated backend in zero-delay mode, servers in a child process (bench/infer-child.ts)
-// so the client's CPU is not theirs. Same client (fetch = undici, keep-alive, streaming SSE), same
+// Loopback, simulated backend in zero-delay mode. Node B (with the bare backend server) and node A
+// each run in their own process (bench/infer-child.ts): the client's CPU is not theirs and A and B
+// do not share an event loop (as deployed). Same client (fetch = undici, keep-alive, streaming SSE), same
 // request, for each concurrency level (streams at once):
 //   (a) backend direct: the simulated backend behind a bare HTTP/SSE server
 //   (b) node API, local execution
@@ -9,7 +10,7 @@ import '../node/polyfill.js';
 //   (d) nginx (/usr/sbin/nginx) as a reverse proxy in front of the same bare server: the yardstick
 //       for what a proxy costs on this machine (its own temp prefix, loopback only, workers = cores)
 // Per path and level: req/s, tokens/s, latency and time to first token p50/p99, the latency added
-// over (a), server-side CPU ms per request (the child's process.cpuUsage; for (d) plus nginx's
+// over (a), server-side CPU ms per request (process.cpuUsage of B's process, plus A's for (c); for (d) plus nginx's
 // master and workers from /proc/<pid>/stat), and ratios to nginx. Each figure is the median over
 // --rounds sweeps; paths are interleaved within a level so load changes hit all of them alike.
 // Plus the routing balance figures (simulation).
@@ -166,36 +167,65 @@ async function startNginx(upstream: string, workers: number): Promise<Nginx | st
   return `nginx did not start: ${err.trim() || 'no listener within 5 s'}: path (d) skipped`;
 }
 
-interface Servers {
-  bareUrl: string;
-  localUrl: string;
-  forwardUrl: string;
-  ask<T>(t: 'cpu' | 'stats'): Promise<T>;
+interface Child {
+  ask<T>(m: Record<string, unknown>): Promise<T>;
+  cpuUs(): Promise<number>;
   stop(): Promise<void>;
 }
 
-async function startServers(): Promise<Servers> {
+function spawnChild(): Child {
   const entry = fileURLToPath(new URL('./infer-child.ts', import.meta.url));
-  // INFER_PROF_DIR=<dir>: the servers' process writes a V8 CPU profile there (profiling the data plane)
+  // INFER_PROF_DIR=<dir>: each server process writes a V8 CPU profile there (profiling the data plane)
   const prof = process.env['INFER_PROF_DIR'];
   const p = spawn(process.execPath, [...process.execArgv, ...(prof === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${prof}`]), entry], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const ready = await new Promise<{ bareUrl: string; localUrl: string; forwardUrl: string }>((resolve, reject) => {
-    p.once('message', (m: { t: string; bareUrl: string; localUrl: string; forwardUrl: string }) => resolve(m));
-    p.once('exit', (code) => reject(new Error(`bench/infer-child.ts exited (${code}) before it was ready`)));
-  });
+  let exited = false;
+  p.once('exit', () => (exited = true));
+  const ask = <T>(m: Record<string, unknown>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      if (exited) return reject(new Error('bench/infer-child.ts has exited'));
+      const onExit = (code: number | null): void => reject(new Error(`bench/infer-child.ts exited (${code}) before answering '${String(m['t'])}'`));
+      p.once('exit', onExit);
+      p.once('message', (r: T) => {
+        p.off('exit', onExit);
+        resolve(r);
+      });
+      p.send(m);
+    });
   return {
-    ...ready,
-    ask: <T>(t: 'cpu' | 'stats') =>
-      new Promise<T>((resolve) => {
-        p.once('message', (m: T) => resolve(m));
-        p.send({ t });
-      }),
+    ask,
+    cpuUs: async () => (await ask<{ us: number }>({ t: 'cpu' })).us,
     stop: () =>
       new Promise<void>((resolve) => {
+        if (exited) return resolve();
         p.once('exit', () => resolve());
         p.send({ t: 'stop' });
       }),
   };
+}
+
+interface Servers {
+  bareUrl: string;
+  localUrl: string;
+  forwardUrl: string;
+  /** Node B's process: bare backend server and node B. */
+  b: Child;
+  /** Node A's process. */
+  a: Child;
+  stop(): Promise<void>;
+}
+
+/** Node B (with the bare backend server) and node A, each in its own process; A dials B. */
+async function startServers(): Promise<Servers> {
+  const b = spawnChild();
+  const a = spawnChild();
+  try {
+    const rb = await b.ask<{ url: string; bareUrl: string; peerId: string; addrs: string[] }>({ t: 'init', role: 'B' });
+    const ra = await a.ask<{ url: string }>({ t: 'init', role: 'A', peerId: rb.peerId, addrs: rb.addrs });
+    return { bareUrl: rb.bareUrl, localUrl: rb.url, forwardUrl: ra.url, a, b, stop: async () => void (await Promise.all([a.stop(), b.stop()])) };
+  } catch (err) {
+    await Promise.all([a.stop(), b.stop()]);
+    throw err;
+  }
 }
 
 /** `total` requests with `concurrency` in flight, after a warm-up; server CPU measured around the timed part. */
@@ -241,9 +271,14 @@ function loadPerCore(): number {
 type Sweep = Record<number, Partial<Record<PathName, Row>>>;
 
 async function sweeps(srv: Servers, nginx: Nginx | null, levels: readonly number[], rounds: number, body: string, only: ReadonlySet<string>): Promise<Sweep> {
-  const childCpu = async (): Promise<number> => (await srv.ask<{ us: number }>('cpu')).us;
   const url: Record<PathName, string> = { direct: srv.bareUrl, local: srv.localUrl, forwarded: srv.forwardUrl, nginx: nginx?.url ?? '' };
-  const cpu: Record<PathName, () => Promise<number>> = { direct: childCpu, local: childCpu, forwarded: childCpu, nginx: async () => (await childCpu()) + (nginx?.cpuUs() ?? 0) };
+  // CPU of the processes each path runs through: B's (backend server, node B), plus A's or nginx's
+  const cpu: Record<PathName, () => Promise<number>> = {
+    direct: () => srv.b.cpuUs(),
+    local: () => srv.b.cpuUs(),
+    forwarded: async () => (await srv.a.cpuUs()) + (await srv.b.cpuUs()),
+    nginx: async () => (await srv.b.cpuUs()) + (nginx?.cpuUs() ?? 0),
+  };
   const all: Record<number, Partial<Record<PathName, Row[]>>> = {};
   for (let r = 0; r < rounds; r++) {
     for (const c of levels) {
@@ -362,7 +397,7 @@ export async function run(opts: { json: boolean; args: readonly string[] }): Pro
     } finally {
       nginx?.stop();
     }
-    stats = await srv.ask('stats');
+    stats = await srv.a.ask({ t: 'stats' });
   } finally {
     await srv.stop();
   }
