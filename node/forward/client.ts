@@ -5,7 +5,6 @@
  * pool); a stale pooled stream is replaced transparently once.
  */
 import { pipe } from 'it-pipe';
-import * as lp from 'it-length-prefixed';
 import { pushable } from 'it-pushable';
 import type { Pushable } from 'it-pushable';
 import type { Stream } from '@libp2p/interface';
@@ -17,7 +16,7 @@ import type { InferErrorCode } from './errors.js';
 import { INFER_PROTOCOL, INFER_REQUEST_KIND } from './request.js';
 import type { InferOp, InferRequestBody } from './request.js';
 import type { ForwardHost } from './server.js';
-import { collectMessage, frameReader, pushMessage, MAX_MESSAGE_BYTES } from './wire.js';
+import { collectMessage, encodeFrames, frameReader, pushMessage, MAX_MESSAGE_BYTES } from './wire.js';
 import type { Frame } from './wire.js';
 
 /**
@@ -98,7 +97,7 @@ export class ForwardClient {
     const stream = await this.opts.host.dialProtocol(peerId, INFER_PROTOCOL, signal === undefined ? max : { signal, ...max });
     this.stats.opened++;
     const out = pushable<Uint8Array>();
-    void pipe(out, (s) => lp.encode(s), stream.sink).catch(() => undefined);
+    void pipe(out, encodeFrames, stream.sink).catch(() => undefined);
     return { stream, out, read: frameReader(stream) };
   }
 

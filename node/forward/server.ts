@@ -17,7 +17,6 @@
  * schema; hop == 1; deadline not passed. A forwarded request is executed locally only.
  */
 import { pipe } from 'it-pipe';
-import * as lp from 'it-length-prefixed';
 import { pushable } from 'it-pushable';
 import type { Stream } from '@libp2p/interface';
 import { openEnvelope, encodeCanonical, VerifiedCache } from '../../crypto/index.js';
@@ -27,7 +26,7 @@ import { WarnLimiter } from '../warn-limiter.js';
 import type { ChatChunk, ChatRequest, CompletionRequest, EmbedRequest, EmbedResult } from '../backends/types.js';
 import { InferError, toInferError, upstreamData } from './errors.js';
 import { INFER_PROTOCOL, INFER_REQUEST_KIND, MAX_HOPS, parseRequestBody } from './request.js';
-import { collectMessage, frameReader, pushMessage, withTimeout, MAX_MESSAGE_BYTES, PART_BYTES } from './wire.js';
+import { collectMessage, encodeFrames, frameReader, pushMessage, withTimeout, MAX_MESSAGE_BYTES, PART_BYTES } from './wire.js';
 import type { Frame } from './wire.js';
 
 /** Requests carried by one stream before it is closed (bounds a stream's lifetime; reopening is cheap). */
@@ -121,7 +120,7 @@ export async function startForwardServer(opts: ForwardServerOptions): Promise<Fo
   async function serve(stream: Stream, remote: string): Promise<void> {
     const out = pushable<Uint8Array>();
     let current: AbortController | null = null;
-    const sinkDone = pipe(out, (s) => lp.encode(s), stream.sink).catch(() => current?.abort());
+    const sinkDone = pipe(out, encodeFrames, stream.sink).catch(() => current?.abort());
     const read = frameReader(stream);
     const send = (msg: Uint8Array): void => pushMessage(out, msg);
     try {
