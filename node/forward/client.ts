@@ -5,7 +5,6 @@
  * pool); a stale pooled stream is replaced transparently once.
  */
 import { pipe } from 'it-pipe';
-import * as lp from 'it-length-prefixed';
 import { pushable } from 'it-pushable';
 import type { Pushable } from 'it-pushable';
 import type { Stream } from '@libp2p/interface';
@@ -17,11 +16,18 @@ import type { InferErrorCode } from './errors.js';
 import { INFER_PROTOCOL, INFER_REQUEST_KIND } from './request.js';
 import type { InferOp, InferRequestBody } from './request.js';
 import type { ForwardHost } from './server.js';
-import { collectMessage, frameReader, pushMessage, MAX_MESSAGE_BYTES } from './wire.js';
+import { collectMessage, encodeFrames, frameReader, pushMessage, MAX_MESSAGE_BYTES } from './wire.js';
 import type { Frame } from './wire.js';
 
-/** Idle streams kept open per peer by a requester (keep-alive pool); more are closed. */
-export const MAX_IDLE_STREAMS_PER_PEER = 16;
+/**
+ * Default bound of streams open to one peer (libp2p's own default), and so of the idle ones kept
+ * for reuse (keep-alive pool). The pool holds as many as may be open at once: a smaller pool
+ * (it was 16) closed and reopened a stream for most requests above that concurrency (at 256
+ * streams, 2,216 opened for 3,010 requests), each open costing a yamux stream, protocol select
+ * and a peer-store write on both nodes. Idle ones cost the server one inbound slot each (its
+ * maxInboundStreams is 2x its maxConcurrent) and are closed by it after its idle timeout.
+ */
+export const DEFAULT_MAX_STREAMS_PER_PEER = 64;
 
 /** Chunks of a forwarded (or routed) stream: the 'done' carries the serving node. */
 export type ServedChunk = Extract<ChatChunk, { type: 'delta' }> | (Extract<ChatChunk, { type: 'done' }> & { servedBy: string });
@@ -32,6 +38,12 @@ export interface ForwardClientOptions {
   host: ForwardHost;
   identity: Identity;
   cluster: string;
+  /**
+   * Streams of this protocol open to one peer at once (libp2p refuses more; its default is 64).
+   * Set it to the router's maxPerPeer so that bound, not libp2p's, decides. Also the bound of
+   * idle streams kept per peer for reuse. @default 64 (DEFAULT_MAX_STREAMS_PER_PEER)
+   */
+  maxOutboundStreams?: number;
   now?: () => number;
 }
 
@@ -74,15 +86,18 @@ export class ForwardClient {
   private readonly idle = new Map<string, Channel[]>();
   /** Streams opened, requests sent on a kept-alive stream, stale pooled streams replaced. */
   readonly stats = { opened: 0, reused: 0, staleReplaced: 0 };
+  private readonly maxStreams: number;
   constructor(private readonly opts: ForwardClientOptions) {
     this.now = opts.now ?? Date.now;
+    this.maxStreams = opts.maxOutboundStreams ?? DEFAULT_MAX_STREAMS_PER_PEER;
   }
 
   private async open(peerId: string, signal: AbortSignal | undefined): Promise<Channel> {
-    const stream = await this.opts.host.dialProtocol(peerId, INFER_PROTOCOL, signal === undefined ? { negotiateFully: false } : { signal, negotiateFully: false });
+    const max = { negotiateFully: false, maxOutboundStreams: this.maxStreams };
+    const stream = await this.opts.host.dialProtocol(peerId, INFER_PROTOCOL, signal === undefined ? max : { signal, ...max });
     this.stats.opened++;
     const out = pushable<Uint8Array>();
-    void pipe(out, (s) => lp.encode(s), stream.sink).catch(() => undefined);
+    void pipe(out, encodeFrames, stream.sink).catch(() => undefined);
     return { stream, out, read: frameReader(stream) };
   }
 
@@ -97,7 +112,7 @@ export class ForwardClient {
 
   private putIdle(peerId: string, ch: Channel): void {
     const list = this.idle.get(peerId) ?? [];
-    if (list.length >= MAX_IDLE_STREAMS_PER_PEER || ch.stream.status !== 'open') {
+    if (list.length >= this.maxStreams || ch.stream.status !== 'open') {
       this.discard(ch);
       return;
     }

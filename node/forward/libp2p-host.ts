@@ -11,11 +11,12 @@ export function forwardHostFromLibp2p(node: Libp2p): ForwardHost {
     async handle(protocol, handler, opts) {
       await node.handle(protocol, ({ stream, connection }) => handler(stream, connection.remotePeer.toString()), {
         maxInboundStreams: opts?.maxInboundStreams ?? 128,
+        ...(opts?.maxOutboundStreams === undefined ? {} : { maxOutboundStreams: opts.maxOutboundStreams }),
         runOnLimitedConnection: false,
       });
     },
     dialProtocol(peerId, protocol, opts) {
-      return node.dialProtocol(peerIdFromString(peerId), protocol, { ...(opts?.signal === undefined ? {} : { signal: opts.signal }), negotiateFully: opts?.negotiateFully ?? true });
+      return node.dialProtocol(peerIdFromString(peerId), protocol, { ...(opts?.signal === undefined ? {} : { signal: opts.signal }), negotiateFully: opts?.negotiateFully ?? true, ...(opts?.maxOutboundStreams === undefined ? {} : { maxOutboundStreams: opts.maxOutboundStreams }) });
     },
     unhandle(protocol) {
       return node.unhandle(protocol);

@@ -17,7 +17,6 @@
  * schema; hop == 1; deadline not passed. A forwarded request is executed locally only.
  */
 import { pipe } from 'it-pipe';
-import * as lp from 'it-length-prefixed';
 import { pushable } from 'it-pushable';
 import type { Stream } from '@libp2p/interface';
 import { openEnvelope, encodeCanonical, VerifiedCache } from '../../crypto/index.js';
@@ -27,7 +26,7 @@ import { WarnLimiter } from '../warn-limiter.js';
 import type { ChatChunk, ChatRequest, CompletionRequest, EmbedRequest, EmbedResult } from '../backends/types.js';
 import { InferError, toInferError, upstreamData } from './errors.js';
 import { INFER_PROTOCOL, INFER_REQUEST_KIND, MAX_HOPS, parseRequestBody } from './request.js';
-import { collectMessage, frameReader, pushMessage, withTimeout, MAX_MESSAGE_BYTES, PART_BYTES } from './wire.js';
+import { collectMessage, encodeFrames, frameReader, pushMessage, withTimeout, MAX_MESSAGE_BYTES, PART_BYTES } from './wire.js';
 import type { Frame } from './wire.js';
 
 /** Requests carried by one stream before it is closed (bounds a stream's lifetime; reopening is cheap). */
@@ -42,9 +41,9 @@ export interface ForwardExecutor {
 
 /** The small part of a libp2p host this module needs (node/p2p Host satisfies it). */
 export interface ForwardHost {
-  handle(protocol: string, handler: (stream: Stream, remotePeerId: string) => void, opts?: { maxInboundStreams?: number }): Promise<void>;
+  handle(protocol: string, handler: (stream: Stream, remotePeerId: string) => void, opts?: { maxInboundStreams?: number; maxOutboundStreams?: number }): Promise<void>;
   /** negotiateFully: false lets libp2p send the protocol id with the first frame (saves a round trip). */
-  dialProtocol(peerId: string, protocol: string, opts?: { signal?: AbortSignal; negotiateFully?: boolean }): Promise<Stream>;
+  dialProtocol(peerId: string, protocol: string, opts?: { signal?: AbortSignal; negotiateFully?: boolean; maxOutboundStreams?: number }): Promise<Stream>;
   unhandle?(protocol: string): Promise<void>;
 }
 
@@ -59,6 +58,12 @@ export interface ForwardServerOptions {
   localPeerId: string;
   /** Inbound forwarded requests running at once; more get an ERR_BUSY frame. @default 64 */
   maxConcurrent?: number;
+  /**
+   * Streams of this protocol this node opens to one peer at once. libp2p takes that bound from the
+   * handler's registration when there is one (a dial's own option is then ignored), so it is set
+   * here; make it the router's maxPerPeer so the router's bound, not libp2p's, refuses. @default 64 (libp2p's)
+   */
+  maxOutboundStreams?: number;
   /** Longest wait for the first frame of a request and between its frames (progress, not the whole body). @default 5000 */
   headerTimeoutMs?: number;
   /** A kept-alive stream with no new request for this long is closed. @default 30000 */
@@ -115,7 +120,7 @@ export async function startForwardServer(opts: ForwardServerOptions): Promise<Fo
   async function serve(stream: Stream, remote: string): Promise<void> {
     const out = pushable<Uint8Array>();
     let current: AbortController | null = null;
-    const sinkDone = pipe(out, (s) => lp.encode(s), stream.sink).catch(() => current?.abort());
+    const sinkDone = pipe(out, encodeFrames, stream.sink).catch(() => current?.abort());
     const read = frameReader(stream);
     const send = (msg: Uint8Array): void => pushMessage(out, msg);
     try {
@@ -272,7 +277,7 @@ export async function startForwardServer(opts: ForwardServerOptions): Promise<Fo
     }
   }
 
-  await opts.host.handle(INFER_PROTOCOL, handler, { maxInboundStreams: maxConcurrent * 2 });
+  await opts.host.handle(INFER_PROTOCOL, handler, { maxInboundStreams: maxConcurrent * 2, maxOutboundStreams: opts.maxOutboundStreams ?? 64 });
   return {
     get active() {
       return active;

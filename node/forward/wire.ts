@@ -45,6 +45,42 @@ function withFlag(flag: number, part: Uint8Array): Uint8Array {
 }
 
 /**
+ * Queued frames are joined into one write while it is under this size: small frames (text,
+ * trailers, requests) join; a continuation part of 256 KiB goes alone. Bounds the extra copy.
+ */
+export const BATCH_BYTES = 64 * 1024;
+
+/**
+ * Length-prefixes the frames of `source`, joining those already queued into one chunk for the
+ * stream's sink: a chunk is one yamux data frame, one noise encryption and one socket write, so
+ * a reply's last text frame and its trailer (pushed in the same turn) cost one of each, not two.
+ * Frames are never held back waiting for more (no added latency): only what is queued is joined.
+ */
+export async function* encodeFrames(source: Pushable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for await (const frame of source) {
+    const enc = lp.encode.single(frame).subarray();
+    parts.push(enc);
+    size += enc.byteLength;
+    if (source.readableLength > 0 && size < BATCH_BYTES) continue;
+    yield parts.length === 1 ? enc : concat(parts, size);
+    parts.length = 0;
+    size = 0;
+  }
+}
+
+function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/**
  * A frame reader that never rejects: null = the stream ended, was reset, sent an
  * oversize frame or a frame without a valid flag.
  */
@@ -95,13 +131,7 @@ export async function collectMessage(first: Frame, read: () => Promise<Frame | n
     parts.push(next.data);
     f = next;
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return { ok: true, bytes: out };
+  return { ok: true, bytes: concat(parts, size) };
 }
 
 export { withTimeout };

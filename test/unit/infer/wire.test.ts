@@ -2,7 +2,8 @@
 // deadline measures progress between frames, not the whole message.
 import { describe, it, expect } from 'vitest';
 import { pushable } from 'it-pushable';
-import { collectMessage, pushMessage, PART_BYTES, MAX_MESSAGE_BYTES } from '../../../node/forward/wire.js';
+import * as lp from 'it-length-prefixed';
+import { collectMessage, encodeFrames, pushMessage, BATCH_BYTES, PART_BYTES, MAX_MESSAGE_BYTES } from '../../../node/forward/wire.js';
 import type { Frame } from '../../../node/forward/wire.js';
 
 async function drain(msg: Uint8Array): Promise<Frame[]> {
@@ -53,5 +54,47 @@ describe('continuation frames', () => {
     const endless = await collectMessage(more, () => Promise.resolve(more), 1000, MAX_MESSAGE_BYTES);
     expect(endless).toEqual({ ok: false, reason: 'oversize' });
     expect(await collectMessage(more, () => Promise.resolve(null), 1000)).toEqual({ ok: false, reason: 'closed' });
+  });
+});
+
+describe('encodeFrames: queued frames share one write', () => {
+  const decodeAll = (chunks: Uint8Array[]): Uint8Array[] => {
+    const out: Uint8Array[] = [];
+    for (const f of lp.decode(chunks, { maxDataLength: PART_BYTES + 1 })) out.push(f.subarray());
+    return out;
+  };
+
+  it('frames pushed in one turn come out as one chunk that decodes to the same frames in order', async () => {
+    const src = pushable<Uint8Array>();
+    src.push(bytes(5));
+    src.push(bytes(40));
+    src.push(bytes(3));
+    src.end();
+    const chunks: Uint8Array[] = [];
+    for await (const c of encodeFrames(src)) chunks.push(c);
+    expect(chunks).toHaveLength(1);
+    expect(decodeAll(chunks)).toEqual([bytes(5), bytes(40), bytes(3)]);
+  });
+
+  it('a frame is written at once when nothing else is queued (never held back for company)', async () => {
+    const src = pushable<Uint8Array>();
+    const it = encodeFrames(src)[Symbol.asyncIterator]();
+    src.push(bytes(7));
+    const first = await it.next(); // resolves without any further push or end
+    expect(decodeAll([first.value as Uint8Array])).toEqual([bytes(7)]);
+    src.end();
+    expect((await it.next()).done).toBe(true);
+  });
+
+  it('continuation parts are not joined into writes over the batch bound', async () => {
+    const src = pushable<Uint8Array>();
+    pushMessage(src, bytes(3 * PART_BYTES));
+    src.end();
+    const chunks: Uint8Array[] = [];
+    for await (const c of encodeFrames(src)) chunks.push(c);
+    expect(chunks).toHaveLength(3);
+    for (const c of chunks) expect(c.byteLength).toBeLessThan(PART_BYTES + BATCH_BYTES);
+    const frames = decodeAll(chunks);
+    expect(frames.map((f) => f[0])).toEqual([1, 1, 0]);
   });
 });
