@@ -11,6 +11,7 @@ const suites: Record<string, () => Promise<{ run: (opts: BenchOptions) => Promis
   simnet: () => import('./simnet.js'),
   cli: () => import('./cli.js'),
   mesh: () => import('./mesh.js'),
+  idle: () => import('./idle.js'),
 };
 
 export interface BenchOptions {

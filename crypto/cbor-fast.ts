@@ -35,7 +35,7 @@ const td = new TextDecoder('utf-8', { fatal: true });
  * ASCII for bytes < 0x80, the only case it is used for). */
 const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
 
-class Writer {
+export class Writer {
   buf = new Uint8Array(256);
   len = 0;
   private view = new DataView(this.buf.buffer);
@@ -231,7 +231,7 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.byteLength - b.byteLength;
 }
 
-function encodeValue(w: Writer, v: unknown, depth: number): void {
+export function encodeValue(w: Writer, v: unknown, depth: number): void {
   if (depth > MAX_DEPTH) throw new CborFormatError(`nesting deeper than ${MAX_DEPTH}`);
   switch (typeof v) {
     case 'number':
@@ -348,9 +348,15 @@ const SCRATCH_KEEP_BYTES = 64 * 1024;
  * straight from it). `use` must not encode again.
  */
 export function withEncoded<T>(value: unknown, use: (bytes: Uint8Array) => T): T {
+  return withWritten((w) => encodeValue(w, value, 0), use);
+}
+
+/** As withEncoded, with the caller writing the value (envelope-codec.ts writes
+ * the fixed envelope map by hand and only the body through encodeValue). */
+export function withWritten<T>(write: (w: Writer) => void, use: (bytes: Uint8Array) => T): T {
   scratch.len = 0;
   try {
-    encodeValue(scratch, value, 0);
+    write(scratch);
     return use(scratch.buf.subarray(0, scratch.len));
   } finally {
     if (scratch.buf.byteLength > SCRATCH_KEEP_BYTES) scratch.reset();
@@ -367,13 +373,74 @@ export function fastEncode(value: unknown): Uint8Array {
   }
 }
 
-class Reader {
+// Short strings repeat endlessly in decoded messages (map keys, kinds, cluster
+// ids, enum values): they are interned in a direct-mapped table, so a repeat
+// costs a hash and a compare instead of a native string allocation (~0.15 µs
+// each, ~8 per vote). Bound: INTERN_SLOTS entries of at most INTERN_MAX_CHARS
+// bytes (16 KiB of bytes); a colliding string replaces the slot's occupant.
+const INTERN_MAX_CHARS = 16;
+const INTERN_SLOTS = 1024;
+const internBytes = new Uint8Array(INTERN_SLOTS * INTERN_MAX_CHARS);
+const internLength = new Uint8Array(INTERN_SLOTS);
+const internString: string[] = new Array<string>(INTERN_SLOTS).fill('');
+
+function decodeText(buf: Uint8Array, start: number, end: number): string {
+  try {
+    return td.decode(buf.subarray(start, end));
+  } catch {
+    throw new CborFormatError('text string is not valid UTF-8');
+  }
+}
+
+/** Text of at most INTERN_MAX_CHARS bytes: interned when ASCII, strict UTF-8 otherwise. */
+function shortText(buf: Uint8Array, start: number, end: number): string {
+  const n = end - start;
+  let h = 0x811c9dc5 ^ n;
+  for (let i = start; i < end; i++) {
+    const c = buf[i] as number;
+    if (c >= 0x80) return decodeText(buf, start, end);
+    h = Math.imul(h ^ c, 0x01000193);
+  }
+  const slot = (h >>> 0) & (INTERN_SLOTS - 1);
+  const at = slot * INTERN_MAX_CHARS;
+  if (internLength[slot] === n) {
+    let same = true;
+    for (let i = 0; i < n; i++) {
+      if (internBytes[at + i] !== buf[start + i]) {
+        same = false;
+        break;
+      }
+    }
+    // a slot of length 0 (unused, or the empty string) holds ''
+    if (same) return internString[slot] as string;
+  }
+  const s = latin1Slice.call(buf, start, end);
+  for (let i = 0; i < n; i++) internBytes[at + i] = buf[start + i] as number;
+  internLength[slot] = n;
+  internString[slot] = s;
+  return s;
+}
+
+export class Reader {
   pos = 0;
-  private readonly view: DataView;
+  private viewCache: DataView | null = null;
   private readonly len: number;
   constructor(readonly buf: Uint8Array) {
     this.len = buf.byteLength;
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  /** A DataView for floats only, made on first use (most messages have none:
+   * making one per message cost more than reading their integers by hand). */
+  private get view(): DataView {
+    this.viewCache ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    return this.viewCache;
+  }
+  /** Big-endian unsigned integer of `n` (1, 2 or 4) bytes at pos. */
+  private be(n: number): number {
+    const b = this.buf;
+    const p = this.pos;
+    if (n === 1) return b[p] as number;
+    if (n === 2) return ((b[p] as number) << 8) | (b[p + 1] as number);
+    return ((b[p] as number) * 0x1000000) + (((b[p + 1] as number) << 16) | ((b[p + 2] as number) << 8) | (b[p + 3] as number));
   }
   need(n: number): void {
     if (this.pos + n > this.len) throw new CborFormatError(`truncated input at offset ${this.pos}`);
@@ -384,23 +451,25 @@ class Reader {
     let n: number;
     if (info === 24) {
       this.need(1);
-      n = this.view.getUint8(this.pos);
+      n = this.be(1);
       this.pos += 1;
       if (n < 24) throw new CborFormatError('non-minimal integer or length', true);
     } else if (info === 25) {
       this.need(2);
-      n = this.view.getUint16(this.pos);
+      n = this.be(2);
       this.pos += 2;
       if (n < 0x100) throw new CborFormatError('non-minimal integer or length', true);
     } else if (info === 26) {
       this.need(4);
-      n = this.view.getUint32(this.pos);
+      n = this.be(4);
       this.pos += 4;
       if (n < 0x10000) throw new CborFormatError('non-minimal integer or length', true);
     } else if (info === 27) {
       this.need(8);
-      const hi = this.view.getUint32(this.pos);
-      const lo = this.view.getUint32(this.pos + 4);
+      const hi = this.be(4);
+      this.pos += 4;
+      const lo = this.be(4);
+      this.pos -= 4;
       this.pos += 8;
       if (hi > 0x1fffff) throw new CborFormatError('integer or length beyond 2^53');
       n = hi * 0x100000000 + lo;
@@ -415,7 +484,7 @@ class Reader {
   value(depth: number): unknown {
     if (depth > MAX_DEPTH) throw new CborFormatError(`nesting deeper than ${MAX_DEPTH}`);
     this.need(1);
-    const ib = this.view.getUint8(this.pos++);
+    const ib = this.buf[this.pos++] as number;
     const major = ib >> 5;
     const info = ib & 0x1f;
     switch (major) {
@@ -453,7 +522,7 @@ class Reader {
         for (let i = 0; i < n; i++) {
           const keyStart = this.pos;
           this.need(1);
-          const kb = this.view.getUint8(this.pos);
+          const kb = this.buf[this.pos] as number;
           if (kb >> 5 !== 3) throw new CborFormatError('map keys must be text strings');
           const key = this.value(depth + 1) as string;
           const keyEnd = this.pos;
@@ -508,14 +577,10 @@ class Reader {
     const end = start + n;
     this.pos = end;
     const buf = this.buf;
+    if (n <= INTERN_MAX_CHARS) return shortText(buf, start, end);
     for (let i = start; i < end; i++) {
       if ((buf[i] as number) >= 0x80) {
-        // non-ASCII: strict UTF-8 (invalid sequences are an error, not U+FFFD)
-        try {
-          return td.decode(buf.subarray(start, end));
-        } catch {
-          throw new CborFormatError('text string is not valid UTF-8');
-        }
+        return decodeText(buf, start, end); // non-ASCII: strict UTF-8 (invalid sequences are an error, not U+FFFD)
       }
     }
     // ASCII (field names, kinds, ids): Node's native latin1 slice, no copy of the bytes

@@ -12,7 +12,9 @@
  */
 import { CryptoError } from './errors.js';
 import { decodeCanonical, expectRecord } from './cbor.js';
-import { allocBytes, withEncoded } from './cbor-fast.js';
+import { allocBytes } from './cbor-fast.js';
+import { readSignedFast, withSignedEncoded } from './envelope-codec.js';
+import type { SignedFields } from './envelope-codec.js';
 import { domain } from './blake3.js';
 import type { DigestDomain } from './blake3.js';
 import { ed25519, PUBLIC_KEY_BYTES, SIGNATURE_BYTES } from './ed25519.js';
@@ -102,11 +104,11 @@ function checkFields(fields: EnvelopeFields): void {
 /** Sign `fields` as `id`; returns the wire bytes. Throws CryptoError on invalid local input. */
 export function createEnvelope<B>(id: Identity, fields: EnvelopeFields<B>, impl: Ed25519 = ed25519): Uint8Array {
   checkFields(fields);
-  const signedMap = { v: ENVELOPE_VERSION, k: fields.kind, c: fields.cluster, s: id.publicKey, q: fields.seq, t: fields.time, b: fields.body };
   const dom = domainOf(fields.kind);
+  const f = { version: ENVELOPE_VERSION, kind: fields.kind, cluster: fields.cluster, signer: id.publicKey, seq: fields.seq, time: fields.time, body: fields.body };
   try {
     // encoded once into scratch, digested and framed from there: one allocation (the result)
-    return withEncoded(signedMap, (signed) => frame(signed, impl.sign(id.secretKey, dom.digest(signed))));
+    return withSignedEncoded(f, (signed) => frame(signed, impl.sign(id.secretKey, dom.digest(signed))));
   } catch (err) {
     if (err instanceof CryptoError) throw err;
     throw new CryptoError('ERR_CBOR_ENCODE', `cannot encode envelope body as CBOR: ${(err as Error).message}`, {}, { cause: err });
@@ -208,10 +210,49 @@ export function decodeEnvelope<B = unknown>(bytes: Uint8Array, opts: OpenOptions
   // rule: frame is [bstr, bstr(64)] in canonical form
   const outer = parseOuter(bytes);
   if ('ok' in outer) return outer;
+  // fast path: the one canonical layout of a well-formed envelope; anything
+  // else goes through the generic decoder, which names the fault
+  const fast = readSignedFast(outer.signed, PUBLIC_KEY_BYTES);
+  const f = fast === null ? decodeSignedGeneric(outer.signed, maxBytes, opts) : checkFastFields(fast, opts);
+  if ('ok' in f) return f;
+  // rule: signer is a valid Ed25519 public key (its length is checked above)
+  let signerId: string;
+  try {
+    signerId = peerIdFromPublicKey(f.signer);
+  } catch {
+    return { ok: false, code: 'bad-signer', detail: 'signer is not a valid Ed25519 public key' };
+  }
+  const digest = domainOf(f.kind).digest(outer.signed);
+  return {
+    ok: true,
+    envelope: { kind: f.kind, cluster: f.cluster, seq: f.seq, time: f.time, body: f.body as B, signer: f.signer, signerId },
+    digest,
+    signature: outer.sig,
+  };
+}
+
+/** The checks the fast reader's types leave (the same rules, in the same order, as the generic path). */
+function checkFastFields(f: SignedFields, opts: OpenOptions): SignedFields | EnvelopeFailure {
+  if (f.version !== ENVELOPE_VERSION) return { ok: false, code: 'bad-encoding', detail: `unsupported envelope version ${JSON.stringify(f.version)}` };
+  if (!KIND_RE.test(f.kind)) return { ok: false, code: 'bad-encoding', detail: 'envelope kind missing or malformed' };
+  if (!opts.kinds.includes(f.kind)) return wrongKind(f.kind, opts);
+  if (f.cluster !== opts.cluster) return wrongCluster(f.cluster, opts);
+  return f;
+}
+
+function wrongKind(k: string, opts: OpenOptions): EnvelopeFailure {
+  return { ok: false, code: 'wrong-kind', detail: `kind '${k}' not accepted here (expected ${opts.kinds.join(', ')})` };
+}
+function wrongCluster(c: string, opts: OpenOptions): EnvelopeFailure {
+  return { ok: false, code: 'wrong-cluster', detail: `envelope is for cluster '${c.slice(0, CLUSTER_MAX_CHARS)}', not '${opts.cluster}'` };
+}
+
+/** The generic path: any canonical CBOR, checked rule by rule. */
+function decodeSignedGeneric(signed: Uint8Array, maxBytes: number, opts: OpenOptions): SignedFields | EnvelopeFailure {
   // rule: signed part is canonical CBOR
   let value: unknown;
   try {
-    value = decodeCanonical(outer.signed, maxBytes);
+    value = decodeCanonical(signed, maxBytes);
   } catch (err) {
     const code = err instanceof CryptoError && err.code === 'ERR_CBOR_NON_CANONICAL' ? 'non-canonical' : 'bad-encoding';
     return { ok: false, code, detail: (err as Error).message };
@@ -229,27 +270,15 @@ export function decodeEnvelope<B = unknown>(bytes: Uint8Array, opts: OpenOptions
   if (!('b' in rec)) return { ok: false, code: 'bad-encoding', detail: 'envelope has no body' };
   // rule: kind is one this receiver accepts here
   if (typeof k !== 'string' || !KIND_RE.test(k)) return { ok: false, code: 'bad-encoding', detail: 'envelope kind missing or malformed' };
-  if (!opts.kinds.includes(k)) return { ok: false, code: 'wrong-kind', detail: `kind '${k}' not accepted here (expected ${opts.kinds.join(', ')})` };
+  if (!opts.kinds.includes(k)) return wrongKind(k, opts);
   // rule: same cluster
   if (typeof c !== 'string') return { ok: false, code: 'bad-encoding', detail: 'envelope cluster missing' };
-  if (c !== opts.cluster) return { ok: false, code: 'wrong-cluster', detail: `envelope is for cluster '${c.slice(0, CLUSTER_MAX_CHARS)}', not '${opts.cluster}'` };
+  if (c !== opts.cluster) return wrongCluster(c, opts);
   if (!Number.isSafeInteger(q) || (q as number) < 0) return { ok: false, code: 'bad-encoding', detail: 'envelope seq must be a non-negative integer' };
   if (!Number.isSafeInteger(t) || (t as number) < 0) return { ok: false, code: 'bad-encoding', detail: 'envelope time must be a non-negative integer' };
   // rule: signer is a 32-byte Ed25519 public key
   if (!(s instanceof Uint8Array) || s.byteLength !== PUBLIC_KEY_BYTES) return { ok: false, code: 'bad-signer', detail: `signer must be a ${PUBLIC_KEY_BYTES}-byte Ed25519 public key` };
-  let signerId: string;
-  try {
-    signerId = peerIdFromPublicKey(s);
-  } catch {
-    return { ok: false, code: 'bad-signer', detail: 'signer is not a valid Ed25519 public key' };
-  }
-  const digest = domainOf(k).digest(outer.signed);
-  return {
-    ok: true,
-    envelope: { kind: k, cluster: c, seq: q as number, time: t as number, body: rec['b'] as B, signer: s, signerId },
-    digest,
-    signature: outer.sig,
-  };
+  return { version: v, kind: k, cluster: c, signer: s, seq: q as number, time: t as number, body: rec['b'] };
 }
 
 /** Signature check (cached by digest: the digest covers signer and content). */

@@ -293,3 +293,27 @@ export async function probeGpus(run: CommandRunner, opts: GpuProbeOptions = {}):
   }
   return { gpus: parsed.gpus, reason: parsed.skipped.length > 0 ? `${parsed.skipped.length} line(s) skipped` : null, skipped: parsed.skipped };
 }
+
+/** While nvidia-smi finds no GPU (not installed, no driver, no device), it is run this
+ * rarely instead of on every hardware sample: on a machine without an NVIDIA GPU the
+ * spawn every 2 s was the largest fednode-owned share of an idle node's CPU (bench idle).
+ * A GPU that appears later (driver loaded after boot, eGPU plugged in) is seen within it. */
+export const GPU_ABSENT_REPROBE_MS = 60_000;
+
+/**
+ * When the next nvidia-smi run is due: at every sample while the last probe found GPUs
+ * (their power and temperature feed the advert), at most once per `absentReprobeMs`
+ * while it found none. Pure (the caller passes the time).
+ */
+export class GpuProbeCadence {
+  private noGpuSinceMs: number | null = null;
+  constructor(private readonly absentReprobeMs: number = GPU_ABSENT_REPROBE_MS) {}
+  /** Should the probe run at `nowMs`? */
+  due(nowMs: number): boolean {
+    return this.noGpuSinceMs === null || nowMs - this.noGpuSinceMs >= this.absentReprobeMs;
+  }
+  /** Record the result of a probe that ran at `nowMs`. */
+  record(probe: GpuProbe, nowMs: number): void {
+    this.noGpuSinceMs = probe.gpus === null ? nowMs : null;
+  }
+}

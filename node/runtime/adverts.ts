@@ -21,7 +21,7 @@ import type { Logger } from '../log.js';
 import type { Host } from '../p2p/host.js';
 import { execFileRunner } from '../probes/command.js';
 import type { GpuProbe } from '../probes/gpu.js';
-import { probeGpus } from '../probes/gpu.js';
+import { GpuProbeCadence, probeGpus } from '../probes/gpu.js';
 import { probeGpuPower } from '../probes/gpu-power.js';
 import { GpuPowerActuator } from '../probes/power-actuator.js';
 import type { PowerSupplyReading } from '../probes/power-supply.js';
@@ -146,11 +146,16 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
     gpuHotAboveC: o.config.power.gpuTempCeilingC,
   };
 
+  const gpuCadence = new GpuProbeCadence();
   const sampleHardware = async (): Promise<void> => {
-    try {
-      gpu = await probeGpus(execFileRunner, { binary: nvidiaSmi });
-    } catch (e) {
-      gpu = { gpus: null, reason: e instanceof Error ? e.message : String(e), skipped: [] };
+    // no GPU found last time: nvidia-smi is re-run once a minute, not every sample (GPU_ABSENT_REPROBE_MS)
+    if (gpuCadence.due(o.now())) {
+      try {
+        gpu = await probeGpus(execFileRunner, { binary: nvidiaSmi });
+      } catch (e) {
+        gpu = { gpus: null, reason: e instanceof Error ? e.message : String(e), skipped: [] };
+      }
+      gpuCadence.record(gpu, o.now());
     }
     // Throttle reasons (and limits) only where a GPU answered: one more nvidia-smi call per sample.
     if (gpu.gpus !== null && gpu.gpus.length > 0) {

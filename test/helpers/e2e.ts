@@ -34,9 +34,10 @@ export interface Running {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Spawn a long-running command and wait for the first stdout JSON line whose `event` is `readyEvent`. */
-export function spawnUntil(args: readonly string[], readyEvent: string, timeoutMs = 30_000): Promise<Running> {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Spawn a long-running command and wait for the first stdout JSON line whose `event` is `readyEvent`.
+ * `nodeArgs` go to node itself (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+export function spawnUntil(args: readonly string[], readyEvent: string, timeoutMs = 30_000, nodeArgs: readonly string[] = []): Promise<Running> {
+  const child = spawn(process.execPath, [...nodeArgs, MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr?.on('data', (b: Buffer) => {
     err += b.toString();

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { execFileRunner, type CommandRunner } from '../../../node/probes/command.js';
-import { MAX_GPUS, NVIDIA_SMI_ARGS, NVIDIA_SMI_FIELDS, NVIDIA_SMI_FORMAT, parseNvidiaSmiCsv, parseNvidiaSmiLine, parseNvidiaSmiQuery, probeGpus } from '../../../node/probes/gpu.js';
+import { GPU_ABSENT_REPROBE_MS, GpuProbeCadence, MAX_GPUS, NVIDIA_SMI_ARGS, NVIDIA_SMI_FIELDS, NVIDIA_SMI_FORMAT, parseNvidiaSmiCsv, parseNvidiaSmiLine, parseNvidiaSmiQuery, probeGpus } from '../../../node/probes/gpu.js';
 import type { GpuRow, NvidiaSmiFormat } from '../../../node/probes/gpu.js';
 
 const fixture = (name: string): string => readFileSync(fileURLToPath(new URL(`../../fixtures/probes/nvidia-smi/${name}`, import.meta.url)), 'utf8');
@@ -247,5 +247,28 @@ describe('execFileRunner (real child processes)', () => {
     const r = await execFileRunner(process.execPath, ['-e', 'process.stdout.write("No devices were found\\n"); process.exit(6)'], { timeoutMs: 10_000, maxBytes: 1024 });
     expect(r).toMatchObject({ ok: false, reason: 'exit', stdout: 'No devices were found\n' });
     expect(!r.ok && r.detail).toMatch(/exit code 6/);
+  });
+});
+
+describe('GPU probe cadence (idle cost: no nvidia-smi spawn every sample on a GPU-less node)', () => {
+  const none = { gpus: null, reason: 'no NVIDIA GPU (nvidia-smi not found)', skipped: [] };
+  it('probes every sample while GPUs answer, once per GPU_ABSENT_REPROBE_MS while none is found, and at once again after one appears', async () => {
+    const missing: CommandRunner = () => Promise.resolve({ ok: false, reason: 'not-found', detail: 'nvidia-smi: not found', stdout: '' });
+    const c = new GpuProbeCadence();
+    expect(c.due(0)).toBe(true); // nothing known yet: probe
+    c.record(await probeGpus(missing), 0);
+    expect(c.due(2_000)).toBe(false);
+    expect(c.due(GPU_ABSENT_REPROBE_MS - 1)).toBe(false);
+    expect(c.due(GPU_ABSENT_REPROBE_MS)).toBe(true);
+    const one = { gpus: [parseNvidiaSmiCsv(fixture('rtx4090.csv')).gpus[0]!], reason: null, skipped: [] };
+    c.record(one, GPU_ABSENT_REPROBE_MS);
+    expect(c.due(GPU_ABSENT_REPROBE_MS + 2_000)).toBe(true); // GPUs present: every sample
+    c.record(none, GPU_ABSENT_REPROBE_MS + 2_000);
+    expect(c.due(GPU_ABSENT_REPROBE_MS + 4_000)).toBe(false);
+  });
+  it('takes a shorter re-probe period', () => {
+    const c = new GpuProbeCadence(5_000);
+    c.record(none, 100);
+    expect([c.due(5_099), c.due(5_100)]).toEqual([false, true]);
   });
 });

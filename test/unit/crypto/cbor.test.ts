@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { encode as cborgEncode, rfc8949EncodeOptions } from 'cborg';
 import { decodeCanonical, encodeCanonical, expectRecord } from '../../../crypto/cbor.js';
 import { CryptoError } from '../../../crypto/errors.js';
+import { prng, randomValue } from './random-values.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const fromHex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'hex'));
@@ -14,50 +15,6 @@ function codeOf(fn: () => unknown): string {
     throw err;
   }
   return 'no error';
-}
-
-// A tiny seeded PRNG so the random values are the same on every run.
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function randomValue(r: () => number, depth: number): unknown {
-  const pick = Math.floor(r() * (depth > 3 ? 7 : 9));
-  switch (pick) {
-    case 0:
-      return (Math.floor(r() * 2 ** Math.floor(r() * 53)) * (r() < 0.3 ? -1 : 1)) || 0; // no -0: see its own test
-    case 1: {
-      const choices = [2 ** 60, -(2 ** 53), 0.5, -1.5, 1e300, 3.4028234663852886e38, 65504, 5.960464477539063e-8, 0.1, -2.5e-10, 1 / 3, 100000.5];
-      return choices[Math.floor(r() * choices.length)];
-    }
-    case 2:
-      return ['', 'a', 'vote', 'ünïcödé ✓', 'x'.repeat(30), 'y'.repeat(300)][Math.floor(r() * 6)];
-    case 3:
-      return new Uint8Array(Math.floor(r() * 40)).map(() => Math.floor(r() * 256));
-    case 4:
-      return r() < 0.5;
-    case 5:
-      return null;
-    case 6:
-      return Math.floor(r() * 30);
-    case 7: {
-      const n = Math.floor(r() * 5);
-      return Array.from({ length: n }, () => randomValue(r, depth + 1));
-    }
-    default: {
-      const n = Math.floor(r() * 6);
-      const o: Record<string, unknown> = {};
-      for (let i = 0; i < n; i++) o[['a', 'b', 'aa', 'kind', 'z', 'body', 'ab', 'x'.repeat(25)][Math.floor(r() * 8)]!] = randomValue(r, depth + 1);
-      return o;
-    }
-  }
 }
 
 describe('canonical CBOR encoding', () => {
@@ -174,5 +131,23 @@ describe('closed schemas', () => {
     }
     expect(codeOf(() => expectRecord([1], ['a'], 'thing'))).toBe('ERR_CBOR_SCHEMA');
     expect(codeOf(() => expectRecord(null, ['a'], 'thing'))).toBe('ERR_CBOR_SCHEMA');
+  });
+});
+
+describe('short-text interning in the decoder', () => {
+  it('returns the right string for 5,000 distinct short keys and values (forcing slot collisions), twice over', () => {
+    const words = Array.from({ length: 5000 }, (_, i) => `k${i.toString(36)}${'z'.repeat(i % 12)}`);
+    for (let pass = 0; pass < 2; pass++) {
+      for (let i = 0; i < words.length; i += 50) {
+        const chunk = words.slice(i, i + 50);
+        const value = Object.fromEntries(chunk.map((w) => [w, w]));
+        expect(decodeCanonical(encodeCanonical(value))).toEqual(value);
+      }
+    }
+  });
+
+  it('still decodes short non-ASCII text strictly and the empty string as empty', () => {
+    expect(decodeCanonical(encodeCanonical({ a: 'ü', b: '', c: 'é✓' }))).toEqual({ a: 'ü', b: '', c: 'é✓' });
+    expect(codeOf(() => decodeCanonical(fromHex('62c328')))).toBe('ERR_CBOR_DECODE');
   });
 });
