@@ -62,7 +62,6 @@ export const FUNCTION_SIZE_PENDING = [
   'node/p2p/host.ts',
   'node/runtime/admission.ts',
   'node/runtime/adverts.ts',
-  'node/runtime/inference.ts',
   'node/runtime/node.ts',
   'node/api/limits.ts',
   'node/api/responses.ts',

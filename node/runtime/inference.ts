@@ -108,39 +108,9 @@ export async function startInference(o: {
   now: () => number;
 }): Promise<InferenceService> {
   const log = o.logger.child('inference');
-  const defaults: RoutingDefaults = { batteryFloorPct: o.config.power.batteryFloorPercent, tempCeilingC: o.config.power.gpuTempCeilingC };
-  let loggedProblems = '';
-  const policyOf = (reg: DecidedRouting): PolicyInForce => {
-    const p = policyInForce(reg, defaults);
-    const problems = p.problems.join('\n');
-    if (problems !== loggedProblems) for (const problem of p.problems) log.warn('decided routing state not applied', { problem, height: reg.height });
-    loggedProblems = problems;
-    return p;
-  };
-  // Recomputed when a height is decided and applied at once: the router reads it per request.
-  let inForce = policyOf(o.consensus.registry());
-  const unsubscribeDecided = o.consensus.onDecided(() => {
-    const before = describeSource(inForce.source);
-    inForce = policyOf(o.consensus.registry());
-    if (describeSource(inForce.source) !== before) log.info('route policy in force changed', { policy: describeSource(inForce.source) });
-  });
+  const decided = decidedPolicy(o.consensus, { batteryFloorPct: o.config.power.batteryFloorPercent, tempCeilingC: o.config.power.gpuTempCeilingC }, log);
   const rtt = new RttTable();
-  const lastRawRtt = new Map<string, number>();
-  const pollRtt = (): void => {
-    for (const p of o.host.peers()) {
-      // The connection monitor overwrites connection.rtt at each ping; a changed value is a new sample.
-      if (p.rttMs === null || lastRawRtt.get(p.peerId) === p.rttMs) continue;
-      if (!lastRawRtt.has(p.peerId) && lastRawRtt.size >= rtt.maxPeers) lastRawRtt.clear(); // bounded like the table
-      lastRawRtt.set(p.peerId, p.rttMs);
-      rtt.onSample(p.peerId, p.rttMs);
-    }
-  };
-  const backends = new BackendSet(backendsFromConfig(o.config.backends, o.configFile, log));
-  await backends.refresh(AbortSignal.timeout(5000)).catch(() => []);
-  await backends.handshake().catch(() => undefined);
-  await backends.checkHealth().catch(() => false);
-  await backends.pollLoad(AbortSignal.timeout(2000)).catch(() => undefined);
-  for (const b of backends.status()) if (!b.healthy || Object.keys(b.failedModels).length > 0) log.warn('backend not serving', { backend: b.id, reason: b.reason, failedModels: b.failedModels });
+  const backends = await openBackends(o.config.backends, o.configFile, log);
   const forward = new ForwardClient({ host: o.host, identity: o.identity, cluster: o.cluster, now: o.now });
   const router = new InferenceRouter({
     localPeerId: o.identity.peerId,
@@ -150,7 +120,7 @@ export async function startInference(o: {
     logger: log,
     // What the healthy backends can run at once, from their own reports or config (node/backends/capacity.ts).
     localCapacity: () => backends.load().capacity,
-    policy: () => inForce,
+    policy: () => decided.current(),
     selfReadings: () => o.adverts.selfBody(),
     peers: (): Candidate[] =>
       o.adverts
@@ -189,7 +159,7 @@ export async function startInference(o: {
     }
   } catch (e) {
     unsubscribe();
-    unsubscribeDecided();
+    decided.stop();
     await fwd.stop();
     throw new RuntimeError('ERR_CONTROL_HTTP', `inference API cannot listen on ${o.config.api.host}:${o.config.api.port}: ${e instanceof Error ? e.message : String(e)} (change api.port in ${o.configFile})`, { port: o.config.api.port }, { cause: e });
   }
@@ -201,49 +171,11 @@ export async function startInference(o: {
     capacity: () => (backends.modelIds().length > 0 ? backends.load().capacity : 0),
     tokensGenerated: () => router.tokensGenerated,
   });
-  const rttTimer = setInterval(pollRtt, RTT_POLL_MS);
-  rttTimer.unref();
-  let healthBusy = false;
-  const healthTimer = setInterval(() => {
-    if (healthBusy) return; // a slow check is bounded by its timeout; never two rounds at once
-    healthBusy = true;
-    void backends
-      .checkHealth()
-      .then((changed) => {
-        if (changed) {
-          for (const b of backends.status()) if (!b.healthy) log.warn('backend unhealthy: its models leave the advert', { backend: b.id, reason: b.reason });
-          o.adverts.trigger();
-        }
-      })
-      .catch(() => undefined)
-      .finally(() => (healthBusy = false));
-  }, HEALTH_TICK_MS);
-  healthTimer.unref();
-  let loadBusy = false;
-  const loadTimer = setInterval(() => {
-    if (loadBusy) return;
-    loadBusy = true;
-    void backends
-      .pollLoad(AbortSignal.timeout(LOAD_POLL_MS))
-      .catch(() => undefined)
-      .finally(() => (loadBusy = false));
-  }, LOAD_POLL_MS);
-  loadTimer.unref();
-  const timer = setInterval(() => {
-    const before = backends.modelIds().join('\n');
-    void backends
-      .refresh(AbortSignal.timeout(5000))
-      .then(async () => {
-        if (backends.modelIds().join('\n') !== before) await backends.handshake().catch(() => undefined);
-        if (backends.modelIds().join('\n') !== before) o.adverts.trigger();
-      })
-      .catch(() => undefined);
-  }, MODEL_REFRESH_MS);
-  timer.unref();
+  const stopTimers = startPolling(backends, o.host, rtt, () => o.adverts.trigger(), log);
   return {
     apiUrl,
     router,
-    status: () => ({ apiUrl, openaiBaseUrl: apiUrl === null ? null : `${apiUrl}/v1`, ollamaBaseUrl: apiUrl, backends: backends.backends.map((b) => b.id), models: backends.modelIds(), backendErrors: backends.lastErrors, backendHealth: backends.status(), load: router.localLoad(), routing: routingStatus(inForce) }),
+    status: () => ({ apiUrl, openaiBaseUrl: apiUrl === null ? null : `${apiUrl}/v1`, ollamaBaseUrl: apiUrl, backends: backends.backends.map((b) => b.id), models: backends.modelIds(), backendErrors: backends.lastErrors, backendHealth: backends.status(), load: router.localLoad(), routing: routingStatus(decided.current()) }),
     requests,
     mountHttp: (handler) => {
       if (api === null) return false;
@@ -253,17 +185,104 @@ export async function startInference(o: {
     proposeCheck: (ops) => aliasShadowProblem(ops, router.models()),
     warnings: () => ({ ...router.warningCounts(), ...(api?.warnings() ?? {}) }),
     async stop() {
-      clearInterval(timer);
-      clearInterval(rttTimer);
-      clearInterval(healthTimer);
-      clearInterval(loadTimer);
+      stopTimers();
       unsubscribe();
-      unsubscribeDecided();
+      decided.stop();
       await api?.close();
       await fwd.stop();
       // Engines in this process (llama-cpp) free their models; remote servers have nothing to close.
       await Promise.all(backends.backends.map(async (b) => (b as { close?: () => Promise<void> }).close?.().catch(() => undefined)));
     },
+  };
+}
+
+/** The configured backends, after a first model listing, handshake, health check and load poll (each bounded; failures are reported, not fatal). */
+async function openBackends(entries: FednodeConfig['backends'], file: string, log: Logger): Promise<BackendSet> {
+  const backends = new BackendSet(backendsFromConfig(entries, file, log));
+  await backends.refresh(AbortSignal.timeout(5000)).catch(() => []);
+  await backends.handshake().catch(() => undefined);
+  await backends.checkHealth().catch(() => false);
+  await backends.pollLoad(AbortSignal.timeout(2000)).catch(() => undefined);
+  for (const b of backends.status()) if (!b.healthy || Object.keys(b.failedModels).length > 0) log.warn('backend not serving', { backend: b.id, reason: b.reason, failedModels: b.failedModels });
+  return backends;
+}
+
+/**
+ * The routing policy in force, recomputed when a height is decided and applied at once (the
+ * router reads it per request); a decided state it cannot apply is logged once per change.
+ */
+function decidedPolicy(consensus: Pick<Consensus, 'registry' | 'onDecided'>, defaults: RoutingDefaults, log: Logger): { current(): PolicyInForce; stop(): void } {
+  let loggedProblems = '';
+  const policyOf = (reg: DecidedRouting): PolicyInForce => {
+    const p = policyInForce(reg, defaults);
+    const problems = p.problems.join('\n');
+    if (problems !== loggedProblems) for (const problem of p.problems) log.warn('decided routing state not applied', { problem, height: reg.height });
+    loggedProblems = problems;
+    return p;
+  };
+  let inForce = policyOf(consensus.registry());
+  const stop = consensus.onDecided(() => {
+    const before = describeSource(inForce.source);
+    inForce = policyOf(consensus.registry());
+    if (describeSource(inForce.source) !== before) log.info('route policy in force changed', { policy: describeSource(inForce.source) });
+  });
+  return { current: () => inForce, stop };
+}
+
+/**
+ * The node's periodic work for inference: RTT samples from libp2p's pings, backend health
+ * (an unhealthy backend's models leave the advert at once), backend load, and the model lists
+ * (a change re-handshakes and re-advertises). Never two rounds of one kind at once. Returns stop.
+ */
+function startPolling(backends: BackendSet, host: Host, rtt: RttTable, readvertise: () => void, log: Logger): () => void {
+  const lastRawRtt = new Map<string, number>();
+  const pollRtt = (): void => {
+    for (const p of host.peers()) {
+      // The connection monitor overwrites connection.rtt at each ping; a changed value is a new sample.
+      if (p.rttMs === null || lastRawRtt.get(p.peerId) === p.rttMs) continue;
+      if (!lastRawRtt.has(p.peerId) && lastRawRtt.size >= rtt.maxPeers) lastRawRtt.clear(); // bounded like the table
+      lastRawRtt.set(p.peerId, p.rttMs);
+      rtt.onSample(p.peerId, p.rttMs);
+    }
+  };
+  let healthBusy = false;
+  const health = (): void => {
+    if (healthBusy) return; // a slow check is bounded by its timeout; never two rounds at once
+    healthBusy = true;
+    void backends
+      .checkHealth()
+      .then((changed) => {
+        if (changed) {
+          for (const b of backends.status()) if (!b.healthy) log.warn('backend unhealthy: its models leave the advert', { backend: b.id, reason: b.reason });
+          readvertise();
+        }
+      })
+      .catch(() => undefined)
+      .finally(() => (healthBusy = false));
+  };
+  let loadBusy = false;
+  const load = (): void => {
+    if (loadBusy) return;
+    loadBusy = true;
+    void backends
+      .pollLoad(AbortSignal.timeout(LOAD_POLL_MS))
+      .catch(() => undefined)
+      .finally(() => (loadBusy = false));
+  };
+  const models = (): void => {
+    const before = backends.modelIds().join('\n');
+    void backends
+      .refresh(AbortSignal.timeout(5000))
+      .then(async () => {
+        if (backends.modelIds().join('\n') !== before) await backends.handshake().catch(() => undefined);
+        if (backends.modelIds().join('\n') !== before) readvertise();
+      })
+      .catch(() => undefined);
+  };
+  const timers = ([[pollRtt, RTT_POLL_MS], [health, HEALTH_TICK_MS], [load, LOAD_POLL_MS], [models, MODEL_REFRESH_MS]] as const).map(([fn, ms]) => setInterval(fn, ms));
+  for (const t of timers) t.unref();
+  return () => {
+    for (const t of timers) clearInterval(t);
   };
 }
 
