@@ -63,9 +63,6 @@ export const FUNCTION_SIZE_PENDING = [
   'node/runtime/admission.ts',
   'node/runtime/adverts.ts',
   'node/runtime/node.ts',
-  'node/api/limits.ts',
-  'node/api/responses.ts',
-  'node/api/server.ts',
   'node/forward/server.ts',
 ];
 

@@ -53,6 +53,16 @@ function refuse(socket: Socket, why: string): void {
   socket.destroySoon();
 }
 
+/** A request whose body did not arrive in time: 408 (when nothing was sent yet), and the connection ends. */
+function bodyTimedOut(res: ServerResponse, ms: number): void {
+  if (!res.headersSent) {
+    const body = JSON.stringify({ error: { message: `request body not received within ${ms} ms`, type: 'invalid_request_error', param: null, code: 'request_timeout' } });
+    res.writeHead(408, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.end(body);
+  }
+  res.socket?.destroySoon();
+}
+
 export function limitConnections(server: Server, l: ConnectionLimits): Limiter {
   const conns = new Map<Socket, ConnState>(); // insertion order = age
   const perIp = new Map<string, number>();
@@ -121,12 +131,7 @@ export function limitConnections(server: Server, l: ConnectionLimits): Limiter {
     let bodyTimer: NodeJS.Timeout | null = setTimeout(() => {
       bodyTimer = null;
       stats.bodyTimeouts++;
-      if (!res.headersSent) {
-        const body = JSON.stringify({ error: { message: `request body not received within ${l.bodyTimeoutMs} ms`, type: 'invalid_request_error', param: null, code: 'request_timeout' } });
-        res.writeHead(408, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
-        res.end(body);
-      }
-      socket.destroySoon();
+      bodyTimedOut(res, l.bodyTimeoutMs);
     }, l.bodyTimeoutMs);
     const clear = (): void => {
       if (bodyTimer !== null) clearTimeout(bodyTimer);

@@ -112,19 +112,9 @@ interface OutItem {
   args: string;
 }
 
-export async function handleResponses(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const body = await readRequest(ctx, req, res, responsesRequestSchema);
-  if (body === null) return;
-  const chatReq = responsesToChat(body);
-  const id = `resp_${randomUUID().replace(/-/g, '')}`;
-  const createdAt = Math.floor(ctx.now() / 1000);
-  const stream = body.stream === true;
-  const ac = ctx.abortOnClose(res);
-  let seq = 0;
-  const items: OutItem[] = [];
-  const byToolIndex = new Map<number, OutItem>();
-  let message: OutItem | null = null;
-  const base = (status: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+/** The Responses API object in `status` (the request's echo fields, then `extra`). */
+function responseObject(body: ResponsesRequest, id: string, createdAt: number, status: string, extra: Record<string, unknown>): Record<string, unknown> {
+  return {
     id,
     object: 'response',
     created_at: createdAt,
@@ -146,14 +136,32 @@ export async function handleResponses(ctx: ApiContext, req: IncomingMessage, res
     metadata: body.metadata ?? {},
     usage: null,
     ...extra,
-  });
+  };
+}
+
+/** One output item as the API shows it (content and arguments only once completed). */
+function itemJson(it: OutItem, status: string): Record<string, unknown> {
+  return it.kind === 'message'
+    ? { type: 'message', id: it.id, status, role: 'assistant', content: status === 'in_progress' ? [] : [{ type: 'output_text', text: it.text, annotations: [], logprobs: [] }] }
+    : { type: 'function_call', id: it.id, call_id: it.callId, name: it.name, arguments: status === 'in_progress' ? '' : it.args, status };
+}
+
+export async function handleResponses(ctx: ApiContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const body = await readRequest(ctx, req, res, responsesRequestSchema);
+  if (body === null) return;
+  const chatReq = responsesToChat(body);
+  const id = `resp_${randomUUID().replace(/-/g, '')}`;
+  const createdAt = Math.floor(ctx.now() / 1000);
+  const stream = body.stream === true;
+  const ac = ctx.abortOnClose(res);
+  let seq = 0;
+  const items: OutItem[] = [];
+  const byToolIndex = new Map<number, OutItem>();
+  let message: OutItem | null = null;
+  const base = (status: string, extra: Record<string, unknown> = {}): Record<string, unknown> => responseObject(body, id, createdAt, status, extra);
   const emit = (type: string, data: Record<string, unknown>): void => {
     if (stream) res.write(`event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: seq++, ...data })}\n\n`);
   };
-  const itemJson = (it: OutItem, status: string): Record<string, unknown> =>
-    it.kind === 'message'
-      ? { type: 'message', id: it.id, status, role: 'assistant', content: status === 'in_progress' ? [] : [{ type: 'output_text', text: it.text, annotations: [], logprobs: [] }] }
-      : { type: 'function_call', id: it.id, call_id: it.callId, name: it.name, arguments: status === 'in_progress' ? '' : it.args, status };
   const openMessage = (): OutItem => {
     if (message !== null) return message;
     message = { kind: 'message', id: `msg_${randomUUID().replace(/-/g, '')}`, index: items.length, text: '', callId: '', name: '', args: '' };

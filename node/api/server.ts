@@ -104,6 +104,24 @@ function digestKey(k: string): Buffer {
 
 type Handler = (ctx: ApiContext, req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
+/** GET / (Ollama clients probe it: "Ollama is running") and /healthz, answered without a key. True when answered. */
+function answerHealth(path: string, method: string, res: ServerResponse, health: () => Record<string, unknown>): boolean {
+  if (path !== '/healthz' && !(path === '/' && method === 'GET')) return false;
+  if (method !== 'GET' && method !== 'HEAD') {
+    sendError(res, 405, 'invalid_request_error', 'use GET', null, 'method_not_allowed');
+    return true;
+  }
+  if (path === '/') {
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end('fednode is running (OpenAI API at /v1, Ollama API at /api)');
+    return true;
+  }
+  const body = JSON.stringify(health());
+  res.writeHead(200, { 'content-type': 'application/json' });
+  res.end(body);
+  return true;
+}
+
 export function createApiServer(opts: ApiServerOptions): ApiServer {
   const host = opts.host ?? '127.0.0.1';
   const apiKey = opts.apiKey ?? null;
@@ -145,19 +163,7 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
     res.setHeader('x-fednode-node', nodeName);
     if (!guard.check(req, res)) return;
     for (const h of mounted) if (h(req, res, access)) return;
-    if (path === '/healthz' || (path === '/' && method === 'GET')) {
-      if (method !== 'GET' && method !== 'HEAD') return sendError(res, 405, 'invalid_request_error', 'use GET', null, 'method_not_allowed');
-      if (path === '/') {
-        // Ollama clients probe GET / ("Ollama is running")
-        res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
-        res.end('fednode is running (OpenAI API at /v1, Ollama API at /api)');
-        return;
-      }
-      const body = JSON.stringify({ status: 'ok', node: nodeName, models: router.models().length, routing: router.routing ?? 0, ...(opts.health?.() ?? {}) });
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(body);
-      return;
-    }
+    if (answerHealth(path, method, res, () => ({ status: 'ok', node: nodeName, models: router.models().length, routing: router.routing ?? 0, ...(opts.health?.() ?? {}) }))) return;
     if (!authorised(req)) return sendError(res, 401, 'authentication_error', 'missing or wrong API key (Authorization: Bearer <key>)', null, 'invalid_api_key');
     let handler = routes.get(`${method} ${path}`);
     if (handler === undefined && method === 'GET' && path.startsWith('/v1/models/')) {
