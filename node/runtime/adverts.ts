@@ -103,76 +103,136 @@ const PEER_TABLE_MAX = 1024;
 
 const noLoad: LoadSource = { models: () => [], inFlight: () => 0, queued: () => 0, capacity: () => 0, tokensGenerated: () => 0 };
 
-export async function createAdvertsService(o: AdvertsServiceOptions): Promise<AdvertsService> {
-  const log = o.logger.child('adverts');
-  const periodMs = o.config.adverts.periodMs;
-  const seqDb = o.store.section('seq');
-  const enc = new TextEncoder();
+/** The advert sequence: resumed above what was reserved, reserved in blocks of ADVERT_SEQ_BLOCK (one synced write per block). */
+async function advertSeq(store: Store): Promise<{ start: number; persist: (seq: number) => Promise<void> }> {
+  const seqDb = store.section('seq');
   const raw = await seqDb.get('advert');
   const reservedStart = raw === undefined ? 0 : Number(new TextDecoder().decode(raw));
   let reservedUpTo = Number.isSafeInteger(reservedStart) && reservedStart >= 0 ? reservedStart : 0;
-  const persistSeq = async (seq: number): Promise<void> => {
-    if (seq <= reservedUpTo) return;
-    const upTo = seq + ADVERT_SEQ_BLOCK - 1;
-    await seqDb.put('advert', enc.encode(String(upTo)), { sync: true });
-    reservedUpTo = upTo;
+  return {
+    start: reservedUpTo,
+    persist: async (seq) => {
+      if (seq <= reservedUpTo) return;
+      const upTo = seq + ADVERT_SEQ_BLOCK - 1;
+      await seqDb.put('advert', new TextEncoder().encode(String(upTo)), { sync: true });
+      reservedUpTo = upTo;
+    },
   };
+}
 
-  const table = new PeerTable({
-    periodMs,
-    staleAfterPeriods: o.config.adverts.staleAfterPeriods,
-    goneAfterPeriods: o.config.adverts.goneAfterPeriods,
-    maxPeers: PEER_TABLE_MAX,
-  });
+/**
+ * This node's own readings, refreshed by sample(): GPUs (nvidia-smi; once a minute while it
+ * finds none, GPU_ABSENT_REPROBE_MS), thermal throttling, the power supply, system load and
+ * memory, CPU package watts (RAPL) and the energy meter.
+ */
+class HardwareSampler {
+  gpu: GpuProbe = { gpus: null, reason: 'not probed yet', skipped: [] };
+  private power: PowerSupplyReading | null = null;
+  private system: SystemReading = { cpuLoad: null, memUsedBytes: null, memTotalBytes: null };
+  private cpuPackageW: number | null = null;
+  private thermalThrottle: boolean | null = null;
+  private readonly rapl = new RaplMeter(nodeSysfsReader);
+  private readonly cadence = new GpuProbeCadence();
+  readonly energy = new EnergyMeter();
 
-  let load: LoadSource = noLoad;
-  let gpu: GpuProbe = { gpus: null, reason: 'not probed yet', skipped: [] };
-  let power: PowerSupplyReading | null = null;
-  let system: SystemReading = { cpuLoad: null, memUsedBytes: null, memTotalBytes: null };
-  let cpuPackageW: number | null = null;
-  let profileState: ProfileState | null = null;
-  let lastProfile: PowerProfile | null = null;
-  let thermalThrottle: boolean | null = null;
-  const rapl = new RaplMeter(nodeSysfsReader);
-  const nvidiaSmi = o.nvidiaSmi ?? process.env['FEDNODE_NVIDIA_SMI'] ?? 'nvidia-smi';
-  const powerSupplyRoot = o.powerSupplyRoot ?? process.env['FEDNODE_POWER_SUPPLY_ROOT'] ?? POWER_SUPPLY_ROOT;
-  const energy = new EnergyMeter();
-  const actuator = o.config.power.actuate ? new GpuPowerActuator(execFileRunner, o.config.power.limitsW, log.child('power'), nvidiaSmi) : null;
-  let lastBody: AdvertBody | null = null;
-  const policy = {
-    ...DEFAULT_PROFILE_POLICY,
-    pin: o.config.power.profile === 'auto' ? null : o.config.power.profile,
-    batteryEcoBelowPct: o.config.power.batteryFloorPercent,
-    gpuHotAboveC: o.config.power.gpuTempCeilingC,
-  };
+  constructor(
+    private readonly nvidiaSmi: string,
+    private readonly powerSupplyRoot: string,
+    private readonly now: () => number,
+  ) {}
 
-  const gpuCadence = new GpuProbeCadence();
-  const sampleHardware = async (): Promise<void> => {
-    // no GPU found last time: nvidia-smi is re-run once a minute, not every sample (GPU_ABSENT_REPROBE_MS)
-    if (gpuCadence.due(o.now())) {
+  async sample(tokensGenerated: number): Promise<void> {
+    if (this.cadence.due(this.now())) {
       try {
-        gpu = await probeGpus(execFileRunner, { binary: nvidiaSmi });
+        this.gpu = await probeGpus(execFileRunner, { binary: this.nvidiaSmi });
       } catch (e) {
-        gpu = { gpus: null, reason: e instanceof Error ? e.message : String(e), skipped: [] };
+        this.gpu = { gpus: null, reason: e instanceof Error ? e.message : String(e), skipped: [] };
       }
-      gpuCadence.record(gpu, o.now());
+      this.cadence.record(this.gpu, this.now());
     }
     // Throttle reasons (and limits) only where a GPU answered: one more nvidia-smi call per sample.
-    if (gpu.gpus !== null && gpu.gpus.length > 0) {
-      const p = await probeGpuPower(execFileRunner, nvidiaSmi).catch(() => null);
-      thermalThrottle = p?.ok === true ? (p.gpus.some((g) => g.thermalThrottle === true) ? true : p.gpus.some((g) => g.thermalThrottle === false) ? false : null) : null;
-    } else thermalThrottle = null;
-    power = await probePowerSupply(nodeSysfsReader, powerSupplyRoot).catch(() => null);
-    system = readSystem(nodeSystemSource);
-    cpuPackageW = (await rapl.sample(o.now()).catch(() => ({ watts: null }))).watts;
-    energy.sample(o.now(), load.tokensGenerated(), gpuPowerDrawW(gpu.gpus));
+    if (this.gpu.gpus !== null && this.gpu.gpus.length > 0) {
+      const p = await probeGpuPower(execFileRunner, this.nvidiaSmi).catch(() => null);
+      this.thermalThrottle = p?.ok === true ? (p.gpus.some((g) => g.thermalThrottle === true) ? true : p.gpus.some((g) => g.thermalThrottle === false) ? false : null) : null;
+    } else this.thermalThrottle = null;
+    this.power = await probePowerSupply(nodeSysfsReader, this.powerSupplyRoot).catch(() => null);
+    this.system = readSystem(nodeSystemSource);
+    this.cpuPackageW = (await this.rapl.sample(this.now()).catch(() => ({ watts: null }))).watts;
+    this.energy.sample(this.now(), tokensGenerated, gpuPowerDrawW(this.gpu.gpus));
+  }
+
+  snapshot(): HardwareSnapshot {
+    const g = this.gpu;
+    return { atMs: this.now(), gpus: g.gpus, gpuReason: g.reason, gpuSkipped: g.skipped, power: this.power, cpuPackageW: this.cpuPackageW, cpuPackageReason: null, system: this.system, thermalThrottle: this.thermalThrottle };
+  }
+}
+
+type AdvertListener = (peerId: string, seq: number, body: AdvertBody) => void;
+
+/** Peers' adverts into the peer table (a body that does not parse is refused; our own is skipped); listeners hear each accepted one. */
+function acceptAdverts(host: Host, table: PeerTable, selfId: string, listeners: ReadonlySet<AdvertListener>, log: Logger): () => void {
+  return host.onMessage('adverts', (d) => {
+    const b = parseAdvertBody(d.envelope.body);
+    if (!b.ok) {
+      log.debug('advert body refused', { from: d.from, field: b.field, detail: b.detail });
+      return;
+    }
+    if (d.envelope.signerId === selfId) return;
+    const r = table.offer({ peerId: d.envelope.signerId, seq: d.envelope.seq, timeMs: d.envelope.time, body: b.body }, d.receivedMs);
+    if (r !== 'accepted') return;
+    for (const l of listeners) {
+      try {
+        l(d.envelope.signerId, d.envelope.seq, b.body);
+      } catch (e) {
+        log.warn('advert listener failed', { err: e });
+      }
+    }
+  });
+}
+
+/** Hardware sampling (at most every 2 s even with short advert periods: nvidia-smi costs ~50-500 ms; never two at once) and the peer table's pruning. Returns stop. */
+function startTimers(sampleHardware: () => Promise<void>, prune: () => void, periodMs: number): () => void {
+  let hwRunning = false;
+  const hwTimer = setInterval(() => {
+    if (hwRunning) return;
+    hwRunning = true;
+    void sampleHardware().finally(() => {
+      hwRunning = false;
+    });
+  }, Math.max(periodMs, 2000));
+  hwTimer.unref();
+  const pruneTimer = setInterval(prune, periodMs);
+  pruneTimer.unref();
+  return () => {
+    clearInterval(hwTimer);
+    clearInterval(pruneTimer);
   };
+}
+
+export async function createAdvertsService(o: AdvertsServiceOptions): Promise<AdvertsService> {
+  const log = o.logger.child('adverts');
+  const periodMs = o.config.adverts.periodMs;
+  const seq = await advertSeq(o.store);
+
+  const table = new PeerTable({ periodMs, staleAfterPeriods: o.config.adverts.staleAfterPeriods, goneAfterPeriods: o.config.adverts.goneAfterPeriods, maxPeers: PEER_TABLE_MAX });
+
+  let load: LoadSource = noLoad;
+  let profileState: ProfileState | null = null;
+  let lastProfile: PowerProfile | null = null;
+  const nvidiaSmi = o.nvidiaSmi ?? process.env['FEDNODE_NVIDIA_SMI'] ?? 'nvidia-smi';
+  const powerSupplyRoot = o.powerSupplyRoot ?? process.env['FEDNODE_POWER_SUPPLY_ROOT'] ?? POWER_SUPPLY_ROOT;
+  const hardware = new HardwareSampler(nvidiaSmi, powerSupplyRoot, o.now);
+  const actuator = o.config.power.actuate ? new GpuPowerActuator(execFileRunner, o.config.power.limitsW, log.child('power'), nvidiaSmi) : null;
+  let lastBody: AdvertBody | null = null;
+  const policy = { ...DEFAULT_PROFILE_POLICY, pin: o.config.power.profile === 'auto' ? null : o.config.power.profile, batteryEcoBelowPct: o.config.power.batteryFloorPercent, gpuHotAboveC: o.config.power.gpuTempCeilingC };
+
+  const sampleHardware = (): Promise<void> => hardware.sample(load.tokensGenerated());
 
   // The body is built by the pure functions of node/adverts (bounds, clamping and
   // the profile decision live there once); the runtime only supplies readings.
   const collect = (): Promise<AdvertBody> => {
-    const hw: HardwareSnapshot = { atMs: o.now(), gpus: gpu.gpus, gpuReason: gpu.reason, gpuSkipped: gpu.skipped, power, cpuPackageW, cpuPackageReason: null, system, thermalThrottle };
-    const serving: ServingState = { models: load.models(), inFlight: load.inFlight(), queued: load.queued(), capacity: load.capacity(), energy: energy.reading };
+    const hw = hardware.snapshot();
+    const serving: ServingState = { models: load.models(), inFlight: load.inFlight(), queued: load.queued(), capacity: load.capacity(), energy: hardware.energy.reading };
     const decision = decideForReadings(hw, serving, policy, profileState);
     profileState = decision.state;
     // power.actuate: the profile's GPU power limit follows each change (serialised inside the actuator).
@@ -191,8 +251,8 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
     publish: async (bytes) => {
       await o.host.publish('adverts', bytes);
     },
-    startSeq: reservedUpTo,
-    persistSeq,
+    startSeq: seq.start,
+    persistSeq: seq.persist,
     periodMs,
     pollMs: Math.min(250, periodMs),
     minIntervalMs: Math.min(200, periodMs),
@@ -200,51 +260,21 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
   });
 
   let unsubscribe: (() => void) | null = null;
-  let hwTimer: NodeJS.Timeout | null = null;
-  let pruneTimer: NodeJS.Timeout | null = null;
-  let hwRunning = false;
-  const advertListeners = new Set<(peerId: string, seq: number, body: AdvertBody) => void>();
+  let stopTimers = (): void => undefined;
+  const advertListeners = new Set<AdvertListener>();
 
   return {
     async start() {
       await sampleHardware();
-      unsubscribe = o.host.onMessage('adverts', (d) => {
-        const b = parseAdvertBody(d.envelope.body);
-        if (!b.ok) {
-          log.debug('advert body refused', { from: d.from, field: b.field, detail: b.detail });
-          return;
-        }
-        if (d.envelope.signerId === o.identity.peerId) return;
-        const r = table.offer({ peerId: d.envelope.signerId, seq: d.envelope.seq, timeMs: d.envelope.time, body: b.body }, d.receivedMs);
-        if (r === 'accepted') {
-          for (const l of advertListeners) {
-            try {
-              l(d.envelope.signerId, d.envelope.seq, b.body);
-            } catch (e) {
-              log.warn('advert listener failed', { err: e });
-            }
-          }
-        }
-      });
-      // Hardware at most every 2 s even with short advert periods (nvidia-smi costs ~50-500 ms).
-      hwTimer = setInterval(() => {
-        if (hwRunning) return;
-        hwRunning = true;
-        void sampleHardware().finally(() => {
-          hwRunning = false;
-        });
-      }, Math.max(periodMs, 2000));
-      hwTimer.unref();
-      pruneTimer = setInterval(() => {
+      unsubscribe = acceptAdverts(o.host, table, o.identity.peerId, advertListeners, log);
+      stopTimers = startTimers(sampleHardware, () => {
         for (const id of table.prune(o.now())) log.info('peer gone (no advert)', { peerId: id });
       }, periodMs);
-      pruneTimer.unref();
       publisher.start();
     },
     async stop() {
       unsubscribe?.();
-      if (hwTimer !== null) clearInterval(hwTimer);
-      if (pruneTimer !== null) clearInterval(pruneTimer);
+      stopTimers();
       await publisher.stop();
       await actuator?.restore();
     },
@@ -253,7 +283,7 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
     },
     selfSummary() {
       const last = publisher.lastPublished;
-      return { seq: publisher.lastSeq, lastPublishedMs: last?.timeMs ?? null, profile: lastProfile, body: last?.body ?? null, gpuReason: gpu.gpus === null ? gpu.reason : null, power: actuator === null ? null : { state: actuator.state, detail: actuator.detail, limitsW: Object.fromEntries(actuator.appliedLimits) } };
+      return { seq: publisher.lastSeq, lastPublishedMs: last?.timeMs ?? null, profile: lastProfile, body: last?.body ?? null, gpuReason: hardware.gpu.gpus === null ? hardware.gpu.reason : null, power: actuator === null ? null : { state: actuator.state, detail: actuator.detail, limitsW: Object.fromEntries(actuator.appliedLimits) } };
     },
     setLoadSource(src) {
       load = src;

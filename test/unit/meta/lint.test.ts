@@ -93,7 +93,7 @@ describe('lint bounds sizes', () => {
     const cfg = (await project.calculateConfigForFile('node/runtime/member-sync.ts')) as { rules: Record<string, unknown> };
     expect(JSON.stringify(cfg.rules['max-lines-per-function'])).toContain('100');
     expect(JSON.stringify(cfg.rules['max-lines'])).toContain('600');
-    expect(FUNCTION_SIZE_PENDING.length).toBeLessThanOrEqual(5); // the list only shrinks
+    expect(FUNCTION_SIZE_PENDING.length).toBeLessThanOrEqual(4); // the list only shrinks
     for (const f of FUNCTION_SIZE_PENDING) {
       const c = (await project.calculateConfigForFile(f)) as { rules: Record<string, unknown> };
       expect(JSON.stringify(c.rules['max-lines-per-function']), f).toMatch(/^\[?0|"off"/);
