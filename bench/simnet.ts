@@ -63,7 +63,7 @@ function harnessUsPerEvent(events: number): number {
   engine.run(Number.MAX_SAFE_INTEGER, (ev) => {
     engine.trace.u32(ev.k);
     if (engine.eventsProcessed < events) engine.after(1 + r.int(5000), ev);
-  }, () => engine.eventsProcessed < events);
+  }, () => engine.eventsProcessed >= events);
   const cpu = process.cpuUsage(cpu0);
   return (cpu.user + cpu.system) / Math.max(1, engine.eventsProcessed);
 }
