@@ -22,6 +22,7 @@ import { openStore } from '../../../node/store/index.js';
 import type { LogJson } from '../../../node/runtime/consensus-routes.js';
 import type { Running } from '../../helpers/e2e.js';
 import { control, fednode, freePort, spawnUntil, waitFor } from '../../helpers/e2e.js';
+import { Prng } from '../../../base/prng.js';
 
 const KILLS = 50;
 const NODES = 4;
@@ -35,16 +36,10 @@ const NAMES = 64;
 // back elsewhere and its peers would redial the old address).
 const NODE_FLAGS = ['--no-mdns', '--api-port', '0', '--advert-period', '500ms', '--log-level', 'warn'];
 
-/** mulberry32: small, seedable, good enough to pick victims and delays. */
+/** The project's one seeded PRNG (base/prng.ts), as a float source to pick victims and delays. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const p = new Prng(seed >>> 0);
+  return () => p.float();
 }
 
 interface Node {

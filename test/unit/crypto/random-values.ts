@@ -1,14 +1,9 @@
 /** Seeded random CBOR-encodable values shared by the codec tests. */
-// A tiny seeded PRNG so the random values are the same on every run.
+import { Prng } from '../../../base/prng.js';
+/** The project's one seeded PRNG (base/prng.ts) as a float source, so the random values are the same on every run. */
 export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const p = new Prng(seed);
+  return () => p.float();
 }
 
 export function randomValue(r: () => number, depth: number): unknown {
