@@ -10,6 +10,8 @@
 import { encodeCanonical } from '../crypto/cbor.js';
 import { blake3 } from '../crypto/blake3.js';
 import { makeValidatorSet } from './core.js';
+import { keyOf } from './sign-bytes.js';
+import { checkPower } from './validator-set.js';
 import { toHex } from '../base/hex.js';
 import { ConsensusError, type ValidatorSet } from './types.js';
 import { decodeBatch, type PatternOp, type RoutePolicy } from './patterns.js';
@@ -97,7 +99,7 @@ export interface Genesis {
 /** Default routing policy: load dominates; batteries under 20 % and GPUs over 85 C get no work. */
 export const DEFAULT_ROUTE_POLICY: RoutePolicy = { weights: { load: 1, latency: 0.5, power: 0.25 }, batteryFloorPct: 20, temperatureCeilingC: 85 };
 
-const byKey = (a: Member, b: Member): number => (toHex(a.publicKey) < toHex(b.publicKey) ? -1 : 1);
+const byKey = (a: Member, b: Member): number => (keyOf(a.publicKey) < keyOf(b.publicKey) ? -1 : 1);
 
 export function genesisRegistry(g: Genesis): Registry {
   if (g.members.length === 0 || g.members.length > MAX_MEMBERS) throw new ConsensusError('ERR_PATTERN_INVALID', `genesis needs 1-${MAX_MEMBERS} members`);
@@ -129,8 +131,8 @@ function membersAt(reg: Registry, height: number): { members: Member[]; since: n
 }
 
 function applyMemberOp(members: Member[], op: PendingChange['op']): Member[] {
-  const k = toHex(op.publicKey);
-  const rest = members.filter((m) => toHex(m.publicKey) !== k);
+  const k = keyOf(op.publicKey);
+  const rest = members.filter((m) => keyOf(m.publicKey) !== k);
   if (op.kind === 'member.remove') return rest;
   return [...rest, { publicKey: op.publicKey, power: op.power, name: op.name }].sort(byKey);
 }
@@ -259,8 +261,8 @@ function validateBatchUncached(reg: Registry, height: number, bytes: Uint8Array,
     switch (op.kind) {
       case 'member.add':
       case 'member.remove': {
-        const k = toHex(op.publicKey);
-        const present = projected.some((m) => toHex(m.publicKey) === k);
+        const k = keyOf(op.publicKey);
+        const present = projected.some((m) => keyOf(m.publicKey) === k);
         if (op.kind === 'member.add' && present) return bad('already a member');
         if (op.kind === 'member.add' && projected.length >= MAX_MEMBERS) return bad(`cluster is at ${MAX_MEMBERS} members`);
         if (op.kind === 'member.remove' && !present) return bad('not a member');
@@ -274,11 +276,8 @@ function validateBatchUncached(reg: Registry, height: number, bytes: Uint8Array,
         }
         if (++pendingCount > MAX_PENDING) return bad('too many membership changes in flight');
         projected = applyMemberOp(projected, op);
-        try {
-          makeValidatorSet(projected, 1); // total power bound
-        } catch (err) {
-          return bad((err as Error).message);
-        }
+        const power = checkPower(projected); // total power bound
+        if (power !== null) return bad(power);
         break;
       }
       case 'route.policy': {

@@ -1,30 +1,47 @@
 /** The validator set: power, canonical order and proposer priority (CometBFT types/validator_set.go). */
-import { toHex } from '../base/hex.js';
 import { ConsensusError, type Validator, type ValidatorKey, type ValidatorSet } from './types.js';
-import { isIndex, isKey } from './sign-bytes.js';
+import { isIndex, isKey, keyOf } from './sign-bytes.js';
 
 // ---------------------------------------------------------------------------------------------
 // Validator sets and the proposer
 
-export function makeValidatorSet(validators: readonly Validator[], sinceHeight: number): ValidatorSet {
-  if (!isIndex(sinceHeight) || sinceHeight < 1) throw new ConsensusError('ERR_VALIDATOR_SET', 'sinceHeight must be a positive integer', { sinceHeight });
-  if (validators.length === 0) throw new ConsensusError('ERR_VALIDATOR_SET', 'validator set is empty');
+/** 2^40 total power keeps 3 * power exact in doubles. */
+const MAX_TOTAL_POWER = 2 ** 40;
+
+/** Keys (hex) and total power of `validators`, or the reason they cannot form a set. */
+function checked(validators: readonly Validator[]): { keys: ValidatorKey[]; total: number } | { error: string; data?: Record<string, unknown> } {
+  if (validators.length === 0) return { error: 'validator set is empty' };
   const seen = new Set<string>();
+  const keys: ValidatorKey[] = [];
   let total = 0;
   for (const v of validators) {
-    if (!isKey(v.publicKey)) throw new ConsensusError('ERR_VALIDATOR_SET', 'validator public key must be 32 bytes');
-    if (!isIndex(v.power) || v.power < 1) throw new ConsensusError('ERR_VALIDATOR_SET', 'validator power must be a positive integer', { power: v.power });
-    const k = toHex(v.publicKey);
-    if (seen.has(k)) throw new ConsensusError('ERR_VALIDATOR_SET', 'duplicate validator', { validator: k });
+    if (!isKey(v.publicKey)) return { error: 'validator public key must be 32 bytes' };
+    if (!isIndex(v.power) || v.power < 1) return { error: 'validator power must be a positive integer', data: { power: v.power } };
+    const k = keyOf(v.publicKey);
+    if (seen.has(k)) return { error: 'duplicate validator', data: { validator: k } };
     seen.add(k);
+    keys.push(k);
     total += v.power;
   }
-  // 2^40 total power keeps 3 * power exact in doubles.
-  if (total > 2 ** 40) throw new ConsensusError('ERR_VALIDATOR_SET', 'total voting power too large', { total });
-  const sorted = [...validators]
-    .map((v) => ({ publicKey: v.publicKey, power: v.power }))
-    .sort((a, b) => (toHex(a.publicKey) < toHex(b.publicKey) ? -1 : 1));
-  return { validators: sorted, totalPower: total, sinceHeight };
+  if (total > MAX_TOTAL_POWER) return { error: 'total voting power too large', data: { total } };
+  return { keys, total };
+}
+
+/** Why `validators` cannot form a set (empty, bad key or power, duplicate, total too large), or null: makeValidatorSet's checks without building it. */
+export function checkPower(validators: readonly Validator[]): string | null {
+  const c = checked(validators);
+  return 'error' in c ? c.error : null;
+}
+
+export function makeValidatorSet(validators: readonly Validator[], sinceHeight: number): ValidatorSet {
+  if (!isIndex(sinceHeight) || sinceHeight < 1) throw new ConsensusError('ERR_VALIDATOR_SET', 'sinceHeight must be a positive integer', { sinceHeight });
+  const c = checked(validators);
+  if ('error' in c) throw new ConsensusError('ERR_VALIDATOR_SET', c.error, c.data);
+  // Sorted by hex key, each key computed once (not per comparison).
+  const order = validators.map((v, i) => ({ key: c.keys[i]!, v }));
+  order.sort((a, b) => (a.key < b.key ? -1 : 1));
+  const sorted = order.map(({ v }) => ({ publicKey: v.publicKey, power: v.power }));
+  return { validators: sorted, totalPower: c.total, sinceHeight };
 }
 
 export const powerMemo = new WeakMap<ValidatorSet, Map<ValidatorKey, number>>();
@@ -32,7 +49,7 @@ export const powerMemo = new WeakMap<ValidatorSet, Map<ValidatorKey, number>>();
 export function powerMap(set: ValidatorSet): ReadonlyMap<ValidatorKey, number> {
   let m = powerMemo.get(set);
   if (m === undefined) {
-    m = new Map(set.validators.map((v) => [toHex(v.publicKey), v.power]));
+    m = new Map(set.validators.map((v) => [keyOf(v.publicKey), v.power]));
     powerMemo.set(set, m);
   }
   return m;
