@@ -11,7 +11,6 @@ afterEach(async () => {
   cluster = null;
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('consensus driver (4 nodes, real libp2p)', () => {
   it('decides submitted ops on every node, reports them, and does not spin when idle', async () => {
@@ -40,8 +39,15 @@ describe('consensus driver (4 nodes, real libp2p)', () => {
     expect((await cluster.nodes[3]!.consensus.entries(1, 10)).map((e) => e.startedMs)).toEqual(seen.map(() => null));
 
     // Idle: no pending work, so no new heights (status gossip and catch-up checks keep running).
+    // The window is counted in events, not time: node 1 hears six status periods of every peer.
     const heights = cluster.nodes.map((x) => x.consensus.status().decidedHeight);
-    await sleep(1_200); // six status periods
+    const statuses = new Map<string, number>();
+    const off = a!.host.onMessage('consensus', (d) => {
+      if (d.envelope.kind === 'status') statuses.set(d.envelope.signerId, (statuses.get(d.envelope.signerId) ?? 0) + 1);
+    });
+    const others = cluster.nodes.slice(1).map((x) => x.id.peerId);
+    await waitFor(() => others.every((p) => (statuses.get(p) ?? 0) >= 6), 20_000, 'six status periods of every peer');
+    off();
     expect(cluster.nodes.map((x) => x.consensus.status().decidedHeight)).toEqual(heights);
     for (const x of cluster.nodes) expect(x.consensus.status().mempoolOps).toBe(0);
   });

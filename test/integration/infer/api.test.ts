@@ -272,7 +272,10 @@ describe('cancellation and limits', () => {
       const [a, b] = c.nodes as [TestNode, TestNode];
       for (let i = 0; i < 5; i++) expect((await infer({ url: a.url, model: 'simulated', prompt: `seq ${i}`, maxTokens: 3 })).servedBy).toBe(b.peerId);
       expect(a.forwardClient.stats).toMatchObject({ opened: 1, reused: 4 });
-      await new Promise((r) => setTimeout(r, 600)); // server closes the idle stream
+      // the server closes the idle stream after its 300 ms: awaited on A's side of the connection
+      // (the stream's read side closes when B ends its write side)
+      const openForReading = (): number => a.libp2p.getConnections(peerIdFromString(b.peerId)).flatMap((cn) => cn.streams).filter((st) => st.protocol === INFER_PROTOCOL && st.readStatus === 'ready').length;
+      await expect.poll(openForReading, { timeout: 10_000 }).toBe(0);
       expect((await infer({ url: a.url, model: 'simulated', prompt: 'after idle', maxTokens: 3 })).servedBy).toBe(b.peerId);
       expect(a.forwardClient.stats.opened).toBe(2);
     } finally {

@@ -49,8 +49,13 @@ describe('direct channels', () => {
     const r = a.host.sendDirect('consensus', vote(a.id, 7, new Uint8Array([7])), [b.host.peerId]);
     expect(r).toEqual({ sent: [b.host.peerId], missing: [] });
     await waitFor(() => got['b']!.some((d) => d.envelope.seq === 7), 5_000, 'delivery');
-    // no relay: the direct frame never reaches c (a only sent it to b), even after a while
-    await new Promise((res) => setTimeout(res, 300));
+    // no relay: the direct frame never reaches c (a only sent it to b). A barrier, not a sleep:
+    // b then sends c frames of its own, one by gossip and one direct; once both are in, anything
+    // b relayed on receiving seq 7 (queued before them on those streams) would be in too.
+    await openChannel(b, c);
+    await b.host.publish('consensus', vote(b.id, 2_000_000));
+    expect(b.host.sendDirect('consensus', vote(b.id, 2_000_001), [c.host.peerId]).sent).toEqual([c.host.peerId]);
+    await waitFor(() => [2_000_000, 2_000_001].every((q) => got['c']!.some((x) => x.envelope.seq === q)), 5_000, 'b -> c barrier');
     expect(got['c']!.filter((d) => d.envelope.seq === 7)).toHaveLength(0);
     expect(got['b']!.filter((d) => d.envelope.seq === 7)).toHaveLength(1);
     const d = got['b']!.find((x) => x.envelope.seq === 7)!;
