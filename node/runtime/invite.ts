@@ -4,9 +4,12 @@
  * token = base64url(envelope kind 'invite-token', signed by the issuing member) with body
  *   { invite, secret, psk, bootstrap, genesis, expires }
  * where `invite` is node/p2p/members.ts's admission invite (kind 'invite', naming the
- * BLAKE3 hash of the one-time `secret`), so the joining node can sign a `join` claim
- * that every member checks with InviteMemberSource.admit(). The token is a bearer
- * secret (it carries the cluster's pre-shared key): share it like a password.
+ * BLAKE3 hash of the one-time `secret`), so the joining node can sign a `join` claim.
+ * Members receive the claim over `/fednode/members/1.0.0` (member-sync.ts); admission.ts
+ * checks it (invite signature, expiry, secret) and proposes a `member.add` carrying the
+ * invite's digest, which the registry accepts once (consensus/registry.ts: used invites).
+ * The token is a bearer secret (it carries the cluster's pre-shared key): share it like a
+ * password.
  */
 import { randomBytes } from 'node:crypto';
 import { decodeCanonical, expectRecord } from '../../crypto/cbor.js';
