@@ -60,7 +60,6 @@ const SOURCE_DIRS = ['base', 'crypto', 'consensus', 'routing', 'node', 'cli', 's
  */
 export const FUNCTION_SIZE_PENDING = [
   'node/p2p/host.ts',
-  'node/runtime/admission.ts',
   'node/runtime/node.ts',
 ];
 
