@@ -55,19 +55,17 @@ export function layerNamed(name) {
 const SOURCE_DIRS = ['base', 'crypto', 'consensus', 'routing', 'node', 'cli', 'simnet'];
 
 /**
- * Factory closures still over 100 lines (each one room, several jobs): to be split by job as
- * store/index.ts, consensus/core.ts and node/runtime/member-sync.ts were. Everything else holds.
+ * Files whose functions are still over 100 lines (exempt from max-lines-per-function until
+ * split by job). Empty: every factory closure has been split (store/index.ts,
+ * consensus/core.ts, node/runtime/member-sync.ts, node/p2p/host.ts, ...); the list stays so a
+ * new exemption is a visible, tested change (test/unit/meta/lint.test.ts wants it empty).
  */
-export const FUNCTION_SIZE_PENDING = [
-  'node/p2p/host.ts',
-  'node/runtime/admission.ts',
-  'node/runtime/node.ts',
-  'node/forward/server.ts',
-];
+export const FUNCTION_SIZE_PENDING = [];
 
 /** No source file over 600 lines; no function over 100 in consensus/, node/, simnet/ (issue 12). */
 export const sizeRules = [
   { files: SOURCE_DIRS.map((d) => `${d}/**/*.ts`), rules: { 'max-lines': ['error', { max: 600 }] } },
   { files: ['consensus/**/*.ts', 'node/**/*.ts', 'simnet/**/*.ts'], rules: { 'max-lines-per-function': ['error', { max: 100 }] } },
-  { files: FUNCTION_SIZE_PENDING, rules: { 'max-lines-per-function': 'off' } },
+  // ESLint refuses a config object with an empty `files`: the exemption exists only while the list is not empty.
+  ...(FUNCTION_SIZE_PENDING.length > 0 ? [{ files: FUNCTION_SIZE_PENDING, rules: { 'max-lines-per-function': 'off' } }] : []),
 ];

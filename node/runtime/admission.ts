@@ -25,10 +25,11 @@ import type { CommitReceipt, Consensus, DecidedEntry } from '../consensus/api.js
 import { ConsensusDriverError } from '../consensus/api.js';
 import type { Logger } from '../log.js';
 import { JOIN_KIND, verifyJoinClaim } from '../p2p/members.js';
+import type { JoinClaimCheck } from '../p2p/members.js';
 import { decodeEnvelope } from '../../crypto/envelope.js';
 import { JoinRefusals } from './join-refusals.js';
 import type { JoinRefusal, RefusedBy } from './join-refusals.js';
-import type { Store } from '../store/index.js';
+import type { Store, StoreSectionDb } from '../store/index.js';
 import { publicKeyOfPeerId } from './consensus-ops.js';
 import { RuntimeError } from './errors.js';
 
@@ -105,220 +106,296 @@ export function decidedMemberKeys(reg: Registry): Set<string> {
   return keys;
 }
 
+/** What the admission's parts share: the options, the bounded maps and this node's own admission. */
+interface AdmissionCtx {
+  readonly o: AdmissionOptions;
+  readonly log: Logger;
+  readonly section: StoreSectionDb;
+  readonly selfHex: string;
+  /** peer -> join (bounded by PENDING_JOINS_MAX) */
+  readonly pendingJoins: Map<string, PendingJoin>;
+  /** peer -> claimed name and invite (same bound, cleared on admission) */
+  readonly claimsOf: Map<string, { name: string; inviteKey: string }>;
+  /** invite digest hex -> peer that used it (bounded by USED_INVITES_MAX) */
+  readonly used: Map<string, string>;
+  /** peer -> first time a valid claim was seen (same bound) */
+  readonly firstSeen: Map<string, number>;
+  readonly inFlight: Set<string>;
+  readonly refusals: JoinRefusals;
+  admittedAtHeight: number | null;
+  stopped: boolean;
+}
+
+type VerifiedClaim = Extract<JoinClaimCheck, { ok: true }>;
+
 export function createAdmission(o: AdmissionOptions): Admission {
   const log = o.logger.child('admission');
-  const section = o.store.section('invites');
-  const selfHex = toHex(o.selfKey);
-  const pendingJoins = new Map<string, PendingJoin>(); // peer -> join (bounded by PENDING_JOINS_MAX)
-  const claimsOf = new Map<string, { name: string; inviteKey: string }>(); // peer -> claimed name and invite (same bound, cleared on admission)
-  const used = new Map<string, string>(); // invite digest hex -> peer that used it (bounded by USED_INVITES_MAX)
-  const firstSeen = new Map<string, number>(); // peer -> first time a valid claim was seen (same bound)
-  const inFlight = new Set<string>();
-  let admittedAtHeight: number | null = o.genesisMember ? 0 : null;
+  const ctx: AdmissionCtx = {
+    o,
+    log,
+    section: o.store.section('invites'),
+    selfHex: toHex(o.selfKey),
+    pendingJoins: new Map(),
+    claimsOf: new Map(),
+    used: new Map(),
+    firstSeen: new Map(),
+    inFlight: new Set(),
+    refusals: new JoinRefusals(log, o.now),
+    admittedAtHeight: o.genesisMember ? 0 : null,
+    stopped: false,
+  };
   let unsubscribe: (() => void) | null = null;
-  let stopped = false;
-  const refusals = new JoinRefusals(log, o.now);
-  const signerOfClaim = (claim: Uint8Array): string | null => {
-    const d = decodeEnvelope(claim, { kinds: [JOIN_KIND], cluster: o.cluster, maxBytes: 8192 });
-    return d.ok ? d.envelope.signerId : null;
-  };
-
-  const isDecidedMember = (hexKey: string): boolean => decidedMemberKeys(o.consensus.registry()).has(hexKey);
-  const isMemberPeer = (peer: string): boolean => {
-    try {
-      return isDecidedMember(toHex(publicKeyOfPeerId(peer, 'peer')));
-    } catch {
-      return false;
-    }
-  };
-
-  const digestOf = (inviteKey: string): Uint8Array => new Uint8Array(Buffer.from(inviteKey, 'hex'));
-  const decidedUsed = (inviteKey: string): boolean => isInviteUsed(o.consensus.registry(), digestOf(inviteKey));
-
-  const bounded = <K, V>(m: Map<K, V>, max: number): void => {
-    while (m.size > max) {
-      const oldest = m.keys().next();
-      if (oldest.done === true) break;
-      m.delete(oldest.value);
-    }
-  };
-
-  const dropPending = async (peer: string): Promise<void> => {
-    claimsOf.delete(peer);
-    firstSeen.delete(peer);
-    if (pendingJoins.delete(peer)) await section.del(`pending:${peer}`).catch(() => undefined);
-  };
-
-  const recordAdmission = async (height: number): Promise<void> => {
-    if (admittedAtHeight !== null) return;
-    admittedAtHeight = height;
-    log.info('this node was admitted by a committed member.add', { height });
-    await section.put('admitted', new TextEncoder().encode(String(height)), { sync: true });
-  };
-
-  const onDecided = (e: DecidedEntry): void => {
-    for (const op of e.ops) {
-      if (op.kind !== 'member.add') continue;
-      const peer = peerIdFromPublicKey(op.publicKey);
-      if (toHex(op.publicKey) === selfHex) void recordAdmission(e.height).catch((err: unknown) => log.warn('cannot record admission height', { err }));
-      void dropPending(peer);
-      if (op.invite === undefined) continue;
-      // Joins waiting on the same invite can no longer be admitted with it. The claim (name,
-      // invite) is kept so that `approve <peer>` still carries the digest and is refused.
-      const key = toHex(op.invite);
-      for (const j of [...pendingJoins.values()]) {
-        if (j.inviteKey !== key || j.peer === peer) continue;
-        pendingJoins.delete(j.peer);
-        void section.del(`pending:${j.peer}`).catch(() => undefined);
-        log.info('join refused', { peer: j.peer, code: 'ERR_INVITE_USED', detail: `invite already used by ${peer} (decided at height ${e.height})` });
-      }
-    }
-  };
-
-  const submitAdd = async (peer: string, publicKey: Uint8Array, name: string, inviteKey: string): Promise<void> => {
-    if (inFlight.has(peer) || inFlight.size >= PENDING_JOINS_MAX || stopped) return;
-    const ops: PatternOp[] = [{ kind: 'member.add', publicKey, power: 1, name, invite: digestOf(inviteKey) }];
-    const verdict = o.consensus.check(ops);
-    if (!verdict.ok) {
-      log.debug('member.add not proposed', { peer, reason: verdict.reason }); // usually: already a member (another member was first), or invite already used
-      return;
-    }
-    inFlight.add(peer);
-    try {
-      const r = await o.consensus.submit(ops, { timeoutMs: AUTO_SUBMIT_TIMEOUT_MS });
-      log.info('member admitted by consensus', { peer, name, height: r.height });
-    } catch (e) {
-      if (e instanceof ConsensusDriverError && (e.code === 'ERR_PATTERN_REJECTED' || e.code === 'ERR_CONSENSUS_STOPPED')) log.debug('member.add not committed', { peer, code: e.code, err: e.message });
-      else if (e instanceof ConsensusDriverError && e.code === 'ERR_SUBMIT_TIMEOUT') log.info('member.add not committed yet; will retry on the next claim exchange', { peer });
-      else log.warn('member.add submit failed', { peer, err: e });
-    } finally {
-      inFlight.delete(peer);
-    }
-  };
-
-  const onClaim = async (claim: Uint8Array, from: string): Promise<boolean> => {
-    try {
-      const v = verifyJoinClaim(claim, { cluster: o.cluster, isMember: isMemberPeer, now: o.now });
-      if (!v.ok) {
-        const signer = signerOfClaim(claim);
-        if (signer !== null) refusals.refuse(signer, v.code, v.detail, from);
-        else log.debug('join claim refused', { from, code: v.code, detail: v.detail });
-        return false;
-      }
-      if (isDecidedMember(toHex(v.publicKey))) {
-        if (pendingJoins.has(v.peerId)) await dropPending(v.peerId);
-        return false;
-      }
-      if (decidedUsed(v.inviteKey)) {
-        refusals.refuse(v.peerId, 'ERR_INVITE_USED', 'invite already used (a decided member.add consumed it)', from);
-        return false;
-      }
-      const prior = used.get(v.inviteKey);
-      if (prior !== undefined && prior !== v.peerId) {
-        refusals.refuse(v.peerId, 'ERR_INVITE_USED', `invite already used by ${prior}`, from);
-        return false;
-      }
-      if (prior === undefined) {
-        used.set(v.inviteKey, v.peerId);
-        bounded(used, USED_INVITES_MAX);
-        await section.put(`used:${v.inviteKey}`, new TextEncoder().encode(v.peerId), { sync: true });
-      }
-      refusals.clear(v.peerId);
-      const name = v.name ?? v.peerId.slice(-8);
-      if (!firstSeen.has(v.peerId)) {
-        firstSeen.set(v.peerId, o.now());
-        bounded(firstSeen, PENDING_JOINS_MAX);
-      }
-      claimsOf.set(v.peerId, { name, inviteKey: v.inviteKey });
-      bounded(claimsOf, PENDING_JOINS_MAX);
-      if (o.mode === 'approve') {
-        if (pendingJoins.has(v.peerId)) return true;
-        if (pendingJoins.size >= PENDING_JOINS_MAX) {
-          log.warn('pending joins list is full; claim not kept', { peer: v.peerId, bound: PENDING_JOINS_MAX });
-          return true;
-        }
-        const j: PendingJoin = { peer: v.peerId, name, inviter: v.inviter, seenMs: o.now(), expiresMs: v.expiresMs, inviteKey: v.inviteKey };
-        pendingJoins.set(v.peerId, j);
-        await section.put(`pending:${v.peerId}`, new TextEncoder().encode(JSON.stringify(j)), { sync: true });
-        log.info('join waiting for approval (fednode approve <peer>)', { peer: v.peerId, name, inviter: v.inviter });
-        return true;
-      }
-      if (!o.consensus.status().isValidator) return true; // only voting members propose
-      const waited = o.now() - (firstSeen.get(v.peerId) ?? o.now());
-      if (v.inviter !== o.selfId && waited < AUTO_FALLBACK_MS) return true; // the inviter proposes first
-      void submitAdd(v.peerId, v.publicKey, name, v.inviteKey); // waits for the commit; member sync must not
-      return true;
-    } catch (e) {
-      log.warn('join claim handling failed', { from, err: e });
-      return false;
-    }
-  };
-
   return {
     async start() {
-      const dec = new TextDecoder();
-      for await (const [key, value] of section.entries({ gte: 'pending:', lt: 'pending;' })) {
-        try {
-          const j = JSON.parse(dec.decode(value)) as PendingJoin;
-          const inviteOk = j.inviteKey === undefined || (typeof j.inviteKey === 'string' && /^[0-9a-f]{64}$/.test(j.inviteKey));
-          if (!inviteOk) await section.del(key).catch(() => undefined);
-          else if (typeof j.peer === 'string' && pendingJoins.size < PENDING_JOINS_MAX) pendingJoins.set(j.peer, j);
-        } catch {
-          await section.del(key).catch(() => undefined);
-        }
-      }
-      for await (const [key, value] of section.entries({ gte: 'used:', lt: 'used;' })) {
-        if (used.size >= USED_INVITES_MAX) break;
-        used.set(key.slice('used:'.length), dec.decode(value));
-      }
-      const stored = await section.get('admitted');
-      if (stored !== undefined) {
-        const h = Number(dec.decode(stored));
-        if (Number.isSafeInteger(h) && h >= 0) admittedAtHeight = h;
-      }
-      unsubscribe = o.consensus.onDecided(onDecided);
-      for (const j of [...pendingJoins.values()]) {
-        if (isMemberPeer(j.peer)) await dropPending(j.peer);
-        else if (j.inviteKey !== undefined && decidedUsed(j.inviteKey)) await dropPending(j.peer); // another peer used its invite
-      }
-      if (admittedAtHeight === null && isDecidedMember(selfHex)) {
-        // Admitted before this restart but the height was not recorded: find the member.add.
-        const top = o.consensus.status().decidedHeight;
-        for (let from = 1; from <= Math.min(top, ADMISSION_SCAN_MAX_HEIGHTS) && admittedAtHeight === null; from += SCAN_PAGE) {
-          for (const e of await o.consensus.entries(from, SCAN_PAGE)) {
-            if (e.ops.some((op) => op.kind === 'member.add' && toHex(op.publicKey) === selfHex)) {
-              await recordAdmission(e.height);
-              break;
-            }
-          }
-        }
-      }
+      await loadStored(ctx);
+      unsubscribe = o.consensus.onDecided((e) => onDecided(ctx, e));
+      await settleAtStart(ctx);
     },
     stop() {
-      stopped = true;
+      ctx.stopped = true;
       unsubscribe?.();
     },
-    onClaim,
-    pending: () => [...pendingJoins.values()],
-    async approve(peer, a) {
-      const publicKey = publicKeyOfPeerId(peer, 'peer');
-      if (isDecidedMember(toHex(publicKey))) throw new RuntimeError('ERR_ALREADY_MEMBER', `${peer} is already a member (or its member.add is decided)`, { peer });
-      const join = pendingJoins.get(peer);
-      const claim = claimsOf.get(peer);
-      const name = join?.name ?? claim?.name ?? peer.slice(-8);
-      // The claim's invite goes with the add: the registry refuses it if another join used it
-      // (ERR_PATTERN_REJECTED, "invite already used"). No claim known: an operator's add, as before.
-      const inviteKey = join?.inviteKey ?? claim?.inviteKey;
-      const add: PatternOp = { kind: 'member.add', publicKey, power: 1, name, ...(inviteKey !== undefined ? { invite: digestOf(inviteKey) } : {}) };
-      const receipt = await o.consensus.submit([add], { timeoutMs: a.timeoutMs, ...(a.signal !== undefined ? { signal: a.signal } : {}) });
-      await dropPending(peer);
-      return { receipt, name, hadClaim: join !== undefined };
-    },
+    onClaim: (claim, from) => onClaim(ctx, claim, from),
+    pending: () => [...ctx.pendingJoins.values()],
+    approve: (peer, a) => approve(ctx, peer, a),
     status: () => {
-      const admitted = isDecidedMember(selfHex);
-      return { mode: o.mode, admitted, admittedAtHeight, pendingJoins: pendingJoins.size, refused: admitted ? null : refusals.refusedUsBy() };
+      const admitted = isDecidedMember(ctx, ctx.selfHex);
+      return { mode: o.mode, admitted, admittedAtHeight: ctx.admittedAtHeight, pendingJoins: ctx.pendingJoins.size, refused: admitted ? null : ctx.refusals.refusedUsBy() };
     },
-    refusalFor: (peer) => refusals.refusalFor(peer),
-    noteRefusedBy: (byPeer, r) => refusals.noteRefusedBy(byPeer, r),
+    refusalFor: (peer) => ctx.refusals.refusalFor(peer),
+    noteRefusedBy: (byPeer, r) => ctx.refusals.noteRefusedBy(byPeer, r),
   };
+}
+
+// --- membership and invite lookups in the decided registry ------------------------------
+
+function isDecidedMember(ctx: AdmissionCtx, hexKey: string): boolean {
+  return decidedMemberKeys(ctx.o.consensus.registry()).has(hexKey);
+}
+
+function isMemberPeer(ctx: AdmissionCtx, peer: string): boolean {
+  try {
+    return isDecidedMember(ctx, toHex(publicKeyOfPeerId(peer, 'peer')));
+  } catch {
+    return false;
+  }
+}
+
+function digestOf(inviteKey: string): Uint8Array {
+  return new Uint8Array(Buffer.from(inviteKey, 'hex'));
+}
+
+function decidedUsed(ctx: AdmissionCtx, inviteKey: string): boolean {
+  return isInviteUsed(ctx.o.consensus.registry(), digestOf(inviteKey));
+}
+
+function signerOfClaim(cluster: string, claim: Uint8Array): string | null {
+  const d = decodeEnvelope(claim, { kinds: [JOIN_KIND], cluster, maxBytes: 8192 });
+  return d.ok ? d.envelope.signerId : null;
+}
+
+/** Drop the oldest entries (insertion order) until the map holds at most `max`. */
+function bounded<K, V>(m: Map<K, V>, max: number): void {
+  while (m.size > max) {
+    const oldest = m.keys().next();
+    if (oldest.done === true) break;
+    m.delete(oldest.value);
+  }
+}
+
+// --- the pending-joins list and this node's admission height in the store ----------------
+
+async function dropPending(ctx: AdmissionCtx, peer: string): Promise<void> {
+  ctx.claimsOf.delete(peer);
+  ctx.firstSeen.delete(peer);
+  if (ctx.pendingJoins.delete(peer)) await ctx.section.del(`pending:${peer}`).catch(() => undefined);
+}
+
+async function recordAdmission(ctx: AdmissionCtx, height: number): Promise<void> {
+  if (ctx.admittedAtHeight !== null) return;
+  ctx.admittedAtHeight = height;
+  ctx.log.info('this node was admitted by a committed member.add', { height });
+  await ctx.section.put('admitted', new TextEncoder().encode(String(height)), { sync: true });
+}
+
+/** Pending joins, used invites and the recorded admission height, as the store kept them (damaged entries dropped). */
+async function loadStored(ctx: AdmissionCtx): Promise<void> {
+  const { section, pendingJoins, used } = ctx;
+  const dec = new TextDecoder();
+  for await (const [key, value] of section.entries({ gte: 'pending:', lt: 'pending;' })) {
+    try {
+      const j = JSON.parse(dec.decode(value)) as PendingJoin;
+      const inviteOk = j.inviteKey === undefined || (typeof j.inviteKey === 'string' && /^[0-9a-f]{64}$/.test(j.inviteKey));
+      if (!inviteOk) await section.del(key).catch(() => undefined);
+      else if (typeof j.peer === 'string' && pendingJoins.size < PENDING_JOINS_MAX) pendingJoins.set(j.peer, j);
+    } catch {
+      await section.del(key).catch(() => undefined);
+    }
+  }
+  for await (const [key, value] of section.entries({ gte: 'used:', lt: 'used;' })) {
+    if (used.size >= USED_INVITES_MAX) break;
+    used.set(key.slice('used:'.length), dec.decode(value));
+  }
+  const stored = await section.get('admitted');
+  if (stored !== undefined) {
+    const h = Number(dec.decode(stored));
+    if (Number.isSafeInteger(h) && h >= 0) ctx.admittedAtHeight = h;
+  }
+}
+
+/** After a restart: drop joins the decided log settled meanwhile, and find this node's own member.add if its height was not recorded. */
+async function settleAtStart(ctx: AdmissionCtx): Promise<void> {
+  for (const j of [...ctx.pendingJoins.values()]) {
+    if (isMemberPeer(ctx, j.peer)) await dropPending(ctx, j.peer);
+    else if (j.inviteKey !== undefined && decidedUsed(ctx, j.inviteKey)) await dropPending(ctx, j.peer); // another peer used its invite
+  }
+  if (ctx.admittedAtHeight === null && isDecidedMember(ctx, ctx.selfHex)) {
+    // Admitted before this restart but the height was not recorded: find the member.add.
+    const top = ctx.o.consensus.status().decidedHeight;
+    for (let from = 1; from <= Math.min(top, ADMISSION_SCAN_MAX_HEIGHTS) && ctx.admittedAtHeight === null; from += SCAN_PAGE) {
+      for (const e of await ctx.o.consensus.entries(from, SCAN_PAGE)) {
+        if (e.ops.some((op) => op.kind === 'member.add' && toHex(op.publicKey) === ctx.selfHex)) {
+          await recordAdmission(ctx, e.height);
+          break;
+        }
+      }
+    }
+  }
+}
+
+// --- decided member.adds ---------------------------------------------------------------
+
+function onDecided(ctx: AdmissionCtx, e: DecidedEntry): void {
+  const { log, pendingJoins, section } = ctx;
+  for (const op of e.ops) {
+    if (op.kind !== 'member.add') continue;
+    const peer = peerIdFromPublicKey(op.publicKey);
+    if (toHex(op.publicKey) === ctx.selfHex) void recordAdmission(ctx, e.height).catch((err: unknown) => log.warn('cannot record admission height', { err }));
+    void dropPending(ctx, peer);
+    if (op.invite === undefined) continue;
+    // Joins waiting on the same invite can no longer be admitted with it. The claim (name,
+    // invite) is kept so that `approve <peer>` still carries the digest and is refused.
+    const key = toHex(op.invite);
+    for (const j of [...pendingJoins.values()]) {
+      if (j.inviteKey !== key || j.peer === peer) continue;
+      pendingJoins.delete(j.peer);
+      void section.del(`pending:${j.peer}`).catch(() => undefined);
+      log.info('join refused', { peer: j.peer, code: 'ERR_INVITE_USED', detail: `invite already used by ${peer} (decided at height ${e.height})` });
+    }
+  }
+}
+
+// --- join claims -------------------------------------------------------------------------
+
+async function onClaim(ctx: AdmissionCtx, claim: Uint8Array, from: string): Promise<boolean> {
+  try {
+    return await acceptClaim(ctx, claim, from);
+  } catch (e) {
+    ctx.log.warn('join claim handling failed', { from, err: e });
+    return false;
+  }
+}
+
+async function acceptClaim(ctx: AdmissionCtx, claim: Uint8Array, from: string): Promise<boolean> {
+  const { o } = ctx;
+  const v = verifyJoinClaim(claim, { cluster: o.cluster, isMember: (p) => isMemberPeer(ctx, p), now: o.now });
+  if (!v.ok) {
+    const signer = signerOfClaim(o.cluster, claim);
+    if (signer !== null) ctx.refusals.refuse(signer, v.code, v.detail, from);
+    else ctx.log.debug('join claim refused', { from, code: v.code, detail: v.detail });
+    return false;
+  }
+  if (isDecidedMember(ctx, toHex(v.publicKey))) {
+    if (ctx.pendingJoins.has(v.peerId)) await dropPending(ctx, v.peerId);
+    return false;
+  }
+  if (!(await useInvite(ctx, v, from))) return false;
+  ctx.refusals.clear(v.peerId);
+  const name = v.name ?? v.peerId.slice(-8);
+  if (!ctx.firstSeen.has(v.peerId)) {
+    ctx.firstSeen.set(v.peerId, o.now());
+    bounded(ctx.firstSeen, PENDING_JOINS_MAX);
+  }
+  ctx.claimsOf.set(v.peerId, { name, inviteKey: v.inviteKey });
+  bounded(ctx.claimsOf, PENDING_JOINS_MAX);
+  if (o.mode === 'approve') return keepForApproval(ctx, v, name);
+  if (!o.consensus.status().isValidator) return true; // only voting members propose
+  const waited = o.now() - (ctx.firstSeen.get(v.peerId) ?? o.now());
+  if (v.inviter !== o.selfId && waited < AUTO_FALLBACK_MS) return true; // the inviter proposes first
+  void submitAdd(ctx, v.peerId, v.publicKey, name, v.inviteKey); // waits for the commit; member sync must not
+  return true;
+}
+
+/** One-time use: false (and the claim refused) when a decided add or another peer's claim used the invite; else it is recorded as this peer's. */
+async function useInvite(ctx: AdmissionCtx, v: VerifiedClaim, from: string): Promise<boolean> {
+  if (decidedUsed(ctx, v.inviteKey)) {
+    ctx.refusals.refuse(v.peerId, 'ERR_INVITE_USED', 'invite already used (a decided member.add consumed it)', from);
+    return false;
+  }
+  const prior = ctx.used.get(v.inviteKey);
+  if (prior !== undefined && prior !== v.peerId) {
+    ctx.refusals.refuse(v.peerId, 'ERR_INVITE_USED', `invite already used by ${prior}`, from);
+    return false;
+  }
+  if (prior === undefined) {
+    ctx.used.set(v.inviteKey, v.peerId);
+    bounded(ctx.used, USED_INVITES_MAX);
+    await ctx.section.put(`used:${v.inviteKey}`, new TextEncoder().encode(v.peerId), { sync: true });
+  }
+  return true;
+}
+
+/** Approve mode: the claim waits in the (bounded, stored) pending-joins list for `fednode approve`. */
+async function keepForApproval(ctx: AdmissionCtx, v: VerifiedClaim, name: string): Promise<boolean> {
+  if (ctx.pendingJoins.has(v.peerId)) return true;
+  if (ctx.pendingJoins.size >= PENDING_JOINS_MAX) {
+    ctx.log.warn('pending joins list is full; claim not kept', { peer: v.peerId, bound: PENDING_JOINS_MAX });
+    return true;
+  }
+  const j: PendingJoin = { peer: v.peerId, name, inviter: v.inviter, seenMs: ctx.o.now(), expiresMs: v.expiresMs, inviteKey: v.inviteKey };
+  ctx.pendingJoins.set(v.peerId, j);
+  await ctx.section.put(`pending:${v.peerId}`, new TextEncoder().encode(JSON.stringify(j)), { sync: true });
+  ctx.log.info('join waiting for approval (fednode approve <peer>)', { peer: v.peerId, name, inviter: v.inviter });
+  return true;
+}
+
+// --- member.add submissions --------------------------------------------------------------
+
+/** Auto mode: propose the claim's member.add and wait for its commit (one in flight per peer). */
+async function submitAdd(ctx: AdmissionCtx, peer: string, publicKey: Uint8Array, name: string, inviteKey: string): Promise<void> {
+  const { inFlight, log } = ctx;
+  if (inFlight.has(peer) || inFlight.size >= PENDING_JOINS_MAX || ctx.stopped) return;
+  const ops: PatternOp[] = [{ kind: 'member.add', publicKey, power: 1, name, invite: digestOf(inviteKey) }];
+  const verdict = ctx.o.consensus.check(ops);
+  if (!verdict.ok) {
+    log.debug('member.add not proposed', { peer, reason: verdict.reason }); // usually: already a member (another member was first), or invite already used
+    return;
+  }
+  inFlight.add(peer);
+  try {
+    const r = await ctx.o.consensus.submit(ops, { timeoutMs: AUTO_SUBMIT_TIMEOUT_MS });
+    log.info('member admitted by consensus', { peer, name, height: r.height });
+  } catch (e) {
+    if (e instanceof ConsensusDriverError && (e.code === 'ERR_PATTERN_REJECTED' || e.code === 'ERR_CONSENSUS_STOPPED')) log.debug('member.add not committed', { peer, code: e.code, err: e.message });
+    else if (e instanceof ConsensusDriverError && e.code === 'ERR_SUBMIT_TIMEOUT') log.info('member.add not committed yet; will retry on the next claim exchange', { peer });
+    else log.warn('member.add submit failed', { peer, err: e });
+  } finally {
+    inFlight.delete(peer);
+  }
+}
+
+/** An operator's approval (any mode): submit member.add for `peer`, with its claim's invite when one is known, and wait for the commit. */
+async function approve(ctx: AdmissionCtx, peer: string, a: { timeoutMs: number; signal?: AbortSignal }): Promise<{ receipt: CommitReceipt; name: string; hadClaim: boolean }> {
+  const publicKey = publicKeyOfPeerId(peer, 'peer');
+  if (isDecidedMember(ctx, toHex(publicKey))) throw new RuntimeError('ERR_ALREADY_MEMBER', `${peer} is already a member (or its member.add is decided)`, { peer });
+  const join = ctx.pendingJoins.get(peer);
+  const claim = ctx.claimsOf.get(peer);
+  const name = join?.name ?? claim?.name ?? peer.slice(-8);
+  // The claim's invite goes with the add: the registry refuses it if another join used it
+  // (ERR_PATTERN_REJECTED, "invite already used"). No claim known: an operator's add, as before.
+  const inviteKey = join?.inviteKey ?? claim?.inviteKey;
+  const add: PatternOp = { kind: 'member.add', publicKey, power: 1, name, ...(inviteKey !== undefined ? { invite: digestOf(inviteKey) } : {}) };
+  const receipt = await ctx.o.consensus.submit([add], { timeoutMs: a.timeoutMs, ...(a.signal !== undefined ? { signal: a.signal } : {}) });
+  await dropPending(ctx, peer);
+  return { receipt, name, hadClaim: join !== undefined };
 }
