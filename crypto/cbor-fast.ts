@@ -343,33 +343,26 @@ const scratch = new Writer();
 const SCRATCH_KEEP_BYTES = 64 * 1024;
 
 /**
- * Encode into the shared scratch buffer and hand `use` a view of the bytes,
- * valid only during the call (no copy: the envelope path digests and frames
- * straight from it). `use` must not encode again.
+ * The shared scratch writer, emptied: a hot path writes into it and uses a
+ * view of the bytes in place (no copy: the envelope path digests and frames
+ * straight from it), then calls releaseScratch() in a `finally`. Nothing may
+ * encode again before the caller is done with the bytes.
  */
-export function withEncoded<T>(value: unknown, use: (bytes: Uint8Array) => T): T {
-  return withWritten((w) => encodeValue(w, value, 0), use);
-}
-
-/** As withEncoded, with the caller writing the value (envelope-codec.ts writes
- * the fixed envelope map by hand and only the body through encodeValue). */
-export function withWritten<T>(write: (w: Writer) => void, use: (bytes: Uint8Array) => T): T {
+export function takeScratch(): Writer {
   scratch.len = 0;
-  try {
-    write(scratch);
-    return use(scratch.buf.subarray(0, scratch.len));
-  } finally {
-    if (scratch.buf.byteLength > SCRATCH_KEEP_BYTES) scratch.reset();
-  }
+  return scratch;
+}
+export function releaseScratch(): void {
+  if (scratch.buf.byteLength > SCRATCH_KEEP_BYTES) scratch.reset();
 }
 
 export function fastEncode(value: unknown): Uint8Array {
-  scratch.len = 0;
+  const w = takeScratch();
   try {
-    encodeValue(scratch, value, 0);
-    return copyOut(scratch.buf, 0, scratch.len);
+    encodeValue(w, value, 0);
+    return copyOut(w.buf, 0, w.len);
   } finally {
-    if (scratch.buf.byteLength > SCRATCH_KEEP_BYTES) scratch.reset();
+    releaseScratch();
   }
 }
 
