@@ -34,6 +34,8 @@ const td = new TextDecoder('utf-8', { fatal: true });
 /** Buffer's native latin1 decoder, applied to plain Uint8Arrays (identical to
  * ASCII for bytes < 0x80, the only case it is used for). */
 const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
+/** `b` as a latin1 string, one char a byte, with no Buffer view made first (a map key). */
+export const latin1Key = (b: Uint8Array): string => latin1Slice.call(b, 0, b.byteLength);
 
 export class Writer {
   buf = new Uint8Array(256);
