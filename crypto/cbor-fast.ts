@@ -158,6 +158,7 @@ function fromHalf(h: number): number {
 interface KeyEntry {
   enc: Uint8Array;
   key: string;
+  at: number; // the key's position in the object's own (for-in) key order
 }
 const keyCache = new Map<string, Uint8Array>();
 /** Map keys repeat endlessly (field names); their encodings are cached. Bound:
@@ -178,11 +179,10 @@ function encodeKey(k: string): Uint8Array {
   return enc;
 }
 
-// Messages of one kind share their key set: the canonical key order is computed
-// once per key set and found again by walking a trie of the keys in insertion
-// order (no per-message key array or joined string: those two were ~40 % of a
-// vote's encode). Bound: one trie node per distinct (prefix, key); the count is
-// capped as for keyCache, beyond which shapes are sorted per call, uncached.
+// Messages of one kind share their key set: its canonical order is computed once
+// and found again by walking a trie of the keys in insertion order (no key array
+// or joined string per message: those were ~40 % of a vote's encode). Bound: one
+// node per distinct (prefix, key), capped as keyCache; past it, sorted per call.
 interface ShapeNode {
   next: Map<string, ShapeNode>;
   entries: KeyEntry[] | null;
@@ -191,25 +191,30 @@ const shapeRoot: ShapeNode = { next: new Map(), entries: null };
 let shapeNodes = 0;
 
 function sortEntries(keys: string[]): KeyEntry[] {
-  const entries = keys.map((key) => ({ key, enc: encodeKey(key) }));
+  const entries = keys.map((key, at) => ({ key, enc: encodeKey(key), at }));
   entries.sort((a, b) => compareBytes(a.enc, b.enc));
   return entries;
 }
 
-function sortedKeysOf(rec: Record<string, unknown>): KeyEntry[] {
-  let node = shapeRoot;
+// A map's values, read once in its for-in walk (V8 loads rec[k] there through
+// the enum cache) and written from here in key order, not looked up by name
+// twice more. A stack (nested maps push above); takeScratch empties it.
+const vals: unknown[] = [];
+let valTop = 0;
+
+/** Pushes rec's values (for-in order) onto vals; returns its keys in canonical order. */
+function walkRecord(rec: Record<string, unknown>): KeyEntry[] {
+  let node: ShapeNode | null = shapeRoot;
   for (const k in rec) {
-    let child = node.next.get(k);
-    if (child === undefined) {
-      if (shapeNodes >= KEY_CACHE_MAX) return sortEntries(Object.keys(rec));
-      child = { next: new Map(), entries: null };
-      node.next.set(k, child);
+    vals[valTop++] = rec[k];
+    let child: ShapeNode | undefined = node?.next.get(k);
+    if (node !== null && child === undefined && shapeNodes < KEY_CACHE_MAX) {
+      node.next.set(k, (child = { next: new Map(), entries: null }));
       shapeNodes++;
     }
-    node = child;
+    node = child ?? null; // past the cap: this shape is sorted per call, uncached
   }
-  node.entries ??= sortEntries(Object.keys(rec));
-  return node.entries;
+  return node === null ? sortEntries(Object.keys(rec)) : (node.entries ??= sortEntries(Object.keys(rec)));
 }
 
 /** compareBytes over two ranges of one buffer, without making subarrays. */
@@ -291,17 +296,19 @@ export function encodeValue(w: Writer, v: unknown, depth: number): void {
       }
       const proto = Object.getPrototypeOf(v) as unknown;
       if (proto !== Object.prototype && proto !== null) throw new CborFormatError(`cannot encode ${(v).constructor?.name ?? 'object'}`);
-      const rec = v as Record<string, unknown>;
-      const entries = sortedKeysOf(rec);
+      const base = valTop;
+      const entries = walkRecord(v as Record<string, unknown>);
       let count = 0;
-      for (const e of entries) if (rec[e.key] !== undefined) count++; // undefined = absent optional field
+      for (const e of entries) if (vals[base + e.at] !== undefined) count++; // undefined = absent optional field
       w.head(5, count);
       for (const e of entries) {
-        const x = rec[e.key];
+        const x = vals[base + e.at];
         if (x === undefined) continue;
         w.bytes(e.enc);
         encodeValue(w, x, depth + 1);
       }
+      for (let i = base; i < valTop; i++) vals[i] = undefined; // keep no references to the caller's values
+      valTop = base;
       return;
     }
     default:
@@ -352,6 +359,7 @@ const SCRATCH_KEEP_BYTES = 64 * 1024;
  */
 export function takeScratch(): Writer {
   scratch.len = 0;
+  valTop = 0;
   return scratch;
 }
 export function releaseScratch(): void {
