@@ -65,7 +65,10 @@ function feed(h: { update(x: Uint8Array): unknown }, data: Uint8Array): void {
 
 function wasmDigest(h: IHasher, data: Uint8Array): Uint8Array {
   h.init();
-  feed(h, data);
+  // one update for the common case (every envelope): feed's subarray per chunk
+  // is an allocation the small path does not need
+  if (data.byteLength <= CHUNK_BYTES) h.update(data);
+  else feed(h, data);
   return h.digest('binary');
 }
 
@@ -82,8 +85,8 @@ export function blake3(data: Uint8Array): Uint8Array {
 /** A reusable keyed BLAKE3 hasher (keyed mode, 32-byte key). */
 export interface KeyedDigest {
   readonly key: Uint8Array;
-  /** 32-byte keyed BLAKE3 digest of `data`. */
-  digest(data: Uint8Array): Uint8Array;
+  /** 32-byte keyed BLAKE3 digest of `data` (a plain function: no `this`). */
+  readonly digest: (data: Uint8Array) => Uint8Array;
   /** Resolves when the reusable fast hasher is in place (before that, digests
    * are computed by @noble/hashes: equal results, slower). */
   readonly ready: Promise<void>;
@@ -144,7 +147,8 @@ export function domain(context: string): DigestDomain {
     throw new CryptoError('ERR_BLAKE3_CONTEXT', `too many digest contexts (limit ${MAX_DOMAINS})`, { context });
   }
   const kd = createKeyedDigest(deriveKey(context, DOMAIN_KEY_MATERIAL));
-  const d: DigestDomain = { context, key: kd.key, ready: kd.ready, digest: (data) => kd.digest(data) };
+  // kd.digest uses no `this`: taken as is, not wrapped in one more call per message
+  const d: DigestDomain = { context, key: kd.key, ready: kd.ready, digest: kd.digest };
   domains.set(context, d);
   return d;
 }

@@ -34,6 +34,8 @@ const td = new TextDecoder('utf-8', { fatal: true });
 /** Buffer's native latin1 decoder, applied to plain Uint8Arrays (identical to
  * ASCII for bytes < 0x80, the only case it is used for). */
 const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: (this: Uint8Array, start: number, end: number) => string }).latin1Slice;
+/** `b` as a latin1 string, one char a byte, with no Buffer view made first (a map key). */
+export const latin1Key = (b: Uint8Array): string => latin1Slice.call(b, 0, b.byteLength);
 
 export class Writer {
   buf = new Uint8Array(256);
@@ -156,6 +158,7 @@ function fromHalf(h: number): number {
 interface KeyEntry {
   enc: Uint8Array;
   key: string;
+  at: number; // the key's position in the object's own (for-in) key order
 }
 const keyCache = new Map<string, Uint8Array>();
 /** Map keys repeat endlessly (field names); their encodings are cached. Bound:
@@ -176,11 +179,10 @@ function encodeKey(k: string): Uint8Array {
   return enc;
 }
 
-// Messages of one kind share their key set: the canonical key order is computed
-// once per key set and found again by walking a trie of the keys in insertion
-// order (no per-message key array or joined string: those two were ~40 % of a
-// vote's encode). Bound: one trie node per distinct (prefix, key); the count is
-// capped as for keyCache, beyond which shapes are sorted per call, uncached.
+// Messages of one kind share their key set: its canonical order is computed once
+// and found again by walking a trie of the keys in insertion order (no key array
+// or joined string per message: those were ~40 % of a vote's encode). Bound: one
+// node per distinct (prefix, key), capped as keyCache; past it, sorted per call.
 interface ShapeNode {
   next: Map<string, ShapeNode>;
   entries: KeyEntry[] | null;
@@ -189,25 +191,30 @@ const shapeRoot: ShapeNode = { next: new Map(), entries: null };
 let shapeNodes = 0;
 
 function sortEntries(keys: string[]): KeyEntry[] {
-  const entries = keys.map((key) => ({ key, enc: encodeKey(key) }));
+  const entries = keys.map((key, at) => ({ key, enc: encodeKey(key), at }));
   entries.sort((a, b) => compareBytes(a.enc, b.enc));
   return entries;
 }
 
-function sortedKeysOf(rec: Record<string, unknown>): KeyEntry[] {
-  let node = shapeRoot;
+// A map's values, read once in its for-in walk (V8 loads rec[k] there through
+// the enum cache) and written from here in key order, not looked up by name
+// twice more. A stack (nested maps push above); takeScratch empties it.
+const vals: unknown[] = [];
+let valTop = 0;
+
+/** Pushes rec's values (for-in order) onto vals; returns its keys in canonical order. */
+function walkRecord(rec: Record<string, unknown>): KeyEntry[] {
+  let node: ShapeNode | null = shapeRoot;
   for (const k in rec) {
-    let child = node.next.get(k);
-    if (child === undefined) {
-      if (shapeNodes >= KEY_CACHE_MAX) return sortEntries(Object.keys(rec));
-      child = { next: new Map(), entries: null };
-      node.next.set(k, child);
+    vals[valTop++] = rec[k];
+    let child: ShapeNode | undefined = node?.next.get(k);
+    if (node !== null && child === undefined && shapeNodes < KEY_CACHE_MAX) {
+      node.next.set(k, (child = { next: new Map(), entries: null }));
       shapeNodes++;
     }
-    node = child;
+    node = child ?? null; // past the cap: this shape is sorted per call, uncached
   }
-  node.entries ??= sortEntries(Object.keys(rec));
-  return node.entries;
+  return node === null ? sortEntries(Object.keys(rec)) : (node.entries ??= sortEntries(Object.keys(rec)));
 }
 
 /** compareBytes over two ranges of one buffer, without making subarrays. */
@@ -289,17 +296,19 @@ export function encodeValue(w: Writer, v: unknown, depth: number): void {
       }
       const proto = Object.getPrototypeOf(v) as unknown;
       if (proto !== Object.prototype && proto !== null) throw new CborFormatError(`cannot encode ${(v).constructor?.name ?? 'object'}`);
-      const rec = v as Record<string, unknown>;
-      const entries = sortedKeysOf(rec);
+      const base = valTop;
+      const entries = walkRecord(v as Record<string, unknown>);
       let count = 0;
-      for (const e of entries) if (rec[e.key] !== undefined) count++; // undefined = absent optional field
+      for (const e of entries) if (vals[base + e.at] !== undefined) count++; // undefined = absent optional field
       w.head(5, count);
       for (const e of entries) {
-        const x = rec[e.key];
+        const x = vals[base + e.at];
         if (x === undefined) continue;
         w.bytes(e.enc);
         encodeValue(w, x, depth + 1);
       }
+      for (let i = base; i < valTop; i++) vals[i] = undefined; // keep no references to the caller's values
+      valTop = base;
       return;
     }
     default:
@@ -343,33 +352,27 @@ const scratch = new Writer();
 const SCRATCH_KEEP_BYTES = 64 * 1024;
 
 /**
- * Encode into the shared scratch buffer and hand `use` a view of the bytes,
- * valid only during the call (no copy: the envelope path digests and frames
- * straight from it). `use` must not encode again.
+ * The shared scratch writer, emptied: a hot path writes into it and uses a
+ * view of the bytes in place (no copy: the envelope path digests and frames
+ * straight from it), then calls releaseScratch() in a `finally`. Nothing may
+ * encode again before the caller is done with the bytes.
  */
-export function withEncoded<T>(value: unknown, use: (bytes: Uint8Array) => T): T {
-  return withWritten((w) => encodeValue(w, value, 0), use);
-}
-
-/** As withEncoded, with the caller writing the value (envelope-codec.ts writes
- * the fixed envelope map by hand and only the body through encodeValue). */
-export function withWritten<T>(write: (w: Writer) => void, use: (bytes: Uint8Array) => T): T {
+export function takeScratch(): Writer {
   scratch.len = 0;
-  try {
-    write(scratch);
-    return use(scratch.buf.subarray(0, scratch.len));
-  } finally {
-    if (scratch.buf.byteLength > SCRATCH_KEEP_BYTES) scratch.reset();
-  }
+  valTop = 0;
+  return scratch;
+}
+export function releaseScratch(): void {
+  if (scratch.buf.byteLength > SCRATCH_KEEP_BYTES) scratch.reset();
 }
 
 export function fastEncode(value: unknown): Uint8Array {
-  scratch.len = 0;
+  const w = takeScratch();
   try {
-    encodeValue(scratch, value, 0);
-    return copyOut(scratch.buf, 0, scratch.len);
+    encodeValue(w, value, 0);
+    return copyOut(w.buf, 0, w.len);
   } finally {
-    if (scratch.buf.byteLength > SCRATCH_KEEP_BYTES) scratch.reset();
+    releaseScratch();
   }
 }
 

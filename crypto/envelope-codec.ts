@@ -16,7 +16,7 @@
  * So everything the fast path accepts the generic path accepts with equal
  * values, and everything it refuses gets the generic path's answer.
  */
-import { CborFormatError, encodeValue, Reader, withWritten } from './cbor-fast.js';
+import { CborFormatError, encodeValue, Reader, releaseScratch, takeScratch } from './cbor-fast.js';
 import type { Writer } from './cbor-fast.js';
 
 const TEXT1 = 0x61; // text string of length 1: every key of the envelope map
@@ -29,14 +29,18 @@ const KEY_S = 0x73;
 const KEY_T = 0x74;
 const KEY_V = 0x76;
 
-export interface SignedFields {
-  version: number;
+/** What an envelope's creator supplies (EnvelopeFields in envelope.ts). */
+export interface SignedBody {
   kind: string;
   cluster: string;
-  signer: Uint8Array;
   seq: number;
   time: number;
   body: unknown;
+}
+
+export interface SignedFields extends SignedBody {
+  version: number;
+  signer: Uint8Array;
 }
 
 function key(w: Writer, letter: number): void {
@@ -47,31 +51,42 @@ function key(w: Writer, letter: number): void {
 }
 
 /**
+ * Append the signed map of `f`, signed by `signer`, envelope `version`, to
+ * `w`. Throws CborFormatError when the body is not encodable (undefined
+ * included: an envelope always has a body).
+ */
+export function writeSigned(w: Writer, f: SignedBody, signer: Uint8Array, version: number): void {
+  w.byte(MAP7);
+  key(w, KEY_B);
+  if (f.body === undefined) throw new CborFormatError('an envelope body cannot be undefined');
+  encodeValue(w, f.body, 1);
+  key(w, KEY_C);
+  encodeValue(w, f.cluster, 1);
+  key(w, KEY_K);
+  encodeValue(w, f.kind, 1);
+  key(w, KEY_Q);
+  w.head(0, f.seq);
+  key(w, KEY_S);
+  w.head(2, signer.byteLength);
+  w.bytes(signer);
+  key(w, KEY_T);
+  w.head(0, f.time);
+  key(w, KEY_V);
+  w.head(0, version);
+}
+
+/**
  * Encode the signed map of `f` into the shared scratch buffer and hand `use`
- * a view of it, valid only during the call (as cbor-fast's withEncoded).
- * Throws CborFormatError when the body is not encodable (undefined included:
- * an envelope always has a body).
+ * a view of it, valid only during the call. Throws as writeSigned.
  */
 export function withSignedEncoded<T>(f: SignedFields, use: (signed: Uint8Array) => T): T {
-  return withWritten((w) => {
-    w.byte(MAP7);
-    key(w, KEY_B);
-    if (f.body === undefined) throw new CborFormatError('an envelope body cannot be undefined');
-    encodeValue(w, f.body, 1);
-    key(w, KEY_C);
-    encodeValue(w, f.cluster, 1);
-    key(w, KEY_K);
-    encodeValue(w, f.kind, 1);
-    key(w, KEY_Q);
-    w.head(0, f.seq);
-    key(w, KEY_S);
-    w.head(2, f.signer.byteLength);
-    w.bytes(f.signer);
-    key(w, KEY_T);
-    w.head(0, f.time);
-    key(w, KEY_V);
-    w.head(0, f.version);
-  }, use);
+  const w = takeScratch();
+  try {
+    writeSigned(w, f, f.signer, f.version);
+    return use(w.buf.subarray(0, w.len));
+  } finally {
+    releaseScratch();
+  }
 }
 
 function readKey(r: Reader, letter: number): boolean {

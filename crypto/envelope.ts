@@ -12,8 +12,8 @@
  */
 import { CryptoError } from './errors.js';
 import { decodeCanonical, expectRecord } from './cbor.js';
-import { allocBytes } from './cbor-fast.js';
-import { readSignedFast, withSignedEncoded } from './envelope-codec.js';
+import { allocBytes, releaseScratch, takeScratch } from './cbor-fast.js';
+import { readSignedFast, writeSigned } from './envelope-codec.js';
 import type { SignedFields } from './envelope-codec.js';
 import { domain } from './blake3.js';
 import type { DigestDomain } from './blake3.js';
@@ -81,8 +81,11 @@ export interface OpenOptions {
 
 const FIELDS = ['v', 'k', 'c', 's', 'q', 't', 'b'] as const;
 
-// Kind -> domain without building the context string per message. Bound: kinds
-// are fixed in code, and domain() itself refuses more than 256 contexts.
+// Kind -> domain without building the context string per message. Only kinds
+// that match KIND_RE are ever entered, so a hit is also the kind check (the
+// regex ran once, when the kind was first used). Bound: kinds are fixed in
+// code, and domain() itself refuses more than 256 contexts; decoding enters
+// only kinds the receiver accepts (checked before domainOf is reached).
 const domainsByKind = new Map<string, DigestDomain>();
 function domainOf(kind: string): DigestDomain {
   let d = domainsByKind.get(kind);
@@ -93,25 +96,44 @@ function domainOf(kind: string): DigestDomain {
   return d;
 }
 
-function checkFields(fields: EnvelopeFields): void {
-  const bad = (why: string): CryptoError => new CryptoError('ERR_CBOR_SCHEMA', `invalid envelope fields: ${why}`, { why });
-  if (!KIND_RE.test(fields.kind)) throw bad(`kind '${fields.kind}' must match ${String(KIND_RE)}`);
-  if (fields.cluster.length === 0 || fields.cluster.length > CLUSTER_MAX_CHARS) throw bad(`cluster id must be 1..${CLUSTER_MAX_CHARS} characters`);
-  if (!Number.isSafeInteger(fields.seq) || fields.seq < 0) throw bad(`seq must be a non-negative safe integer, got ${fields.seq}`);
-  if (!Number.isSafeInteger(fields.time) || fields.time < 0) throw bad(`time must be a non-negative integer (unix ms), got ${fields.time}`);
+/** Whether `kind` is well-formed (a kind already in use is, without the regex). */
+function isKind(kind: string): boolean {
+  return domainsByKind.has(kind) || KIND_RE.test(kind);
+}
+
+function badFields(why: string): CryptoError {
+  return new CryptoError('ERR_CBOR_SCHEMA', `invalid envelope fields: ${why}`, { why });
+}
+
+/** Checks local input; returns the kind's digest domain. */
+function checkFields(fields: EnvelopeFields): DigestDomain {
+  let dom = domainsByKind.get(fields.kind);
+  if (dom === undefined) {
+    if (!KIND_RE.test(fields.kind)) throw badFields(`kind '${fields.kind}' must match ${String(KIND_RE)}`);
+    dom = domainOf(fields.kind);
+  }
+  if (fields.cluster.length === 0 || fields.cluster.length > CLUSTER_MAX_CHARS) throw badFields(`cluster id must be 1..${CLUSTER_MAX_CHARS} characters`);
+  if (!Number.isSafeInteger(fields.seq) || fields.seq < 0) throw badFields(`seq must be a non-negative safe integer, got ${fields.seq}`);
+  if (!Number.isSafeInteger(fields.time) || fields.time < 0) throw badFields(`time must be a non-negative integer (unix ms), got ${fields.time}`);
+  return dom;
 }
 
 /** Sign `fields` as `id`; returns the wire bytes. Throws CryptoError on invalid local input. */
 export function createEnvelope<B>(id: Identity, fields: EnvelopeFields<B>, impl: Ed25519 = ed25519): Uint8Array {
-  checkFields(fields);
-  const dom = domainOf(fields.kind);
-  const f = { version: ENVELOPE_VERSION, kind: fields.kind, cluster: fields.cluster, signer: id.publicKey, seq: fields.seq, time: fields.time, body: fields.body };
+  const dom = checkFields(fields);
+  // encoded once into the shared scratch, digested and framed from there: no
+  // per-call closures or field object, one allocation besides the signature
+  // (the result)
+  const w = takeScratch();
   try {
-    // encoded once into scratch, digested and framed from there: one allocation (the result)
-    return withSignedEncoded(f, (signed) => frame(signed, impl.sign(id.secretKey, dom.digest(signed))));
+    writeSigned(w, fields, id.publicKey, ENVELOPE_VERSION);
+    const signed = w.buf.subarray(0, w.len);
+    return frame(signed, impl.sign(id.secretKey, dom.digest(signed)));
   } catch (err) {
     if (err instanceof CryptoError) throw err;
     throw new CryptoError('ERR_CBOR_ENCODE', `cannot encode envelope body as CBOR: ${(err as Error).message}`, {}, { cause: err });
+  } finally {
+    releaseScratch();
   }
 }
 
@@ -234,7 +256,7 @@ export function decodeEnvelope<B = unknown>(bytes: Uint8Array, opts: OpenOptions
 /** The checks the fast reader's types leave (the same rules, in the same order, as the generic path). */
 function checkFastFields(f: SignedFields, opts: OpenOptions): SignedFields | EnvelopeFailure {
   if (f.version !== ENVELOPE_VERSION) return { ok: false, code: 'bad-encoding', detail: `unsupported envelope version ${JSON.stringify(f.version)}` };
-  if (!KIND_RE.test(f.kind)) return { ok: false, code: 'bad-encoding', detail: 'envelope kind missing or malformed' };
+  if (!isKind(f.kind)) return { ok: false, code: 'bad-encoding', detail: 'envelope kind missing or malformed' };
   if (!opts.kinds.includes(f.kind)) return wrongKind(f.kind, opts);
   if (f.cluster !== opts.cluster) return wrongCluster(f.cluster, opts);
   return f;

@@ -16,6 +16,7 @@ import { peerIdFromPublicKey as libp2pPeerIdFromPublicKey } from '@libp2p/peer-i
 import type { PrivateKey } from '@libp2p/interface';
 import { CryptoError } from './errors.js';
 import { bytesEqual } from './cbor.js';
+import { latin1Key } from './cbor-fast.js';
 import { PUBLIC_KEY_BYTES, publicKeyFromSeed } from './ed25519.js';
 
 export interface Identity {
@@ -55,7 +56,7 @@ export function peerIdFromPublicKey(publicKey: Uint8Array): string {
   if (publicKey.byteLength !== PUBLIC_KEY_BYTES) {
     throw new CryptoError('ERR_KEY_INVALID', `Ed25519 public key must be ${PUBLIC_KEY_BYTES} bytes, got ${publicKey.byteLength}`, {});
   }
-  const k = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('latin1');
+  const k = latin1Key(publicKey);
   let id = peerIds.get(k);
   if (id === undefined) {
     id = libp2pPeerIdFromPublicKey(publicKeyFromRaw(publicKey)).toString();
