@@ -102,14 +102,35 @@ export async function control<T>(dir: string, path: string): Promise<T> {
   return (await r.json()) as T;
 }
 
-/** A free loopback TCP port (bound, read, released): for nodes that must come back at the same address. */
+/**
+ * A free loopback TCP port for nodes that must come back at the same address (bound, released).
+ * Drawn BELOW the kernel's ephemeral range (ip_local_port_range): a port the kernel handed out
+ * for port 0 could be handed again to any other test's listener or outgoing connection before
+ * the node binds it (CI saw EADDRINUSE that way); ports below the range are only ever taken by
+ * an explicit bind. Bound: 200 attempts, then an error naming the range.
+ */
+const handedOut = new Set<number>(); // never the same port twice in one test process (none is bound in between)
 export async function freePort(): Promise<number> {
   const { createServer } = await import('node:net');
-  const srv = createServer();
-  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((res) => srv.close(() => res()));
-  return port;
+  const { readFile: read } = await import('node:fs/promises');
+  const range = await read('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '32768 60999');
+  const low = Number(range.trim().split(/\s+/)[0]) || 32768;
+  const from = Math.max(1024, Math.min(10_000, low - 1000));
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = from + Math.floor(Math.random() * (low - from));
+    if (handedOut.has(port)) continue;
+    const srv = createServer();
+    const ok = await new Promise<boolean>((res) => {
+      srv.once('error', () => res(false));
+      srv.listen(port, '127.0.0.1', () => res(true));
+    });
+    if (ok) {
+      await new Promise<void>((res) => srv.close(() => res()));
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free loopback port below the ephemeral range (${range.trim()}) after 200 attempts`);
 }
 
 /**
