@@ -251,7 +251,8 @@ export async function startNode(o: StartNodeOptions): Promise<RunningNode> {
       cluster: cluster.id,
       selfId: identity.peerId,
       logger: log,
-      intervalMs: Math.max(200, Math.min(config.adverts.periodMs, 5000)),
+      // 2 s at most: a joiner's claim is retried that often (an idle cluster exchanges nothing: member-sync.ts)
+      intervalMs: Math.max(200, Math.min(config.adverts.periodMs, 2000)),
       isMember: (p) => members.isMember(p),
       onClaim: (claim, from) => admission.onClaim(claim, from),
       refusalFor: (peer) => admission.refusalFor(peer),
