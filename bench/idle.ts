@@ -1,12 +1,28 @@
 /**
- * `npm run bench -- idle [--quick] [--cpu-prof DIR] [--no-build] [--json]`: what an idle
- * cluster costs. Starts a real 3-node cluster (the compiled `fednode` binary, loopback,
- * mDNS off, as the e2e tests do), waits until every node sees the other two and lets it
- * settle, then samples each node's CPU (utime + stime from /proc/<pid>/stat) and RSS
- * (/proc/<pid>/status) over 60 s (15 s with --quick). Same-run baseline: an idle
- * `node -e "setInterval(()=>{},1e9)"` sampled the same way over the same window.
- * --cpu-prof DIR: node 1 runs with --cpu-prof and writes its profile to DIR on stop.
- * Goal (issue #15): < 1 % of a core and < 100 MB RSS per node.
+ * `npm run bench -- idle [--quick] [--cpu-prof DIR] [--advert-period D] [--no-build] [--json]`:
+ * what an idle cluster costs. Starts a real 3-node cluster (the compiled `fednode` binary,
+ * loopback, mDNS off, no backends, as the e2e tests do), waits until every node sees the other
+ * two and lets it settle (15 s, 5 s with --quick), then samples each node's CPU and RSS over 60 s
+ * (15 s with --quick).
+ *
+ * What the figures are: CPU is utime + stime of the whole process from /proc/<pid>/stat (every
+ * thread: the JS thread, V8's GC and compiler threads, libuv's pool), as % of one core over the
+ * window; RSS is VmRSS from /proc/<pid>/status sampled each second (median and max). Same-run
+ * baseline: an idle `node -e "setInterval(()=>{},1e9)"` sampled the same way over the same window
+ * (what the runtime itself costs on this machine: ~0 % and ~39 MB). The machine is shared, so the
+ * 1-minute load average before and after is printed: CPU time per process grows with contention,
+ * compare runs at similar load and take medians of several.
+ *
+ * --cpu-prof DIR: node 1 runs with --cpu-prof (its profile is written to DIR on stop; the
+ * profiler itself adds ~2-4 % to node 1, so read n2/n3 for the figures). --advert-period D: the
+ * nodes' adverts.periodMs (e.g. 2s, the old default) to measure what the advert keep-alive costs.
+ *
+ * An idle node's periodic work (issue 15): gossipsub heartbeat (1 s), consensus status tick (1 s;
+ * a status is published every 5 ticks when nothing changed), advert poll (250 ms, local only) and
+ * keep-alive (adverts.periodMs), hardware sampling (2 s), mesh keeper tick (1 s), backend health
+ * (1 s; nothing without backends), RTT poll (2 s), libp2p's connection monitor ping (10 s per
+ * connection, a new stream each), member sync (2 s; silent unless a join claim is pending).
+ * Goal: < 1 % of a core and < 100 MB RSS per node.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -80,16 +96,17 @@ function startNode(dir: string, cpuProfDir: string | null): Promise<Running> {
   return spawnUntil(['start', '--json', '--data-dir', dir], 'ready', 90_000, cpuProfDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`]);
 }
 
-async function cluster(base: string, cpuProfDir: string | null): Promise<{ dirs: string[]; procs: Running[] }> {
+export async function cluster(base: string, cpuProfDir: string | null, extraFlags: readonly string[] = []): Promise<{ dirs: string[]; procs: Running[] }> {
   const dirs = [1, 2, 3].map((i) => join(base, `n${i}`));
-  const init = await fednode(['init', '--new-cluster', '--json', '--data-dir', dirs[0]!, '--name', 'n1', ...FLAGS]);
+  const flags = [...FLAGS, ...extraFlags];
+  const init = await fednode(['init', '--new-cluster', '--json', '--data-dir', dirs[0]!, '--name', 'n1', ...flags]);
   if (init.code !== 0) throw new Error(`init failed: ${init.stderr}`);
   const procs = [await startNode(dirs[0]!, cpuProfDir)];
   for (let i = 1; i < dirs.length; i++) {
     const inv = await fednode(['invite', '--json', '--ttl', '10m', '--data-dir', dirs[0]!]);
     if (inv.code !== 0) throw new Error(`invite failed: ${inv.stderr}`);
     const { token } = JSON.parse(inv.stdout) as { token: string };
-    const j = await fednode(['join', token, '--json', '--data-dir', dirs[i]!, '--name', `n${i + 1}`, ...FLAGS]);
+    const j = await fednode(['join', token, '--json', '--data-dir', dirs[i]!, '--name', `n${i + 1}`, ...flags]);
     if (j.code !== 0) throw new Error(`join failed: ${j.stderr}`);
     procs.push(await startNode(dirs[i]!, null));
     await waitFor(`admission of n${i + 1}`, async () => (await control<NodeStatus>(dirs[i]!, '/status')).consensus.admission.admittedAtHeight ?? undefined, 90_000, 500);
@@ -106,13 +123,16 @@ export async function run(opts: BenchOptions): Promise<unknown> {
   const profAt = opts.args.indexOf('--cpu-prof');
   const cpuProfDir = profAt >= 0 ? (opts.args[profAt + 1] ?? null) : null;
   if (profAt >= 0 && cpuProfDir === null) throw new Error('--cpu-prof needs a directory');
+  const periodAt = opts.args.indexOf('--advert-period');
+  const advertPeriod = periodAt >= 0 ? (opts.args[periodAt + 1] ?? null) : null;
+  if (periodAt >= 0 && advertPeriod === null) throw new Error('--advert-period needs a duration');
   const windowS = quick ? 15 : 60;
   const settleS = quick ? 5 : 15;
   if (!opts.args.includes('--no-build')) execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json')], { stdio: 'inherit', cwd: ROOT });
   const base = await mkdtemp(join(tmpdir(), 'fednode-bench-idle-'));
   const children: ChildProcess[] = [];
   try {
-    const { procs } = await cluster(base, cpuProfDir);
+    const { procs } = await cluster(base, cpuProfDir, advertPeriod === null ? [] : ['--advert-period', advertPeriod]);
     children.push(...procs.map((p) => p.child));
     const baseline = spawn(process.execPath, ['-e', 'setInterval(()=>{},1e9)'], { stdio: 'ignore' });
     children.push(baseline);
@@ -125,6 +145,7 @@ export async function run(opts: BenchOptions): Promise<unknown> {
     const result = {
       suite: 'idle',
       node: process.version,
+      advertPeriod: advertPeriod ?? 'default',
       windowS,
       settleS,
       loadAverage1m: { before: +loadBefore.toFixed(2), after: +(loadavg()[0] ?? NaN).toFixed(2) },

@@ -128,7 +128,7 @@ export const clusterCommand: Command = {
   flags: [
     { name: 'nodes', type: 'int', min: 1, max: CLUSTER_NODES_MAX, placeholder: '<n>', description: 'number of nodes', defaultText: '3' },
     { name: 'dir', type: 'string', placeholder: '<dir>', description: 'parent of the nodes\' data dirs (node-1, node-2, ...); reused if they exist', defaultText: 'a new temp dir, removed on exit' },
-    { name: 'advert-period', type: 'duration', placeholder: '<duration>', description: 'advert heartbeat of every node', defaultText: '2s' },
+    { name: 'advert-period', type: 'duration', placeholder: '<duration>', description: 'advert keep-alive of every node', defaultText: '5s' },
     { name: 'keep', type: 'boolean', description: 'keep the temp dir on exit' },
     { name: 'simulated-model', type: 'string', placeholder: '<model>', description: 'model id every node serves from the embedded simulated backend', defaultText: CLUSTER_SIMULATED_MODEL },
     { name: 'engine', type: 'string', placeholder: '<engine>', description: "'simulated' (no weights) or 'llama': every node runs the embedded llama.cpp engine on the project's tiny GGUF model (written to <dir>/tiny.gguf; model id 'tiny'; needs node-llama-cpp)", defaultText: 'simulated' },

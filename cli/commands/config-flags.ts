@@ -14,7 +14,7 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { name: 'mdns', type: 'boolean', description: 'LAN discovery by mDNS; --no-mdns turns it off (config: mdns.enabled)', defaultText: 'on' },
   { name: 'control-port', type: 'int', min: 0, max: 65535, placeholder: '<port>', description: 'control API port, 0 = any (config: control.port)', defaultText: '0' },
   { name: 'api-port', type: 'int', min: 0, max: 65535, placeholder: '<port>', description: 'inference API port, 0 = any (config: api.port)', defaultText: '7411' },
-  { name: 'advert-period', type: 'duration', placeholder: '<duration>', description: 'advert heartbeat (config: adverts.periodMs)', defaultText: '2s' },
+  { name: 'advert-period', type: 'duration', placeholder: '<duration>', description: 'advert keep-alive; changes go out at once (config: adverts.periodMs)', defaultText: '5s' },
   { name: 'simulated-model', type: 'string', repeatable: true, placeholder: '<model>', description: 'serve this model id from the embedded SIMULATED backend: deterministic tokens, no weights (config: backends)' },
   { name: 'simulated-tps', type: 'int', min: 0, max: 100_000, placeholder: '<n>', description: 'tokens/s per request of the simulated backend; 0 = zero delay', defaultText: '50' },
   { name: 'gguf', type: 'string', repeatable: true, placeholder: '<file>', description: 'serve this GGUF model from the embedded llama.cpp engine (needs the optional package node-llama-cpp; config: backends, kind llama-cpp)' },

@@ -12,7 +12,7 @@ import { opId } from './mempool.js';
 import type { InboundEnvelope } from './ports.js';
 import { decodeSyncResponse, encodeSyncResponse, MAX_SYNC_HEIGHTS, MAX_SYNC_MESSAGES, SYNC_RESPONSE_BUDGET_BYTES, type SyncRequest, type SyncResponse } from './sync.js';
 import type { PeerStatus } from './driver-types.js';
-import { PEER_STATUS_MAX, STUCK_TICKS, STATUS_STALE_TICKS, REGOSSIP_TICKS, QUIET_TICKS, KIND_PROPOSAL, KIND_VOTE, KIND_STATUS, KIND_OPS } from './driver-types.js';
+import { PEER_STATUS_MAX, STUCK_TICKS, STATUS_KEEPALIVE_TICKS, STATUS_STALE_TICKS, REGOSSIP_TICKS, QUIET_TICKS, KIND_PROPOSAL, KIND_VOTE, KIND_STATUS, KIND_OPS } from './driver-types.js';
 import { msgHeight, msgRound, msgSigner, wireBytes, parseStatus, decodeConsensusBody, currentMessages } from './driver-messages.js';
 
 /** Receiving envelopes, peer status and stuck detection, catch-up client and server. */
@@ -141,9 +141,7 @@ export abstract class DriverReceive extends DriverEffects {
     if (this.stopped || this.wireT === null) return;
     if (this.unstored !== null) this.push({ kind: 'store-retry' }, true);
     const isMember = this.members.isMember(this.o.identity.peerId);
-    if (isMember) {
-      this.publish(KIND_STATUS, { height: this.current, round: this.running ? this.state.round : 0, decided: this.reg.height, hash: new Uint8Array(Buffer.from(this.regHashHex, 'hex')) });
-    }
+    if (isMember) this.publishStatus();
     // Behind a peer: fetch decided heights, from a directly connected peer when there is one
     // (a status can come from a member we only reach through the mesh), rotating on each tick.
     const freshMs = this.now() - STATUS_STALE_TICKS * this.statusIntervalMs;
@@ -194,6 +192,24 @@ export abstract class DriverReceive extends DriverEffects {
       const peer = this.pickPeer(() => true);
       if (peer !== null) void this.catchUp(peer);
     }
+  }
+
+  /**
+   * This member's status, on gossip: every tick while a height runs or when it changed, when a
+   * peer connected since the last tick, else every STATUS_KEEPALIVE_TICKS (an idle cluster's
+   * statuses say nothing new; see driver-types.ts for the bounds that follow from it).
+   */
+  protected publishStatus(): void {
+    const round = this.running ? this.state.round : 0;
+    const mark = `${this.current}/${round}/${this.reg.height}/${this.regHashHex}`;
+    const connected = this.wireT?.connectedPeers() ?? [];
+    let newPeer = connected.length > this.statusPeers.size;
+    if (!newPeer) for (const p of connected) if (!this.statusPeers.has(p)) newPeer = true;
+    if (newPeer || connected.length !== this.statusPeers.size) this.statusPeers = new Set(connected);
+    if (!this.running && !newPeer && mark === this.lastStatusMark && ++this.ticksSinceOwnStatus < STATUS_KEEPALIVE_TICKS) return;
+    this.lastStatusMark = mark;
+    this.ticksSinceOwnStatus = 0;
+    this.publish(KIND_STATUS, { height: this.current, round, decided: this.reg.height, hash: new Uint8Array(Buffer.from(this.regHashHex, 'hex')) });
   }
 
   /** A connected peer (round robin), preferring those whose status matches `want`. */

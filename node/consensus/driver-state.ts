@@ -112,6 +112,11 @@ export abstract class DriverState {
   protected lastProgressMark = '';
   protected ticksWithoutProgress = 0;
   protected ticksWithoutStatus = 0;
+  /** The status last published (height/round/decided/hash) and the ticks since (STATUS_KEEPALIVE_TICKS). */
+  protected lastStatusMark = '';
+  protected ticksSinceOwnStatus = 0;
+  /** Peers connected at the previous tick: a new one gets our status at once (it may be behind). */
+  protected statusPeers = new Set<string>();
   protected peerCursor = 0;
   protected ticksSinceRegossip = 0;
   protected polRelayedRound = 0;

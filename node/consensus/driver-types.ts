@@ -38,12 +38,27 @@ export const RECENTLY_DECIDED_MAX = 65_536;
 export const OPS_ENVELOPE_FRAMING_BYTES = 64;
 /** Status ticks without progress before own messages are re-sent and the current votes fetched. */
 export const STUCK_TICKS = 2;
-/** A peer's status older than this many periods no longer counts (the peer may be gone). */
-export const STATUS_STALE_TICKS = 10;
+/**
+ * Idle cost (issue 15): while no height runs and nothing in the status changed, a member
+ * re-publishes its unchanged status only every this many ticks (a keep-alive), not every tick.
+ * A changed status (height, round, decided, hash), a running height and a newly connected peer
+ * still publish at the next tick, so lag is noticed as fast as before. 5 s at the 1 s default.
+ */
+export const STATUS_KEEPALIVE_TICKS = 5;
+/**
+ * A peer's status older than this many periods no longer counts (the peer may be gone). Three
+ * keep-alive periods (tolerates two lost keep-alives of an idle peer, as the advert staleness
+ * bound does); it was 10 when every tick published.
+ */
+export const STATUS_STALE_TICKS = 3 * STATUS_KEEPALIVE_TICKS;
 /** Status ticks between re-gossips of this node's own still-pending ops. */
 export const REGOSSIP_TICKS = 5;
-/** Status ticks without hearing any peer status before a connected peer is asked directly. */
-export const QUIET_TICKS = 3;
+/**
+ * Status ticks without hearing any peer status before a connected peer is asked directly. Idle
+ * peers publish only every STATUS_KEEPALIVE_TICKS: one keep-alive period plus two ticks (timer
+ * phase and delivery) of slack, so an idle cluster does not poll; it was 3 when every tick published.
+ */
+export const QUIET_TICKS = STATUS_KEEPALIVE_TICKS + 2;
 
 /** Envelope kinds this driver puts on the consensus topic. */
 export const KIND_PROPOSAL = 'proposal';

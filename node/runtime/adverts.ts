@@ -190,7 +190,14 @@ function acceptAdverts(host: Host, table: PeerTable, selfId: string, listeners: 
   });
 }
 
-/** Hardware sampling (at most every 2 s even with short advert periods: nvidia-smi costs ~50-500 ms; never two at once) and the peer table's pruning. Returns stop. */
+/**
+ * Hardware sampling period: a material hardware change (GPU memory, temperature, load) reaches the
+ * advert within this, whatever the keep-alive period (adverts.periodMs, 5 s by default); not
+ * shorter: nvidia-smi costs ~50-500 ms where a GPU answers (once a minute where none does).
+ */
+const HARDWARE_SAMPLE_MS = 2000;
+
+/** Hardware sampling (every HARDWARE_SAMPLE_MS; never two at once) and the peer table's pruning. Returns stop. */
 function startTimers(sampleHardware: () => Promise<void>, prune: () => void, periodMs: number): () => void {
   let hwRunning = false;
   const hwTimer = setInterval(() => {
@@ -199,7 +206,7 @@ function startTimers(sampleHardware: () => Promise<void>, prune: () => void, per
     void sampleHardware().finally(() => {
       hwRunning = false;
     });
-  }, Math.max(periodMs, 2000));
+  }, HARDWARE_SAMPLE_MS);
   hwTimer.unref();
   const pruneTimer = setInterval(prune, periodMs);
   pruneTimer.unref();

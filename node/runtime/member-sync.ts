@@ -5,6 +5,14 @@
  * reaches members the joiner is not connected to). Each received claim goes to `onClaim`
  * (node/runtime/admission.ts), which checks it and gets the joiner admitted by consensus
  * (`member.add`). Membership itself is the decided log's; nothing here grants it.
+ *
+ * Idle cost (issue 15): each tick, a node exchanges only with the peers it has something to tell
+ * (its own claim, relayed claims, a refusal of that peer's claim); with nothing it opens no
+ * stream. It used to exchange with every peer every tick, so a settled cluster (no joiner
+ * pending) opened 2 streams per peer pair per period for empty frames, most of an idle node's
+ * socket writes. Nothing is lost: an exchange started from an empty frame could only bring this
+ * node the other side's claims, and that side, holding them, starts the exchange itself (the
+ * reply carries this node's claims and refusal back).
  */
 import { request, respond } from '../../base/reqresp.js';
 import { decodeCanonical, encodeCanonical } from '../../crypto/cbor.js';
@@ -65,6 +73,11 @@ function isRefusal(x: unknown): x is { refused: { code: string; reason: string }
   if (typeof x !== 'object' || x === null || x instanceof Uint8Array || Array.isArray(x)) return false;
   const r = (x as { refused?: unknown }).refused;
   return typeof r === 'object' && r !== null && typeof (r as { code?: unknown }).code === 'string' && typeof (r as { reason?: unknown }).reason === 'string';
+}
+
+/** The frame entry telling a peer why its claim was refused (bounded strings), or none. */
+function refusalItem(r: { code: string; reason: string } | null): Array<{ refused: { code: string; reason: string } }> {
+  return r === null ? [] : [{ refused: { code: r.code.slice(0, 64), reason: r.reason.slice(0, 300) } }];
 }
 
 /** Other joiners' valid claims this node carries on: signer peer id -> claim bytes, bounded by CLAIMS_MAX and RELAYED_MAX_BYTES. */
@@ -131,13 +144,13 @@ export function createMemberSync(o: MemberSyncOptions): MemberSync {
     }
   };
 
-  const frame = (to: string): Uint8Array => {
+  /** What this node has to tell `to`: its own claim, the relayed ones and a refusal of `to`'s claim. */
+  const items = (to: string): unknown[] => {
     relayed.dropMembers((p) => o.isMember(p)); // admitted: nothing left to carry
     if (own !== null && o.isMember(o.selfId)) own = null; // our own member.add is decided
-    const refusal = o.refusalFor?.(to) ?? null;
-    const tail = refusal === null ? [] : [{ refused: { code: refusal.code.slice(0, 64), reason: refusal.reason.slice(0, 300) } }];
-    return encodeCanonical([...(own !== null ? [own] : []), ...relayed.values(), ...tail]);
+    return [...(own !== null ? [own] : []), ...relayed.values(), ...refusalItem(o.refusalFor?.(to) ?? null)];
   };
+  const frame = (to: string): Uint8Array => encodeCanonical(items(to));
 
   const exchange = async (peerId: string): Promise<void> => {
     if (inFlight.has(peerId) || stopped) return;
@@ -155,9 +168,10 @@ export function createMemberSync(o: MemberSyncOptions): MemberSync {
     }
   };
 
+  // Only a node with something to tell opens a stream (see the file comment: idle cost).
   const tick = (): void => {
     for (const p of o.host.peers()) {
-      if (p.connections > 0) void exchange(p.peerId);
+      if (p.connections > 0 && items(p.peerId).length > 0) void exchange(p.peerId);
     }
   };
 
