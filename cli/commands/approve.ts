@@ -21,7 +21,7 @@ export const approveCommand: Command = {
       const human =
         j.pending.length === 0
           ? `no joins waiting (admission mode: ${j.mode})\n`
-          : `admission mode: ${j.mode}\n` + table(['PEER', 'NAME', 'INVITED BY', 'SEEN'], j.pending.map((p) => [p.peer, p.name, p.inviter, `${ago(now - p.seenMs)} ago`]));
+          : `admission mode: ${j.mode}\n` + table(['PEER', 'NAME', 'INVITED BY', 'SEEN', 'CLAIMS'], j.pending.map((p) => [p.peer, p.name, p.inviter, `${ago(now - p.seenMs)} ago`, p.claims === undefined ? '-' : `${p.claims}, last ${ago(now - (p.lastSeenMs ?? now))} ago`]));
       ctx.result(j, human);
       return 0;
     }

@@ -53,6 +53,9 @@ export interface PendingJoin {
   readonly expiresMs: number;
   /** Hex digest of the claim's invite (carried by the member.add); absent in joins stored by older versions. */
   readonly inviteKey?: string;
+  /** Valid claims received for this join since this node started (the joiner retries every member-sync period), and the last time: a waiting joiner is still trying. Not stored. */
+  readonly claims?: number;
+  readonly lastSeenMs?: number;
 }
 
 export interface AdmissionStatus {
@@ -120,6 +123,8 @@ interface AdmissionCtx {
   readonly used: Map<string, string>;
   /** peer -> first time a valid claim was seen (same bound) */
   readonly firstSeen: Map<string, number>;
+  /** peer -> valid claims received while its join waits for approval, and the last time (same bound) */
+  readonly claimCounts: Map<string, { claims: number; lastSeenMs: number }>;
   readonly inFlight: Set<string>;
   readonly refusals: JoinRefusals;
   admittedAtHeight: number | null;
@@ -137,6 +142,7 @@ export function createAdmission(o: AdmissionOptions): Admission {
     selfHex: toHex(o.selfKey),
     pendingJoins: new Map(),
     claimsOf: new Map(),
+    claimCounts: new Map(),
     used: new Map(),
     firstSeen: new Map(),
     inFlight: new Set(),
@@ -156,7 +162,7 @@ export function createAdmission(o: AdmissionOptions): Admission {
       unsubscribe?.();
     },
     onClaim: (claim, from) => onClaim(ctx, claim, from),
-    pending: () => [...ctx.pendingJoins.values()],
+    pending: () => [...ctx.pendingJoins.values()].map((j) => ({ ...j, ...ctx.claimCounts.get(j.peer) })),
     approve: (peer, a) => approve(ctx, peer, a),
     status: () => {
       const admitted = isDecidedMember(ctx, ctx.selfHex);
@@ -208,6 +214,7 @@ function bounded<K, V>(m: Map<K, V>, max: number): void {
 async function dropPending(ctx: AdmissionCtx, peer: string): Promise<void> {
   ctx.claimsOf.delete(peer);
   ctx.firstSeen.delete(peer);
+  ctx.claimCounts.delete(peer);
   if (ctx.pendingJoins.delete(peer)) await ctx.section.del(`pending:${peer}`).catch(() => undefined);
 }
 
@@ -347,6 +354,9 @@ async function useInvite(ctx: AdmissionCtx, v: VerifiedClaim, from: string): Pro
 
 /** Approve mode: the claim waits in the (bounded, stored) pending-joins list for `fednode approve`. */
 async function keepForApproval(ctx: AdmissionCtx, v: VerifiedClaim, name: string): Promise<boolean> {
+  const seen = ctx.claimCounts.get(v.peerId);
+  ctx.claimCounts.set(v.peerId, { claims: (seen?.claims ?? 0) + 1, lastSeenMs: ctx.o.now() });
+  bounded(ctx.claimCounts, PENDING_JOINS_MAX);
   if (ctx.pendingJoins.has(v.peerId)) return true;
   if (ctx.pendingJoins.size >= PENDING_JOINS_MAX) {
     ctx.log.warn('pending joins list is full; claim not kept', { peer: v.peerId, bound: PENDING_JOINS_MAX });

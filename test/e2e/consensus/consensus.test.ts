@@ -158,12 +158,18 @@ describe('consensus end to end (real processes)', () => {
     const peer = nb.ready['peerId'] as string;
     // the claim reaches a and waits there; nothing is decided for it
     const joins = await waitFor('pending join on a', async () => {
-      const j = await json<{ mode: string; pending: Array<{ peer: string; name: string }> }>(['approve', '--data-dir', a]);
+      const j = await json<{ mode: string; pending: Array<{ peer: string; name: string; claims?: number }> }>(['approve', '--data-dir', a]);
       return j.pending.length > 0 ? j : undefined;
     }, 30_000, 200);
     expect(joins).toMatchObject({ mode: 'approve', pending: [{ peer, name: 'laptop' }] });
     expect((await fednode(['approve', '--data-dir', a])).stdout).toMatch(new RegExp(`${peer}\\s+laptop`));
-    await new Promise((r) => setTimeout(r, 1500)); // several claim exchanges later: still out
+    // several claim exchanges later (counted by a, not slept for): still out
+    const claimsNow = (j: { pending: Array<{ claims?: number }> }): number => j.pending[0]?.claims ?? 0;
+    const first = claimsNow(joins);
+    await waitFor('three more claims on a', async () => {
+      const j = await json<{ pending: Array<{ peer: string; claims?: number; lastSeenMs?: number }> }>(['approve', '--data-dir', a]);
+      return claimsNow(j) >= first + 3 ? j : undefined;
+    }, 30_000, 200);
     const sa = await statusOf(a);
     expect(sa.consensus.decidedHeight).toBe(0);
     expect(sa.members).not.toContain(peer);
