@@ -52,6 +52,8 @@ interface Row {
   ttftP50Ms: number;
   ttftP99Ms: number;
   cpuMsPerRequest: number;
+  /** The bench client's own CPU (this process: undici, SSE parsing) per request: it shares the 2 cores with the servers. */
+  clientCpuMsPerRequest: number;
 }
 
 function quantile(xs: readonly number[], p: number): number {
@@ -245,9 +247,11 @@ async function measure(url: string, body: string, concurrency: number, total: nu
   await run(Math.max(50, concurrency * 2), []); // warm-up: JIT, connections, kept-alive streams
   const ones: One[] = [];
   const cpu0 = await cpuUs();
+  const own0 = process.cpuUsage();
   const t0 = performance.now();
   await run(total, ones);
   const s = (performance.now() - t0) / 1000;
+  const own = process.cpuUsage(own0);
   const cpu = (await cpuUs()) - cpu0;
   await client.close();
   const ms = ones.map((o) => o.ms);
@@ -260,6 +264,7 @@ async function measure(url: string, body: string, concurrency: number, total: nu
     ttftP50Ms: quantile(ttft, 50),
     ttftP99Ms: quantile(ttft, 99),
     cpuMsPerRequest: cpu / 1000 / total,
+    clientCpuMsPerRequest: (own.user + own.system) / 1000 / total,
   };
 }
 
@@ -295,7 +300,7 @@ async function sweeps(srv: Servers, nginx: Nginx | null, levels: readonly number
       const rows = all[c]?.[p];
       if (rows === undefined) continue;
       const med = (k: keyof Row): number => median(rows.map((x) => x[k]));
-      (out[c] ??= {})[p] = { requestsPerS: med('requestsPerS'), tokensPerS: med('tokensPerS'), p50Ms: med('p50Ms'), p99Ms: med('p99Ms'), ttftP50Ms: med('ttftP50Ms'), ttftP99Ms: med('ttftP99Ms'), cpuMsPerRequest: med('cpuMsPerRequest') };
+      (out[c] ??= {})[p] = { requestsPerS: med('requestsPerS'), tokensPerS: med('tokensPerS'), p50Ms: med('p50Ms'), p99Ms: med('p99Ms'), ttftP50Ms: med('ttftP50Ms'), ttftP99Ms: med('ttftP99Ms'), cpuMsPerRequest: med('cpuMsPerRequest'), clientCpuMsPerRequest: med('clientCpuMsPerRequest') };
     }
   }
   return out;
@@ -338,6 +343,8 @@ function print(d: Record<number, Record<string, unknown>>, levels: readonly numb
       );
     }
     console.log(`  forwarded / local throughput at ${c}: ${f(row['forwardedOverLocalThroughput'])}x (goal >= 0.8), TTFT p50 forwarded - local: ${f(row['forwardedMinusLocalTtftP50Ms'])} ms`);
+    const client = PATHS.map((p) => [p, (row['paths'] as Record<string, Record<string, number> | undefined>)[p]?.['clientCpuMsPerRequest']] as const).filter(([, v]) => v !== undefined);
+    console.log(`  client CPU ms/request (the bench process, on the same 2 cores): ${client.map(([p, v]) => `${p} ${f(v, 3)}`).join(', ')}`);
   }
 }
 
