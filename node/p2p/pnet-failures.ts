@@ -29,14 +29,8 @@ export interface PnetFailureStats {
 export const PNET_RECENT_MAX = 16;
 /** Longer than libp2p's inbound upgrade timeout (10 s by default) with room: an abort later is no handshake failure. */
 const HANDSHAKE_WINDOW_MS = 30_000;
-/**
- * Error names of an upgrade that never got through the encrypted handshake (libp2p 2.x upgrader,
- * multistream-select, noise). TimeoutError included: with different keys each side can read the
- * other's garbled bytes as the start of a longer message and wait, until the listener's inbound
- * upgrade timeout aborts it; that was the listener's only sign of a wrong key in such a race (CI
- * saw the listener count 2 of 3). AbortError (a node stopping) is not a handshake failure.
- */
-const HANDSHAKE_ERRORS = new Set(['EncryptionFailedError', 'UnsupportedProtocolError', 'InvalidMessageError', 'InvalidCryptoExchangeError', 'UnexpectedEOFError', 'MuxerUnavailableError', 'ProtocolError', 'TimeoutError']);
+/** Error names of an upgrade that never got through the encrypted handshake (libp2p 2.x upgrader, multistream-select, noise). */
+const HANDSHAKE_ERRORS = new Set(['EncryptionFailedError', 'UnsupportedProtocolError', 'InvalidMessageError', 'InvalidCryptoExchangeError', 'UnexpectedEOFError', 'MuxerUnavailableError', 'ProtocolError']);
 
 export class PnetFailureCounter {
   private failures = 0;
