@@ -42,10 +42,17 @@ describe('cluster key (pnet) mismatch', () => {
     expect(na.host.pnetFailures().failures).toBe(0);
     expect(nc.host.pnetFailures().failures).toBe(0);
 
-    // wrong key, three dials: each fails, a counts the inbound failures, b its outbound ones
-    for (let i = 0; i < 3; i++) await expect(nb.host.dial(na.host.addresses()[0]!)).rejects.toThrow();
-    // a (the listener) sees each failure when the dialer hangs up, or, when both sides wait on each
-    // other's noise, when its own inbound upgrade times out (10 s): wait past that
+    // wrong key, three dials: each fails, a counts the inbound failures, b its outbound ones.
+    // When both sides wait on each other's garbled noise, b's dial times out (10 s) a moment before
+    // its upgrade is aborted; a dial started in that moment joins the attempt still in flight in
+    // libp2p's dial queue (no new connection, nothing more to count). So each dial waits for b to
+    // have counted its connection: three dials, three connections.
+    for (let i = 0; i < 3; i++) {
+      await expect(nb.host.dial(na.host.addresses()[0]!)).rejects.toThrow();
+      await waitFor(() => nb.host.pnetFailures().failures >= i + 1, 30_000, `b to count failure ${i + 1}`);
+    }
+    // a (the listener) sees each failure when the dialer hangs up, or when its own inbound upgrade
+    // times out (10 s): wait past that
     await waitFor(() => na.host.pnetFailures().failures >= 3, 30_000, 'a to count 3 failures');
     expect(nb.host.pnetFailures().failures).toBe(3);
     const recent = na.host.pnetFailures().recent;
@@ -60,5 +67,5 @@ describe('cluster key (pnet) mismatch', () => {
     expect(warned[0]!.fields['remote']).toMatch(/127\.0\.0\.1/);
     expect(na.host.pnetFailures().failures).toBe(3);
     expect(nc.host.pnetFailures().failures).toBe(0);
-  });
+  }, 120_000); // up to three 10 s upgrade timeouts on each side
 });
