@@ -154,8 +154,13 @@ export interface AdvertPublisherOptions {
   /** Heartbeat: an advert at least this often. @default 2000 (issue 3: "at least every 2 s") */
   readonly periodMs?: number;
   /** How often collect() runs to look for a material change. It should return within this
-   *  (probe hardware on its own loop and return cached values). @default 250 */
+   *  (probe hardware on its own loop and return cached values). With `eventDriven`, the least
+   *  spacing between two collects after pokes instead. @default 250 */
   readonly pollMs?: number;
+  /** Collect only when poked (poke(), trigger()) or when the keep-alive is due, never on a timer
+   *  of its own: an idle node then wakes for nothing (issue 15). The owner must poke on every
+   *  change collect() could see. @default false (poll every pollMs) */
+  readonly eventDriven?: boolean;
   /** Rate bound: no two adverts closer than this. @default 200 (at most 5 adverts/s per node) */
   readonly minIntervalMs?: number;
   readonly thresholds?: ChangeThresholds;
@@ -177,11 +182,16 @@ export class AdvertPublisher {
   private started = false;
   private stopped = false;
   private forceNext = false;
+  private readonly eventDriven: boolean;
+  /** eventDriven: something may have changed since the last collect. */
+  private dirty = false;
+  private lastPollAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly opts: AdvertPublisherOptions) {
     this.periodMs = opts.periodMs ?? ADVERT_PERIOD_MS_DEFAULT;
     this.pollMs = opts.pollMs ?? 250;
     this.minIntervalMs = opts.minIntervalMs ?? 200;
+    this.eventDriven = opts.eventDriven ?? false;
     this.thresholds = opts.thresholds ?? DEFAULT_CHANGE_THRESHOLDS;
     this.log = opts.logger ?? nullLogger;
     this.seq = opts.startSeq ?? 0;
@@ -211,7 +221,20 @@ export class AdvertPublisher {
   trigger(): void {
     if (!this.started || this.stopped) return;
     this.forceNext = true;
+    this.dirty = true;
     if (this.running === null) this.arm(0);
+  }
+
+  /**
+   * A reading collect() sees may have changed (load, a finished hardware sample): with
+   * `eventDriven`, collect and look for a material change, no sooner than pollMs after the
+   * previous collect (a burst of pokes costs one collect per pollMs). Without it, a no-op: the
+   * poll timer looks anyway.
+   */
+  poke(): void {
+    if (!this.eventDriven || !this.started || this.stopped) return;
+    this.dirty = true;
+    if (this.running === null) this.arm(this.nextDelay());
   }
 
   /** Stop ticking; resolves once a tick in progress has finished. */
@@ -244,15 +267,20 @@ export class AdvertPublisher {
     if (this.last === null) return this.pollMs; // the first collect failed: retry at poll rate
     const now = this.opts.scheduler.now();
     const untilHeartbeat = this.last.timeMs + this.periodMs - now;
-    return Math.max(0, Math.min(this.pollMs, untilHeartbeat));
+    if (!this.eventDriven) return Math.max(0, Math.min(this.pollMs, untilHeartbeat));
+    if (!this.dirty) return Math.max(0, untilHeartbeat);
+    return Math.max(0, Math.min(this.lastPollAt + this.pollMs - now, untilHeartbeat));
   }
 
   private async poll(): Promise<void> {
+    this.lastPollAt = this.opts.scheduler.now();
+    this.dirty = false; // a poke while collecting sets it again: the finally re-arms for it
     let body: AdvertBody;
     try {
       body = await this.opts.collect();
     } catch (err) {
       this.log.warn('advert collect failed', { err });
+      this.dirty = true; // eventDriven: try again pollMs on
       return;
     }
     if (this.stopped) return;
@@ -261,7 +289,10 @@ export class AdvertPublisher {
     let reason: string | null;
     if (last === null) reason = 'first';
     else if (now - last.timeMs >= this.periodMs) reason = 'heartbeat';
-    else if (now - last.timeMs < this.minIntervalMs) reason = null; // rate bound; the change is caught next tick
+    else if (now - last.timeMs < this.minIntervalMs) {
+      reason = null; // rate bound; the change is caught next tick
+      this.dirty = true; // eventDriven: that next tick must come (pollMs on), not wait for the keep-alive
+    }
     else if (this.forceNext) reason = 'manual';
     else reason = isMaterialChange(last.body, body, this.thresholds);
     if (reason === null) return;

@@ -91,6 +91,8 @@ export interface InferenceRouterOptions {
    * until the first reading: the local node then ranks on its own counters with unknown power.
    */
   selfReadings?: () => AdvertBody | null;
+  /** Called when the local backends' running count changes (a local request starts or ends): the adverts' publisher collects only when poked (issue 15). */
+  onLocalLoadChange?: () => void;
   /** null = no forwarding (single node). */
   forward: ForwardClient | null;
   accounting?: RoutingAccounting;
@@ -253,11 +255,11 @@ export class InferenceRouter {
   async executeLocalEmbed(req: EmbedRequest, signal: AbortSignal): Promise<EmbedResult> {
     const b = this.localBackend(req.model);
     if (b.embed === undefined) throw new InferError('ERR_BACKEND_UNSUPPORTED', `backend ${b.id} (${b.kind}) has no embeddings`, { operation: 'embeddings', backend: b.id });
-    this.localRunning++;
+    this.setLocalRunning(+1);
     try {
       return await b.embed(req, signal);
     } finally {
-      this.localRunning--;
+      this.setLocalRunning(-1);
     }
   }
 
@@ -266,8 +268,13 @@ export class InferenceRouter {
     return { chat: (r, s) => this.executeLocal(r, s), complete: (r, s) => this.executeLocalComplete(r, s), embed: (r, s) => this.executeLocalEmbed(r, s) };
   }
 
+  private setLocalRunning(delta: 1 | -1): void {
+    this.localRunning += delta;
+    this.opts.onLocalLoadChange?.();
+  }
+
   private async *countLocal(source: AsyncIterable<ChatChunk>): AsyncIterable<ChatChunk> {
-    this.localRunning++;
+    this.setLocalRunning(+1);
     let streamed = 0;
     try {
       for await (const c of source) {
@@ -278,7 +285,7 @@ export class InferenceRouter {
         yield c;
       }
     } finally {
-      this.localRunning--;
+      this.setLocalRunning(-1);
     }
   }
 

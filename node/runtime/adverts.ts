@@ -68,13 +68,15 @@ export interface AdvertsService {
   selfSummary(): SelfAdvertSummary;
   setLoadSource(src: LoadSource): void;
   /**
-   * The body this node's latest collect built from its own readings (at most one poll, 250 ms,
-   * old), null before the first: the router ranks the node itself from it, through the same
+   * The body this node's latest collect built from its own readings (refreshed on every poke: a
+   * local load change, each hardware sample), null before the first: the router ranks the node itself from it, through the same
    * conversion as a remote member's advert.
    */
   selfBody(): AdvertBody | null;
   /** Publish at the next tick (e.g. models changed). */
   trigger(): void;
+  /** A reading the advert is built from may have changed (local load, a backend's load report): look for a material change (at most every 250 ms). The publisher does not poll on its own (issue 15: an idle node wakes for nothing). */
+  poke(): void;
   /** Called for each NEW advert accepted into the peer table (routing accounting, the mesh's addresses). Returns unsubscribe. */
   onAdvert(listener: (peerId: string, seq: number, body: AdvertBody) => void): () => void;
 }
@@ -233,7 +235,8 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
   let lastBody: AdvertBody | null = null;
   const policy = { ...DEFAULT_PROFILE_POLICY, pin: o.config.power.profile === 'auto' ? null : o.config.power.profile, batteryEcoBelowPct: o.config.power.batteryFloorPercent, gpuHotAboveC: o.config.power.gpuTempCeilingC };
 
-  const sampleHardware = (): Promise<void> => hardware.sample(load.tokensGenerated());
+  // each finished sample pokes the publisher (declared below; a poke before start() is ignored)
+  const sampleHardware = (): Promise<void> => hardware.sample(load.tokensGenerated()).then(() => publisher.poke());
 
   // The body is built by the pure functions of node/adverts (bounds, clamping and
   // the profile decision live there once); the runtime only supplies readings.
@@ -262,6 +265,10 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
     persistSeq: seq.persist,
     periodMs,
     pollMs: Math.min(250, periodMs),
+    // collected only when poked: each hardware sample (2 s), each local load change (router,
+    // backends' load reports), trigger() (models, health, profile pin, load source); what else
+    // collect() reads (API URL, dial addresses) is caught by the next hardware sample
+    eventDriven: true,
     minIntervalMs: Math.min(200, periodMs),
     logger: log,
   });
@@ -297,6 +304,9 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
       publisher.trigger();
     },
     selfBody: () => lastBody,
+    poke() {
+      publisher.poke();
+    },
     trigger() {
       publisher.trigger();
     },

@@ -118,10 +118,10 @@ export async function startInference(o: {
     forward,
     now: o.now,
     logger: log,
-    // What the healthy backends can run at once, from their own reports or config (node/backends/capacity.ts).
-    localCapacity: () => backends.load().capacity,
+    localCapacity: () => backends.load().capacity, // what the healthy backends can run at once, from their own reports or config (node/backends/capacity.ts)
     policy: () => decided.current(),
     selfReadings: () => o.adverts.selfBody(),
+    onLocalLoadChange: () => o.adverts.poke(), // the publisher collects on pokes, not on a timer
     peers: (): Candidate[] =>
       o.adverts
         .peers()
@@ -171,7 +171,7 @@ export async function startInference(o: {
     capacity: () => (backends.modelIds().length > 0 ? backends.load().capacity : 0),
     tokensGenerated: () => router.tokensGenerated,
   });
-  const stopTimers = startPolling(backends, o.host, rtt, () => o.adverts.trigger(), log);
+  const stopTimers = startPolling(backends, o.host, rtt, () => o.adverts.trigger(), () => o.adverts.poke(), log);
   return {
     apiUrl,
     router,
@@ -234,7 +234,7 @@ function decidedPolicy(consensus: Pick<Consensus, 'registry' | 'onDecided'>, def
  * (an unhealthy backend's models leave the advert at once), backend load, and the model lists
  * (a change re-handshakes and re-advertises). Never two rounds of one kind at once. Returns stop.
  */
-function startPolling(backends: BackendSet, host: Host, rtt: RttTable, readvertise: () => void, log: Logger): () => void {
+function startPolling(backends: BackendSet, host: Host, rtt: RttTable, readvertise: () => void, loadRead: () => void, log: Logger): () => void {
   const lastRawRtt = new Map<string, number>();
   const pollRtt = (): void => {
     for (const p of host.peers()) {
@@ -266,6 +266,7 @@ function startPolling(backends: BackendSet, host: Host, rtt: RttTable, readverti
     loadBusy = true;
     void backends
       .pollLoad(AbortSignal.timeout(LOAD_POLL_MS))
+      .then(loadRead) // a backend's own report may have moved the advertised load
       .catch(() => undefined)
       .finally(() => (loadBusy = false));
   };

@@ -49,6 +49,60 @@ describe('advert publisher (fake clock, no real sleeps)', () => {
     expect(s.collects).toBe(41);
   });
 
+  it('eventDriven: an idle node collects only for the keep-alive, not every 250 ms', async () => {
+    const s = setup({ eventDriven: true });
+    s.pub.start();
+    await s.sched.advance(10_000);
+    expect(s.sent.map((x) => x.at)).toEqual([0, 2000, 4000, 6000, 8000, 10_000]);
+    expect(s.collects).toBe(6); // polling: 41 (the test above)
+  });
+
+  it('eventDriven: a poke collects at once, a burst of pokes once per pollMs, and a change it finds is published', async () => {
+    const s = setup({ eventDriven: true });
+    s.pub.start();
+    await s.sched.advance(600);
+    expect(s.collects).toBe(1);
+    s.pub.poke(); // nothing changed: collected, not published
+    await s.sched.advance(0);
+    expect(s.collects).toBe(2);
+    s.set({ models: ['llama3.1:8b'] });
+    for (let i = 0; i < 10; i++) s.pub.poke(); // within 250 ms of the last collect: one collect, at 850
+    await s.sched.advance(400);
+    expect(s.collects).toBe(3);
+    expect(s.sent.map((x) => [x.at, x.advert.reason])).toEqual([
+      [0, 'first'],
+      [850, 'models'],
+    ]);
+  });
+
+  it('eventDriven: a change poked inside the rate bound is published when the bound ends, not at the keep-alive', async () => {
+    const s = setup({ eventDriven: true, pollMs: 50 });
+    s.pub.start();
+    await s.sched.advance(0);
+    s.set({ models: ['llama3.1:8b'] });
+    s.pub.poke(); // at 0 + pollMs: inside minIntervalMs (200) of the first advert
+    await s.sched.advance(1000);
+    expect(s.sent.map((x) => [x.at, x.advert.reason])).toEqual([
+      [0, 'first'],
+      [200, 'models'],
+    ]);
+  });
+
+  it('eventDriven: trigger publishes at once and a poke before start does nothing', async () => {
+    const s = setup({ eventDriven: true });
+    s.pub.poke();
+    await s.sched.advance(100);
+    expect(s.collects).toBe(0);
+    s.pub.start();
+    await s.sched.advance(500);
+    s.pub.trigger();
+    await s.sched.advance(0);
+    expect(s.sent.map((x) => [x.at, x.advert.reason])).toEqual([
+      [100, 'first'],
+      [600, 'manual'],
+    ]);
+  });
+
   it('the period is configurable', async () => {
     const s = setup({ periodMs: 500, pollMs: 100 });
     s.pub.start();
