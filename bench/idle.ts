@@ -18,8 +18,8 @@
  * nodes' adverts.periodMs (e.g. 2s, the old default) to measure what the advert keep-alive costs.
  *
  * An idle node's periodic work (issue 15): gossipsub heartbeat (1 s), consensus status tick (1 s;
- * a status is published every 5 ticks when nothing changed), advert collect (event-driven: on a hardware
- * sample or a load change, at most every 250 ms; it was a 250 ms poll) and
+ * a status is published every 5 ticks when nothing changed), advert collect (event-driven: on a
+ * hardware sample or a load change, at most every 250 ms; it was a 250 ms poll) and
  * keep-alive (adverts.periodMs), hardware sampling (2 s), mesh keeper tick (1 s), backend health
  * (1 s; nothing without backends), RTT poll (2 s), libp2p's connection monitor ping (10 s per
  * connection, a new stream each), member sync (2 s; silent unless a join claim is pending).

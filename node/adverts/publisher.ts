@@ -233,6 +233,9 @@ export class AdvertPublisher {
    */
   poke(): void {
     if (!this.eventDriven || !this.started || this.stopped) return;
+    // already dirty with a tick armed: that tick is already at the earliest allowed time (the
+    // router pokes on every request start and end; no timer churn per request)
+    if (this.dirty && this.timer !== null) return;
     this.dirty = true;
     if (this.running === null) this.arm(this.nextDelay());
   }
@@ -292,8 +295,7 @@ export class AdvertPublisher {
     else if (now - last.timeMs < this.minIntervalMs) {
       reason = null; // rate bound; the change is caught next tick
       this.dirty = true; // eventDriven: that next tick must come (pollMs on), not wait for the keep-alive
-    }
-    else if (this.forceNext) reason = 'manual';
+    } else if (this.forceNext) reason = 'manual';
     else reason = isMaterialChange(last.body, body, this.thresholds);
     if (reason === null) return;
     this.forceNext = false;

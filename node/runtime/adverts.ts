@@ -69,8 +69,8 @@ export interface AdvertsService {
   setLoadSource(src: LoadSource): void;
   /**
    * The body this node's latest collect built from its own readings (refreshed on every poke: a
-   * local load change, each hardware sample), null before the first: the router ranks the node itself from it, through the same
-   * conversion as a remote member's advert.
+   * local load change, each hardware sample), null before the first: the router ranks the node
+   * itself from it, through the same conversion as a remote member's advert.
    */
   selfBody(): AdvertBody | null;
   /** Publish at the next tick (e.g. models changed). */
