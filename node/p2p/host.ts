@@ -14,7 +14,7 @@
  * backoff from the address book). This file: the options, the assembly, start/stop and the API.
  */
 import type { GossipSub } from '@chainsafe/libp2p-gossipsub';
-import type { Stream } from '@libp2p/interface';
+import type { Stream, SubscriptionChangeData } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { multiaddr } from '@multiformats/multiaddr';
 import { Registry } from 'prom-client';
@@ -141,6 +141,12 @@ export interface Host {
   stats(): GossipStats;
   /** Peers we know to be subscribed to `topic` (readiness checks, tests). */
   topicPeers(topic: TopicName): string[];
+  /**
+   * `handler(peerId)` each time a peer says it subscribes to `topic` (gossipsub sends its
+   * subscriptions on every new connection, so a reconnect or restart is seen too). Returns
+   * the unsubscribe.
+   */
+  onSubscribe(topic: TopicName, handler: (peerId: string) => void): () => void;
   /** Peers in our gossipsub mesh for `topic` (messages are forwarded along the mesh). */
   meshPeers(topic: TopicName): string[];
   /** The connection mesh: targets, connected, missing with reason (mesh.ts). */
@@ -350,6 +356,14 @@ function hostApi(h: HostParts): Host {
     stats: () => topics.stats(),
     pnetFailures: () => h.pnet.stats(),
     topicPeers: (topic) => pubsub.getSubscribers(topicString(cluster, topic)).map((p) => p.toString()),
+    onSubscribe: (topic, handler) => {
+      const t = topicString(cluster, topic);
+      const listener = (evt: CustomEvent<SubscriptionChangeData>): void => {
+        if (evt.detail.subscriptions.some((x) => x.subscribe && x.topic === t)) handler(evt.detail.peerId.toString());
+      };
+      pubsub.addEventListener('subscription-change', listener);
+      return () => pubsub.removeEventListener('subscription-change', listener);
+    },
     meshPeers: (topic) => pubsub.getMeshPeers(topicString(cluster, topic)),
     mesh: () => keeper.status(),
     learnAddrs: (peerId, addrs, source) => keeper.learn(peerId, addrs, source),

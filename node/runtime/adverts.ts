@@ -194,13 +194,40 @@ function acceptAdverts(host: Host, table: PeerTable, selfId: string, listeners: 
 
 /**
  * Hardware sampling period: a material hardware change (GPU memory, temperature, load) reaches the
- * advert within this, whatever the keep-alive period (adverts.periodMs, 5 s by default); not
+ * advert within this, whatever the keep-alive period (adverts.periodMs, 15 s by default); not
  * shorter: nvidia-smi costs ~50-500 ms where a GPU answers (once a minute where none does).
  */
 const HARDWARE_SAMPLE_MS = 2000;
 
-/** Hardware sampling (every HARDWARE_SAMPLE_MS; never two at once) and the peer table's pruning. Returns stop. */
-function startTimers(sampleHardware: () => Promise<void>, prune: () => void, periodMs: number): () => void {
+/**
+ * A member that subscribes to adverts (it started, restarted or reconnected) gets this node's
+ * advert this long after, not at the next keep-alive (adverts.periodMs, 15 s): until then it
+ * could not route here. Not at once: its subscription arrives on the stream it opened, and
+ * gossipsub can send to it only once our own stream to it is open (a few ms on a LAN). One
+ * pending re-publish at a time covers a burst of subscribers, and the publisher's rate bound
+ * (200 ms) holds whatever the peers do.
+ */
+const NEW_SUBSCRIBER_DELAY_MS = 500;
+
+/** Re-publish (publish(): forced) NEW_SUBSCRIBER_DELAY_MS after a member subscribes to adverts. Returns stop. */
+function republishToSubscribers(host: Host, publish: () => void): () => void {
+  let pending: ReturnType<typeof setTimeout> | null = null;
+  const off = host.onSubscribe('adverts', (peer) => {
+    if (pending !== null || peer === host.peerId || !host.members.isMember(peer)) return;
+    pending = setTimeout(() => {
+      pending = null;
+      publish();
+    }, NEW_SUBSCRIBER_DELAY_MS);
+  });
+  return () => {
+    off();
+    if (pending !== null) clearTimeout(pending);
+    pending = null;
+  };
+}
+
+/** Hardware sampling (every HARDWARE_SAMPLE_MS; never two at once) and the peer table's pruning. Returns stop (which also calls `alsoStop`). */
+function startTimers(sampleHardware: () => Promise<void>, prune: () => void, periodMs: number, alsoStop: () => void): () => void {
   let hwRunning = false;
   const hwTimer = setInterval(() => {
     if (hwRunning) return;
@@ -215,6 +242,7 @@ function startTimers(sampleHardware: () => Promise<void>, prune: () => void, per
   return () => {
     clearInterval(hwTimer);
     clearInterval(pruneTimer);
+    alsoStop();
   };
 }
 
@@ -283,7 +311,7 @@ export async function createAdvertsService(o: AdvertsServiceOptions): Promise<Ad
       unsubscribe = acceptAdverts(o.host, table, o.identity.peerId, advertListeners, log);
       stopTimers = startTimers(sampleHardware, () => {
         for (const id of table.prune(o.now())) log.info('peer gone (no advert)', { peerId: id });
-      }, periodMs);
+      }, periodMs, republishToSubscribers(o.host, () => publisher.trigger()));
       publisher.start();
     },
     async stop() {
