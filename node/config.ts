@@ -56,7 +56,7 @@ export const configSchema = z
       .prefault({}),
     adverts: z
       .strictObject({
-        periodMs: z.number().int().min(50).max(60_000).default(5000),
+        periodMs: z.number().int().min(50).max(60_000).default(15_000),
         staleAfterPeriods: z.number().int().min(1).max(1000).default(3),
         goneAfterPeriods: z.number().int().min(2).max(10_000).default(10),
       })
@@ -131,9 +131,9 @@ export const CONFIG_FIELDS: readonly ConfigField[] = [
   { path: 'api.maxConnectionsPerIp', default: 256, why: 'concurrent API connections from one address, so one client cannot take them all' },
   { path: 'api.headersTimeoutMs', default: 10_000, why: 'a connection that has not sent complete request headers by then is closed' },
   { path: 'api.bodyTimeoutMs', default: 60_000, why: 'a request body not received by then gets a 408 (a 4 MiB body over slow Wi-Fi fits)' },
-  { path: 'adverts.periodMs', default: 5000, why: 'an advert is published at once on a material change (load, models, profile, hardware past its thresholds; looked for when a reading changes, at most every 250 ms) and at least this often as a keep-alive; 5 s (was 2 s, issue 3) cuts an idle node\'s gossip (issue 15: ~0.4 % of a core of the 2.3 % left, `npm run bench -- idle --advert-period 2s`) while a dead peer still turns stale within 15 s (staleAfterPeriods) and its connection drop fails routing over at once' },
-  { path: 'adverts.staleAfterPeriods', default: 3, why: 'a peer whose latest advert is older than this many periods is shown stale (tolerates 2 lost keep-alives; 15 s at the default period)' },
-  { path: 'adverts.goneAfterPeriods', default: 10, why: 'older than this many periods the peer is dropped from the peer table (50 s at the default period)' },
+  { path: 'adverts.periodMs', default: 15_000, why: 'an advert is published at once on a material change (load, models, profile, hardware past its thresholds; looked for when a reading changes, at most every 250 ms), to a member that newly subscribes (0.5 s after its subscription), and at least this often as a keep-alive; 15 s (was 5 s, and 2 s before issue 15) because the keep-alive only says "still here": a dead peer\'s connection drop fails routing over at once, and a silent one is cut by libp2p\'s ping (p2p.pingIntervalMs)' },
+  { path: 'adverts.staleAfterPeriods', default: 3, why: 'a peer whose latest advert is older than this many periods is shown stale (tolerates 2 lost keep-alives; 45 s at the default period)' },
+  { path: 'adverts.goneAfterPeriods', default: 10, why: 'older than this many periods the peer is dropped from the peer table (150 s at the default period)' },
   { path: 'power.profile', default: 'auto', why: 'auto = follow load (eco < 0.2 <= balanced < 0.6 <= boost < 0.9 <= turbo); or pin one of eco/balanced/boost/turbo' },
   { path: 'power.batteryFloorPercent', default: 20, why: 'below this battery level the profile is forced to eco and routing avoids the node' },
   { path: 'power.gpuTempCeilingC', default: 85, why: 'above this GPU temperature the profile drops a level and routing avoids the node' },

@@ -42,9 +42,11 @@ export const STUCK_TICKS = 2;
  * Idle cost (issue 15): while no height runs and nothing in the status changed, a member
  * re-publishes its unchanged status only every this many ticks (a keep-alive), not every tick.
  * A changed status (height, round, decided, hash), a running height and a newly connected peer
- * still publish at the next tick, so lag is noticed as fast as before. 5 s at the 1 s default.
+ * still publish at the next tick, so lag is noticed as fast as before: the keep-alive only
+ * repairs a status lost on the wire, and says a silent peer is still there. 15 s at the 1 s
+ * default (was 5 s: each status costs every member a few RPCs; `npm run bench -- idle`).
  */
-export const STATUS_KEEPALIVE_TICKS = 5;
+export const STATUS_KEEPALIVE_TICKS = 15;
 /**
  * A peer's status older than this many periods no longer counts (the peer may be gone). Three
  * keep-alive periods (tolerates two lost keep-alives of an idle peer, as the advert staleness

@@ -16,6 +16,15 @@ import type { MemberSource } from './members.js';
 const GOSSIP_RPC_MAX_BYTES = 512 * 1024;
 /** Outbound buffer per peer stream: 8 MiB = 32 max-size messages queued before gossipsub drops the peer's writes. */
 const GOSSIP_OUTBOUND_BUFFER_BYTES = 8 * 1024 * 1024;
+/**
+ * Messages below this size are not announced with IDONTWANT (gossipsub's default is 512 B).
+ * Members connect to every other member and publish to all of them (flood publish), so a
+ * relay's copy of a small message is usually on the wire before the receiver's IDONTWANT
+ * reaches the relay: for adverts, statuses and votes (0.3-2 KiB) the IDONTWANT was two extra
+ * RPCs per message that saved nothing (issue 15, idle cost). Large ones (proposals with op
+ * batches, up to 256 KiB) keep it: there a skipped duplicate saves more than the control frame.
+ */
+export const IDONTWANT_MIN_BYTES = 16 * 1024;
 /** gossipsub graylist score: below it a peer's RPCs are ignored, and it may not open direct channels. */
 export const GRAYLIST_THRESHOLD = -80;
 
@@ -81,6 +90,7 @@ export function gossipsubOptions(topicNames: ReadonlyMap<string, TopicName>, mem
     scoreParams,
     scoreThresholds: { gossipThreshold: -10, publishThreshold: -50, graylistThreshold: GRAYLIST_THRESHOLD, acceptPXThreshold: 100, opportunisticGraftThreshold: 5 },
     doPX: false,
+    idontwantMinDataSize: IDONTWANT_MIN_BYTES,
   };
 }
 

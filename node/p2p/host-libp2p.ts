@@ -25,6 +25,17 @@ import { hostMetrics } from './host-metrics.js';
 import type { HostInit } from './host.js';
 import { countPnetFailures, PnetFailureCounter } from './pnet-failures.js';
 
+/**
+ * libp2p's connection monitor pings every connection this often (a new stream each time); the
+ * round trip feeds routing's latency term (inference.ts reads connection.rtt) and a failed ping
+ * aborts the connection, which is how a peer that vanished without closing (power cut, a
+ * suspended laptop) is noticed. 20 s (libp2p's default is 10 s): on an idle 3-node cluster the
+ * pings were about a fifth of each node's network messages (issue 15, `npm run bench -- idle`:
+ * 0.93 -> 0.85 % of a core, with 30 s 0.75 %); a silent peer is cut within 20 s plus the
+ * ping's timeout, and the latency term gets a sample every 20 s (LAN round trips change slowly).
+ */
+export const CONNECTION_PING_MS = 20_000;
+
 /** The libp2p node with the services a host runs. */
 export type HostNode = Libp2p<{ identify: Identify; ping: Ping; pubsub: PubSub<GossipsubEvents> }>;
 
@@ -76,6 +87,7 @@ export async function buildLibp2p(a: Libp2pParts): Promise<HostNode> {
     connectionProtector: countPnetFailures(preSharedKey({ psk: a.swarmKey }), a.pnet, init.now ?? Date.now),
     peerDiscovery,
     connectionManager: { maxConnections: init.maxConnections ?? 128 },
+    connectionMonitor: { pingInterval: CONNECTION_PING_MS },
     ...(metricsRegistry === null ? {} : { metrics: hostMetrics(metricsRegistry) }),
     connectionGater: a.gater,
     services: {

@@ -91,7 +91,7 @@ describe('cli dispatch', () => {
     expect(h.out).toContain('--ttl <duration>');
     const c = await run(['help', 'config']);
     expect(c.out).toContain('adverts.periodMs');
-    expect(c.out).toContain('default 5000');
+    expect(c.out).toContain('default 15000');
   });
 
   it('exits 3 when the data directory is missing, for start and for the control commands alike', async () => {

@@ -23,7 +23,7 @@ describe('config file', () => {
 
   it('fills every default and documents every field', () => {
     const c = defaultConfig();
-    expect(c.adverts).toEqual({ periodMs: 5000, staleAfterPeriods: 3, goneAfterPeriods: 10 });
+    expect(c.adverts).toEqual({ periodMs: 15_000, staleAfterPeriods: 3, goneAfterPeriods: 10 });
     expect(c.mdns.enabled).toBe(true);
     expect(c.control).toEqual({ host: '127.0.0.1', port: 0 });
     // every leaf of the defaults is documented, with the same default
