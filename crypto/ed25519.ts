@@ -23,6 +23,13 @@ export const SIGNATURE_BYTES = 64;
 export interface Ed25519 {
   readonly name: 'sodium-native' | 'node:crypto' | '@noble/curves';
   sign(secretKey: Uint8Array, message: Uint8Array): Uint8Array;
+  /**
+   * Sign into `out` (exactly SIGNATURE_BYTES long), e.g. straight into a frame being built.
+   * With sodium-native this saves the 64-byte result and, when `out` and `message` are views
+   * of off-heap memory (an ArrayBuffer of their own, a slab), the copy V8 makes to move a
+   * small on-heap typed array off the heap before native code may read or write it.
+   */
+  signInto(out: Uint8Array, secretKey: Uint8Array, message: Uint8Array): void;
   verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
 }
 
@@ -33,6 +40,7 @@ function wellFormed(publicKey: Uint8Array, signature: Uint8Array): boolean {
 export const nobleEd25519: Ed25519 = {
   name: '@noble/curves',
   sign: (secretKey, message) => noble.sign(message, secretKey.subarray(0, 32)),
+  signInto: (out, secretKey, message) => out.set(noble.sign(message, secretKey.subarray(0, 32))),
   verify: (publicKey, message, signature) => {
     if (!wellFormed(publicKey, signature)) return false;
     try {
@@ -66,13 +74,16 @@ function cached(map: Map<string, KeyObject>, raw: Uint8Array, make: () => KeyObj
   return k;
 }
 
+function nodeSignRaw(secretKey: Uint8Array, message: Uint8Array): Buffer {
+  const seed = secretKey.subarray(0, 32);
+  const key = cached(privateKeys, seed, () => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }));
+  return nodeSign(null, message, key);
+}
+
 export const nodeEd25519: Ed25519 = {
   name: 'node:crypto',
-  sign: (secretKey, message) => {
-    const seed = secretKey.subarray(0, 32);
-    const key = cached(privateKeys, seed, () => createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }));
-    return new Uint8Array(nodeSign(null, message, key));
-  },
+  sign: (secretKey, message) => new Uint8Array(nodeSignRaw(secretKey, message)),
+  signInto: (out, secretKey, message) => out.set(nodeSignRaw(secretKey, message)),
   verify: (publicKey, message, signature) => {
     if (!wellFormed(publicKey, signature)) return false;
     try {
@@ -110,6 +121,7 @@ export const sodiumEd25519: Ed25519 | null =
           sodium.crypto_sign_detached(sig, message, secretKey);
           return sig;
         },
+        signInto: (out, secretKey, message) => sodium.crypto_sign_detached(out, message, secretKey),
         verify: (publicKey, message, signature) => {
           if (!wellFormed(publicKey, signature)) return false;
           return sodium.crypto_sign_verify_detached(signature, message, publicKey);

@@ -50,6 +50,15 @@ describe('Ed25519 implementations', () => {
         });
       }
 
+      it('signInto writes the RFC 8032 signature into a view of a larger buffer, and nothing around it', () => {
+        const v = RFC8032[2]!;
+        const id = identityFromSeed(h(v.seed));
+        const frame = new Uint8Array(new ArrayBuffer(64 + 16)).fill(0xaa);
+        impl.signInto(frame.subarray(8, 72), id.secretKey, h(v.msg));
+        expect(hex(frame.subarray(8, 72))).toBe(v.sig);
+        expect([...frame.subarray(0, 8), ...frame.subarray(72)].every((b) => b === 0xaa)).toBe(true);
+      });
+
       it('rejects a flipped bit in message, signature or key', () => {
         const v = RFC8032[1]!;
         const msg = h(v.msg);
