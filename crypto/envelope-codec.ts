@@ -16,8 +16,7 @@
  * So everything the fast path accepts the generic path accepts with equal
  * values, and everything it refuses gets the generic path's answer.
  */
-import { CborFormatError, encodeValue, Reader, releaseScratch, takeScratch } from './cbor-fast.js';
-import type { Writer } from './cbor-fast.js';
+import { CborFormatError, encodeValue, Reader, releaseScratch, takeScratch, Writer } from './cbor-fast.js';
 
 const TEXT1 = 0x61; // text string of length 1: every key of the envelope map
 const MAP7 = 0xa7;
@@ -51,6 +50,37 @@ function key(w: Writer, letter: number): void {
 }
 
 /**
+ * The signed map's `c` and `k` entries (next to each other in canonical order), encoded once per
+ * (cluster, kind): a node signs with one cluster id and a handful of kinds, so each envelope
+ * copies these bytes instead of scanning and encoding two strings (issue 15, envelope create).
+ * Bound: CLUSTER_KIND_CACHE_MAX pairs; beyond it (a caller with data-derived cluster ids) the
+ * bytes are encoded per call and not kept.
+ */
+const CLUSTER_KIND_CACHE_MAX = 256;
+const clusterKind = new Map<string, Map<string, Uint8Array>>();
+let clusterKindSize = 0;
+function clusterKindBytes(cluster: string, kind: string): Uint8Array {
+  let kinds = clusterKind.get(cluster);
+  const hit = kinds?.get(kind);
+  if (hit !== undefined) return hit;
+  const w = new Writer();
+  key(w, KEY_C);
+  encodeValue(w, cluster, 1);
+  key(w, KEY_K);
+  encodeValue(w, kind, 1);
+  const enc = w.buf.slice(0, w.len);
+  if (clusterKindSize < CLUSTER_KIND_CACHE_MAX) {
+    if (kinds === undefined) {
+      kinds = new Map();
+      clusterKind.set(cluster, kinds);
+    }
+    kinds.set(kind, enc);
+    clusterKindSize++;
+  }
+  return enc;
+}
+
+/**
  * Append the signed map of `f`, signed by `signer`, envelope `version`, to
  * `w`. Throws CborFormatError when the body is not encodable (undefined
  * included: an envelope always has a body).
@@ -60,10 +90,7 @@ export function writeSigned(w: Writer, f: SignedBody, signer: Uint8Array, versio
   key(w, KEY_B);
   if (f.body === undefined) throw new CborFormatError('an envelope body cannot be undefined');
   encodeValue(w, f.body, 1);
-  key(w, KEY_C);
-  encodeValue(w, f.cluster, 1);
-  key(w, KEY_K);
-  encodeValue(w, f.kind, 1);
+  w.bytes(clusterKindBytes(f.cluster, f.kind));
   key(w, KEY_Q);
   w.head(0, f.seq);
   key(w, KEY_S);

@@ -27,6 +27,16 @@ describe('envelope signed-map codec (hand-written layout around the generic code
     }
   });
 
+  it('writes the generic bytes past the (cluster, kind) cache bound too: 600 pairs, each twice, with non-ASCII ids', () => {
+    const r = prng(11);
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 600; i++) {
+        const f = { ...fieldsOf(r, i), cluster: i % 5 === 0 ? `lab-é-${i}` : `lab-${i}`, kind: i % 3 === 0 ? 'vote' : `kind${i % 4}` };
+        expect(withSignedEncoded(f, (b) => hex(b))).toBe(hex(generic(f)));
+      }
+    }
+  });
+
   it('reads back exactly what it wrote, and the generic decoder agrees', () => {
     const r = prng(8);
     for (let i = 0; i < 300; i++) {
