@@ -128,12 +128,13 @@ export function createEnvelope<B>(id: Identity, fields: EnvelopeFields<B>, impl:
   try {
     writeSigned(w, fields, id.publicKey, ENVELOPE_VERSION);
     const signed = w.buf.subarray(0, w.len);
-    // The native signer reads the digest from memory of its own and writes the signature
-    // straight into the frame (a slab piece), both off the V8 heap: handed a fresh small on-heap
-    // array, V8 first moves it off the heap (~0.3-3 µs a call, growing with GC pressure; issue 15).
-    copySmall(dom.digest(signed), DIGEST_SCRATCH, 0);
+    // The native signer reads the digest where BLAKE3 left it (WASM memory, blake3-small.ts) and
+    // writes the signature straight into the frame (a slab piece): both off the V8 heap, no
+    // copies. Handed a fresh small on-heap array, V8 would first move it off the heap (~0.3-3 µs
+    // a call, growing with GC pressure; issue 15).
+    const digest = dom.digestTransient(signed);
     const out = frameFor(signed);
-    impl.signInto(out.subarray(out.byteLength - SIGNATURE_BYTES), id.secretKey, DIGEST_SCRATCH);
+    impl.signInto(out.subarray(out.byteLength - SIGNATURE_BYTES), id.secretKey, digest);
     return out;
   } catch (err) {
     if (err instanceof CryptoError) throw err;
@@ -184,14 +185,6 @@ function frameFor(signed: Uint8Array): Uint8Array {
   out.set(signed, at);
   writeBstrHeader(out, at + signed.byteLength, SIGNATURE_BYTES);
   return out;
-}
-
-/** createEnvelope's digest, in memory of its own (off the V8 heap): see there. Single-threaded use, never escapes. */
-const DIGEST_SCRATCH = new Uint8Array(new ArrayBuffer(32));
-
-/** `src` into `dst` at `at`, byte by byte (a 32-byte digest: cheaper than TypedArray.set at this size). */
-function copySmall(src: Uint8Array, dst: Uint8Array, at: number): void {
-  for (let i = 0; i < src.length; i++) dst[at + i] = src[i] as number;
 }
 
 type Parsed = { signed: Uint8Array; sig: Uint8Array } | EnvelopeFailure;

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { blake3 as nobleBlake3 } from '@noble/hashes/blake3.js';
 import { blake3 as wasmBlake3 } from 'hash-wasm';
 import { blake3, createKeyedDigest, deriveKey, domain, LARGE_INPUT_BYTES, CHUNK_BYTES } from '../../../crypto/blake3.js';
+import { createSmallKeyed, SMALL_MAX_BYTES } from '../../../crypto/blake3-small.js';
 import { CryptoError } from '../../../crypto/errors.js';
 
 interface Vectors {
@@ -76,6 +77,47 @@ describe('BLAKE3 agrees with @noble/hashes across the implementation boundaries'
         expect(hex(b)).toBe(hex(nobleBlake3(data, { key: new Uint8Array(32).fill(1) })));
         expect(hex(c)).toBe(hex(nobleBlake3(data)));
       }
+    }
+  });
+});
+
+describe('the one-chunk keyed path (blake3-small.ts, WebAssembly generated at load)', () => {
+  const keys = [new Uint8Array(32), new Uint8Array(32).fill(0xff), new Uint8Array(32).map((_, i) => (i * 13 + 5) & 0xff)];
+  const data = (n: number, salt: number): Uint8Array => new Uint8Array(n).map((_, i) => (i * 31 + salt + (i >> 6)) & 0xff);
+
+  it('equals @noble/hashes for every length 0..1025 under three keys, through digest and digestTransient', () => {
+    expect(SMALL_MAX_BYTES).toBe(1024);
+    keys.forEach((key, k) => {
+      const kd = createKeyedDigest(key);
+      for (let n = 0; n <= SMALL_MAX_BYTES + 1; n++) {
+        const m = data(n, k);
+        const want = hex(nobleBlake3(m, { key }));
+        expect(hex(kd.digest(m))).toBe(want);
+        expect(hex(kd.digestTransient(m))).toBe(want);
+      }
+    });
+  });
+
+  it('keeps each key in its own slot, and digest() returns a copy the next call does not touch', () => {
+    const a = createKeyedDigest(keys[1]!);
+    const b = createKeyedDigest(keys[2]!);
+    const m = data(142, 9);
+    const fromA = a.digest(m);
+    const transientB = b.digestTransient(m);
+    expect(hex(transientB)).toBe(hex(nobleBlake3(m, { key: keys[2]! })));
+    a.digestTransient(data(7, 1)); // overwrites the transient result, not the copy
+    expect(hex(fromA)).toBe(hex(nobleBlake3(m, { key: keys[1]! })));
+    expect(hex(transientB)).not.toBe(hex(nobleBlake3(m, { key: keys[2]! })));
+  });
+
+  it('zero-pads each last block whatever the previous input left in WASM memory', () => {
+    const s = createSmallKeyed();
+    expect(s).not.toBeNull();
+    s!.setKey(0, keys[2]!);
+    s!.digestView(0, new Uint8Array(1024).fill(0xee)); // leave non-zero bytes behind
+    for (const n of [0, 1, 63, 64, 65, 127, 128, 129, 1000]) {
+      const m = data(n, 3);
+      expect(hex(s!.digestView(0, m))).toBe(hex(nobleBlake3(m, { key: keys[2]! })));
     }
   });
 });
