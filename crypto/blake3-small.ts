@@ -187,10 +187,17 @@ export function createSmallKeyed(): SmallKeyed | null {
   const out = mem.subarray(OUT, OUT + 32);
   return {
     setKey(slot, key) {
+      if (!(Number.isInteger(slot) && slot >= 0 && slot < SMALL_KEY_SLOTS) || key.byteLength !== 32) {
+        throw new RangeError(`blake3-small: key slot must be 0..${SMALL_KEY_SLOTS - 1} and the key 32 bytes (slot ${slot}, ${key.byteLength} bytes)`);
+      }
       mem.set(key, KEYS + 32 * slot);
     },
     digestView(slot, data) {
       const n = data.byteLength;
+      // past one chunk the function would hash with the wrong flags: a wrong digest, never silently
+      if (n > SMALL_MAX_BYTES || !(slot >= 0 && slot < SMALL_KEY_SLOTS)) {
+        throw new RangeError(`blake3-small: at most ${SMALL_MAX_BYTES} bytes in key slot 0..${SMALL_KEY_SLOTS - 1} (${n} bytes, slot ${slot})`);
+      }
       mem.set(data, INPUT);
       // zero the rest of the last block (the compression reads whole blocks)
       const end = n === 0 ? 64 : (n + 63) & ~63;

@@ -110,6 +110,14 @@ describe('the one-chunk keyed path (blake3-small.ts, WebAssembly generated at lo
     expect(hex(transientB)).not.toBe(hex(nobleBlake3(m, { key: keys[2]! })));
   });
 
+  it('refuses more than one chunk, a bad slot and a short key by name instead of hashing wrongly', () => {
+    const s = createSmallKeyed()!;
+    expect(() => s.digestView(0, new Uint8Array(SMALL_MAX_BYTES + 1))).toThrow(/at most 1024 bytes/);
+    expect(() => s.digestView(256, new Uint8Array(1))).toThrow(/slot 256/);
+    expect(() => s.setKey(-1, new Uint8Array(32))).toThrow(/key slot/);
+    expect(() => s.setKey(0, new Uint8Array(31))).toThrow(/31 bytes/);
+  });
+
   it('zero-pads each last block whatever the previous input left in WASM memory', () => {
     const s = createSmallKeyed();
     expect(s).not.toBeNull();
